@@ -1,0 +1,337 @@
+//! `cdktr workflow validate|list|show`, read straight from the workflow files.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::output::{human_time, human_utc, print_json, rfc3339, Table};
+use super::WorkflowCommand;
+use crate::config::Config;
+use crate::model::Workflow;
+use crate::workflow::{load_dir, load_paths, Catalog, Diagnostic, FileReport, FileStatus};
+
+pub fn run(cmd: WorkflowCommand, config: &Config) -> anyhow::Result<ExitCode> {
+    let dir_or_default =
+        |dir: Option<PathBuf>| dir.unwrap_or_else(|| config.principal.workflow_dir.clone());
+    match cmd {
+        WorkflowCommand::Validate { paths, json } => {
+            let catalog = if paths.is_empty() {
+                load_dir(&config.principal.workflow_dir)?
+            } else {
+                load_paths(&paths)?
+            };
+            validate(&catalog, json)
+        }
+        WorkflowCommand::List { dir, json } => {
+            let catalog = load_dir(&dir_or_default(dir))?;
+            list(&catalog, json, Utc::now())
+        }
+        WorkflowCommand::Show { id, dir, json } => {
+            let dir = dir_or_default(dir);
+            let catalog = load_dir(&dir)?;
+            let Some(workflow) = catalog.workflows.get(&id.as_str().into()) else {
+                let known: Vec<&str> = catalog.workflows.keys().map(|k| k.as_str()).collect();
+                let hint = crate::workflow::diagnostic::suggest(&id, known)
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                if let Some(report) = catalog
+                    .files
+                    .iter()
+                    .find(|f| f.id.as_ref().is_some_and(|i| i.as_str() == id))
+                {
+                    anyhow::bail!(
+                        "workflow `{id}` is invalid:\n{}",
+                        report
+                            .diagnostics
+                            .iter()
+                            .map(|d| format!("  {d}"))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    );
+                }
+                anyhow::bail!("no workflow `{id}` in {}{hint}", dir.display());
+            };
+            show(workflow, json, Utc::now())
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ValidateJson<'a> {
+    valid: usize,
+    invalid: usize,
+    skipped: usize,
+    files: &'a [FileReport],
+    diagnostics: Vec<&'a Diagnostic>,
+}
+
+fn validate(catalog: &Catalog, json: bool) -> anyhow::Result<ExitCode> {
+    let code = if catalog.has_errors() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    };
+    let skipped = catalog
+        .files
+        .iter()
+        .filter(|f| f.status == FileStatus::Skipped)
+        .count();
+    if json {
+        print_json(&ValidateJson {
+            valid: catalog.valid_count(),
+            invalid: catalog.invalid_count(),
+            skipped,
+            files: &catalog.files,
+            diagnostics: catalog.diagnostics().collect(),
+        })?;
+        return Ok(code);
+    }
+    let mut out = std::io::stdout().lock();
+    for d in catalog.diagnostics() {
+        writeln!(out, "{d}")?;
+    }
+    writeln!(
+        out,
+        "{} workflows valid, {} invalid",
+        catalog.valid_count(),
+        catalog.invalid_count()
+    )?;
+    Ok(code)
+}
+
+#[derive(Serialize)]
+struct Fire {
+    local: String,
+    utc: String,
+}
+
+#[derive(Serialize)]
+struct TaskJson<'a> {
+    id: &'a str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    depends: Vec<&'a str>,
+    command: String,
+    config: &'a crate::model::TaskConfig,
+}
+
+#[derive(Serialize)]
+struct WorkflowJson<'a> {
+    id: &'a str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    file: &'a std::path::Path,
+    status: FileStatus,
+    cron: Option<&'a str>,
+    timezone: Option<&'a str>,
+    start_time: Option<String>,
+    next_fires: Vec<Fire>,
+    tasks: Vec<TaskJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct InvalidJson<'a> {
+    id: Option<&'a str>,
+    file: &'a std::path::Path,
+    status: FileStatus,
+    errors: Vec<String>,
+}
+
+/// The next `count` fires, honouring `start_time`.
+fn next_fires(w: &Workflow, now: DateTime<Utc>, count: usize) -> Vec<DateTime<chrono_tz::Tz>> {
+    let Some(schedule) = &w.schedule else {
+        return Vec::new();
+    };
+    let from = match w.start_time {
+        Some(start) if start.with_timezone(&Utc) > now => {
+            start.with_timezone(&Utc) - chrono::Duration::nanoseconds(1)
+        }
+        _ => now,
+    };
+    schedule.upcoming(from, count)
+}
+
+fn to_json(w: &Workflow, now: DateTime<Utc>, fires: usize) -> WorkflowJson<'_> {
+    WorkflowJson {
+        id: w.id.as_str(),
+        name: &w.name,
+        description: w.description.as_deref(),
+        file: &w.file,
+        status: FileStatus::Valid,
+        cron: w.schedule.as_ref().map(|s| s.expr()),
+        timezone: w.schedule.as_ref().map(|s| s.timezone().name()),
+        start_time: w.start_time.as_ref().map(rfc3339),
+        next_fires: next_fires(w, now, fires)
+            .iter()
+            .map(|t| Fire {
+                local: rfc3339(t),
+                utc: rfc3339(&t.with_timezone(&Utc)),
+            })
+            .collect(),
+        tasks: w
+            .tasks
+            .iter()
+            .map(|t| TaskJson {
+                id: t.id.as_str(),
+                name: &t.name,
+                description: t.description.as_deref(),
+                kind: t.config.kind(),
+                depends: t.depends.iter().map(|d| d.as_str()).collect(),
+                command: t.config.summary(),
+                config: &t.config,
+            })
+            .collect(),
+    }
+}
+
+fn list(catalog: &Catalog, json: bool, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
+    let invalid: Vec<&FileReport> = catalog
+        .files
+        .iter()
+        .filter(|f| f.status == FileStatus::Invalid)
+        .collect();
+    if json {
+        #[derive(Serialize)]
+        #[serde(untagged)]
+        enum Entry<'a> {
+            Valid(WorkflowJson<'a>),
+            Invalid(InvalidJson<'a>),
+        }
+        let mut entries: Vec<Entry> = catalog
+            .workflows
+            .values()
+            .map(|w| Entry::Valid(to_json(w, now, 3)))
+            .collect();
+        entries.extend(invalid.iter().map(|f| {
+            Entry::Invalid(InvalidJson {
+                id: f.id.as_ref().map(|i| i.as_str()),
+                file: &f.file,
+                status: f.status,
+                errors: f
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.is_error())
+                    .map(|d| d.to_string())
+                    .collect(),
+            })
+        }));
+        print_json(&entries)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = Table::new(&[
+        "ID",
+        "NAME",
+        "STATUS",
+        "SCHEDULE",
+        "NEXT FIRE (UTC)",
+        "TASKS",
+        "FILE",
+    ]);
+    for w in catalog.workflows.values() {
+        let schedule = w
+            .schedule
+            .as_ref()
+            .map(|s| format!("{} {}", s.expr(), s.timezone().name()))
+            .unwrap_or_else(|| "-".into());
+        let next = next_fires(w, now, 1)
+            .first()
+            .map(|t| human_utc(&t.with_timezone(&Utc)))
+            .unwrap_or_else(|| "-".into());
+        table.row(vec![
+            w.id.to_string(),
+            w.name.clone(),
+            "valid".into(),
+            schedule,
+            next,
+            w.tasks.len().to_string(),
+            w.file.display().to_string(),
+        ]);
+    }
+    for f in &invalid {
+        let errors = f.diagnostics.iter().filter(|d| d.is_error()).count();
+        table.row(vec![
+            f.id.as_ref()
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "-".into()),
+            "-".into(),
+            format!("invalid ({errors} errors)"),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            f.file.display().to_string(),
+        ]);
+    }
+    let mut out = std::io::stdout().lock();
+    table.write(&mut out)?;
+    if !invalid.is_empty() {
+        writeln!(
+            out,
+            "\n{} invalid files: run `cdktr workflow validate` for details",
+            invalid.len()
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(w: &Workflow, json: bool, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
+    if json {
+        print_json(&to_json(w, now, 3))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "id:          {}", w.id)?;
+    writeln!(out, "name:        {}", w.name)?;
+    if let Some(d) = &w.description {
+        writeln!(
+            out,
+            "description: {}",
+            d.trim_end().replace('\n', "\n             ")
+        )?;
+    }
+    writeln!(out, "file:        {}", w.file.display())?;
+    match &w.schedule {
+        Some(s) => {
+            writeln!(out, "schedule:    {} ({})", s.expr(), s.timezone().name())?;
+            if let Some(start) = &w.start_time {
+                writeln!(out, "start_time:  {}", rfc3339(start))?;
+            }
+            writeln!(out, "next fires:")?;
+            for t in next_fires(w, now, 3) {
+                writeln!(
+                    out,
+                    "  {}  =  {}",
+                    human_time(&t),
+                    human_utc(&t.with_timezone(&Utc))
+                )?;
+            }
+        }
+        None => writeln!(out, "schedule:    none (runs only when triggered)")?,
+    }
+    writeln!(out, "tasks (execution order):")?;
+    let mut table = Table::new(&["#", "TASK", "NAME", "TYPE", "DEPENDS ON", "RUNS"]);
+    for (i, t) in w.tasks.iter().enumerate() {
+        let depends: Vec<&str> = t.depends.iter().map(|d| d.as_str()).collect();
+        table.row(vec![
+            (i + 1).to_string(),
+            t.id.to_string(),
+            t.name.clone(),
+            t.config.kind().to_owned(),
+            if depends.is_empty() {
+                "-".into()
+            } else {
+                depends.join(", ")
+            },
+            t.config.summary(),
+        ]);
+    }
+    table.write(&mut out).context("writing the task table")?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,104 @@
+//! The table of configuration keys: one place that knows every key's name, type and field.
+
+use super::value::{self, Value};
+use super::Config;
+use crate::workflow::diagnostic::suggest;
+
+/// Every key, in the order `cdktr config` prints them.
+pub const KEYS: &[&str] = &[
+    "principal.listen",
+    "principal.logs_listen",
+    "principal.logs_publish",
+    "principal.workflow_dir",
+    "principal.data_dir",
+    "principal.db_path",
+    "principal.heartbeat_timeout",
+    "principal.max_message_bytes",
+    "agent.principal",
+    "agent.name",
+    "agent.max_concurrent_workflows",
+    "agent.heartbeat_interval",
+    "client.principal",
+    "client.timeout",
+];
+
+/// `principal.listen` is set by `CDKTR_PRINCIPAL_LISTEN`.
+pub fn env_var(key: &str) -> String {
+    format!("CDKTR_{}", key.replace('.', "_").to_uppercase())
+}
+
+/// " (did you mean `x`?)" for a near miss, else an empty string.
+pub fn hint(key: &str) -> String {
+    suggest(key, KEYS.iter().copied())
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default()
+}
+
+/// Parses `value` into the field behind `key`.
+pub fn set(c: &mut Config, key: &str, v: Value<'_>) -> Result<(), String> {
+    let (p, a, cl) = (&mut c.principal, &mut c.agent, &mut c.client);
+    match key {
+        "principal.listen" => p.listen = value::endpoint(v)?,
+        "principal.logs_listen" => p.logs_listen = value::endpoint(v)?,
+        "principal.logs_publish" => p.logs_publish = value::endpoint(v)?,
+        "principal.workflow_dir" => p.workflow_dir = value::path(v)?,
+        "principal.data_dir" => p.data_dir = value::path(v)?,
+        "principal.db_path" => p.db_path = value::path(v)?,
+        "principal.heartbeat_timeout" => p.heartbeat_timeout = value::duration(v)?,
+        "principal.max_message_bytes" => p.max_message_bytes = value::count(v, 1024)?,
+        "agent.principal" => a.principal = value::endpoint(v)?,
+        "agent.name" => a.name = value::name(v)?,
+        "agent.max_concurrent_workflows" => a.max_concurrent_workflows = value::count(v, 1)?,
+        "agent.heartbeat_interval" => a.heartbeat_interval = value::duration(v)?,
+        "client.principal" => cl.principal = value::endpoint(v)?,
+        "client.timeout" => cl.timeout = value::duration(v)?,
+        other => return Err(format!("unknown key `{other}`")),
+    }
+    Ok(())
+}
+
+/// The value behind `key` as a TOML literal.
+pub fn get(c: &Config, key: &str) -> String {
+    let (p, a, cl) = (&c.principal, &c.agent, &c.client);
+    let text = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    let path = |s: &std::path::Path| text(&s.display().to_string());
+    let duration = |d: &std::time::Duration| text(&humantime::format_duration(*d).to_string());
+    match key {
+        "principal.listen" => text(&p.listen),
+        "principal.logs_listen" => text(&p.logs_listen),
+        "principal.logs_publish" => text(&p.logs_publish),
+        "principal.workflow_dir" => path(&p.workflow_dir),
+        "principal.data_dir" => path(&p.data_dir),
+        "principal.db_path" => path(&p.db_path),
+        "principal.heartbeat_timeout" => duration(&p.heartbeat_timeout),
+        "principal.max_message_bytes" => p.max_message_bytes.to_string(),
+        "agent.principal" => text(&a.principal),
+        "agent.name" => text(&a.name),
+        "agent.max_concurrent_workflows" => a.max_concurrent_workflows.to_string(),
+        "agent.heartbeat_interval" => duration(&a.heartbeat_interval),
+        "client.principal" => text(&cl.principal),
+        "client.timeout" => duration(&cl.timeout),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_round_trips_through_get_and_set() {
+        let defaults = Config::default();
+        for key in KEYS {
+            let literal = get(&defaults, key);
+            assert!(!literal.is_empty(), "{key} has no getter");
+            let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {literal}"))
+                .unwrap()
+                .remove("v")
+                .unwrap();
+            let mut c = Config::default();
+            set(&mut c, key, Value::Toml(&parsed)).unwrap_or_else(|e| panic!("{key}: {e}"));
+            assert_eq!(get(&c, key), literal, "{key}");
+        }
+    }
+}

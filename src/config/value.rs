@@ -1,0 +1,180 @@
+//! Parsing one configuration value, from TOML or from text (environment and flags).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A raw value: typed when it comes from TOML, text when it comes from env or flags.
+#[derive(Clone, Copy, Debug)]
+pub enum Value<'a> {
+    Toml(&'a toml::Value),
+    Text(&'a str),
+}
+
+fn text<'a>(v: Value<'a>, what: &str) -> Result<&'a str, String> {
+    match v {
+        Value::Text(s) => Ok(s),
+        Value::Toml(toml::Value::String(s)) => Ok(s),
+        Value::Toml(other) => Err(format!(
+            "expected {what} as a string, found {}",
+            other.type_str()
+        )),
+    }
+}
+
+/// `tcp://host:port` or `ipc:///path`.
+pub fn endpoint(v: Value<'_>) -> Result<String, String> {
+    let s = text(v, "an endpoint")?.trim();
+    if let Some(rest) = s.strip_prefix("tcp://") {
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| format!("`{s}` has no port (expected tcp://HOST:PORT)"))?;
+        if host.is_empty() {
+            return Err(format!("`{s}` has no host (expected tcp://HOST:PORT)"));
+        }
+        port.parse::<u16>()
+            .map_err(|_| format!("`{s}`: port `{port}` is not a number from 0 to 65535"))?;
+        Ok(s.to_owned())
+    } else if let Some(path) = s.strip_prefix("ipc://") {
+        if path.is_empty() {
+            return Err(format!(
+                "`{s}` has no socket path (expected ipc:///path/to/socket)"
+            ));
+        }
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "`{s}` is not an endpoint (expected tcp://HOST:PORT or ipc:///PATH)"
+        ))
+    }
+}
+
+pub fn path(v: Value<'_>) -> Result<PathBuf, String> {
+    let s = text(v, "a path")?;
+    if s.contains('\0') {
+        return Err("path contains a NUL byte".into());
+    }
+    Ok(PathBuf::from(s))
+}
+
+pub fn name(v: Value<'_>) -> Result<String, String> {
+    let s = text(v, "a name")?.trim();
+    if s.chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '@')
+    {
+        return Err(format!(
+            "`{s}` may not contain spaces, control characters or `@`"
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// A human duration such as `500ms`, `30s` or `2h`.
+pub fn duration(v: Value<'_>) -> Result<Duration, String> {
+    let s = text(v, "a duration")?.trim();
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 500ms, 30s or 2h"))?;
+    if d.is_zero() {
+        return Err(format!("`{s}` must be longer than zero"));
+    }
+    Ok(d)
+}
+
+/// A whole number of at least `min`.
+pub fn count(v: Value<'_>, min: usize) -> Result<usize, String> {
+    let n: i64 = match v {
+        Value::Toml(toml::Value::Integer(i)) => *i,
+        Value::Toml(other) => {
+            return Err(format!(
+                "expected a whole number, found {}",
+                other.type_str()
+            ))
+        }
+        Value::Text(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not a whole number"))?,
+    };
+    usize::try_from(n)
+        .ok()
+        .filter(|&n| n >= min)
+        .ok_or_else(|| format!("{n} is out of range (at least {min})"))
+}
+
+/// `tcp://old-host:old-port` with the host and/or port replaced.
+pub fn replace_host_port(current: &str, host: Option<&str>, port: Option<&str>) -> String {
+    let rest = current.strip_prefix("tcp://").unwrap_or("127.0.0.1:0");
+    let (old_host, old_port) = rest.rsplit_once(':').unwrap_or((rest, "0"));
+    format!(
+        "tcp://{}:{}",
+        host.map(str::trim).unwrap_or(old_host),
+        port.map(str::trim).unwrap_or(old_port)
+    )
+}
+
+/// Serialises durations as humantime text (`30s`), the form the TOML file uses.
+pub mod duration_text {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        assert!(endpoint(Value::Text("tcp://127.0.0.1:5561")).is_ok());
+        assert!(endpoint(Value::Text("tcp://127.0.0.1:0")).is_ok());
+        assert!(endpoint(Value::Text("ipc:///run/cdktr.sock")).is_ok());
+        for bad in [
+            "127.0.0.1:5561",
+            "tcp://host",
+            "tcp://:1",
+            "tcp://h:99999",
+            "ipc://",
+        ] {
+            assert!(endpoint(Value::Text(bad)).is_err(), "{bad}");
+        }
+        let int = toml::Value::Integer(5);
+        assert_eq!(
+            endpoint(Value::Toml(&int)).unwrap_err(),
+            "expected an endpoint as a string, found integer"
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            duration(Value::Text("500ms")),
+            Ok(Duration::from_millis(500))
+        );
+        assert_eq!(duration(Value::Text("2h")), Ok(Duration::from_secs(7200)));
+        assert!(duration(Value::Text("soon")).is_err());
+        assert!(duration(Value::Text("0s")).is_err());
+    }
+
+    #[test]
+    fn counts() {
+        assert_eq!(count(Value::Text("5"), 1), Ok(5));
+        assert!(count(Value::Text("0"), 1).is_err());
+        assert!(count(Value::Text("-3"), 1).is_err());
+        assert!(count(Value::Text("many"), 1).is_err());
+        let s = toml::Value::String("5".into());
+        assert!(count(Value::Toml(&s), 1).is_err());
+    }
+
+    #[test]
+    fn host_port_replacement() {
+        assert_eq!(
+            replace_host_port("tcp://127.0.0.1:5561", Some("10.0.0.5"), None),
+            "tcp://10.0.0.5:5561"
+        );
+        assert_eq!(
+            replace_host_port("tcp://127.0.0.1:5561", None, Some("7000")),
+            "tcp://127.0.0.1:7000"
+        );
+    }
+}

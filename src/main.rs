@@ -1,0 +1,10 @@
+//! `cdktr`: the command line.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cdktr::cli::Cli::parse();
+    cdktr::cli::run(cli).unwrap_or_else(|e| cdktr::cli::report(&e))
+}

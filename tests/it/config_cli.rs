@@ -1,0 +1,90 @@
+//! `cdktr config` as a user runs it: file, environment, legacy variables and flags.
+
+use crate::common::Workspace;
+
+#[test]
+fn prints_resolved_toml_with_sources() {
+    let ws = Workspace::new();
+    ws.write("cdktr.toml", "[agent]\nmax_concurrent_workflows = 7\n");
+    let run = ws
+        .cdktr()
+        .args(["config", "--sources"])
+        .env("CDKTR_CLIENT_TIMEOUT", "2s")
+        .env("CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS", "1200")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("max_concurrent_workflows = 7  # file "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("timeout = \"2s\"  # env CDKTR_CLIENT_TIMEOUT"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("heartbeat_timeout = \"1s 200ms\"  # env CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("listen = \"tcp://127.0.0.1:5561\"  # default"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn config_flag_names_the_file_and_json_has_sources() {
+    let ws = Workspace::new();
+    let file = ws.write(
+        "etc/other.toml",
+        "[principal]\ndata_dir = \"/var/lib/cdktr\"\n",
+    );
+    let run = ws.run(&[
+        "config",
+        "--config",
+        file.to_str().unwrap(),
+        "--json",
+        "--sources",
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let doc = run.json();
+    assert_eq!(doc["file"], file.to_str().unwrap());
+    assert_eq!(doc["config"]["principal"]["data_dir"], "/var/lib/cdktr");
+    assert_eq!(
+        doc["config"]["principal"]["db_path"],
+        "/var/lib/cdktr/cdktr.duckdb"
+    );
+    assert_eq!(doc["sources"]["principal.data_dir"]["kind"], "file");
+    assert_eq!(doc["sources"]["client.principal"]["kind"], "default");
+}
+
+#[test]
+fn bad_values_exit_2_naming_key_and_source() {
+    let ws = Workspace::new();
+    let run = ws
+        .cdktr()
+        .args(["config"])
+        .env("CDKTR_PRINCIPAL_HEARTBEAT_TIMEOUT", "forever")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.starts_with("error: principal.heartbeat_timeout (from env CDKTR_PRINCIPAL_HEARTBEAT_TIMEOUT): `forever`"),
+        "{stderr}"
+    );
+    ws.write("cdktr.toml", "[agent]\nmax_concurent_workflows = 2\n");
+    let run = ws.run(&["config"]);
+    assert_eq!(run.code, Some(2));
+    assert!(
+        run.stderr
+            .contains("did you mean `agent.max_concurrent_workflows`?"),
+        "{}",
+        run.stderr
+    );
+}
