@@ -3,16 +3,26 @@
 //! Exit codes: 0 success; 1 the command ran and found a failure (invalid workflows, a failed
 //! run); 2 bad usage or configuration; 3 the principal cannot be reached.
 
+mod agents_cmd;
 mod config_cmd;
+mod logs_cmd;
 mod output;
+mod remote;
+mod run_cmd;
+mod runs_cmd;
 mod workflow_cmd;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Inputs, Resolved};
+use crate::daemon::{AgentArgs, PrincipalArgs};
+use crate::model::RunStatus;
+use crate::transport::ClientError;
+use remote::Remote;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,6 +34,9 @@ pub struct Cli {
     /// Configuration file (else $CDKTR_CONFIG, ./cdktr.toml, /etc/cdktr/cdktr.toml).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Principal to talk to (client.principal), e.g. tcp://10.0.0.5:5561.
+    #[arg(long, global = true, value_name = "ENDPOINT")]
+    pub principal: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -42,6 +55,27 @@ pub enum Command {
     /// Validate, list and inspect workflow definitions.
     #[command(subcommand)]
     Workflow(WorkflowCommand),
+    /// Start a daemon in the foreground.
+    #[command(subcommand)]
+    Start(StartCommand),
+    /// Trigger a run of a workflow.
+    Run(RunArgs),
+    /// Tasks (`cdktr task run W` is `cdktr run W`).
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// Run history.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Task output: a run's logs, queries across runs, the live tail.
+    Logs(LogsArgs),
+    /// Agents known to the principal.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
+    /// The principal's health: version, uptime, workflows, queue, agents, store.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,9 +87,10 @@ pub enum WorkflowCommand {
         #[arg(long)]
         json: bool,
     },
-    /// List workflows with their schedules and next fire times.
+    /// List workflows with their schedules and next fire times (from the principal when it is
+    /// reachable and no --dir is given, else from the files).
     List {
-        /// Workflow directory (default: the configured one).
+        /// Read this workflow directory instead of asking the principal.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
         #[arg(long)]
@@ -71,12 +106,208 @@ pub enum WorkflowCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum StartCommand {
+    /// The principal (same as `cdktr-principal`).
+    Principal(PrincipalArgs),
+    /// An agent (same as `cdktr-agent`).
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Workflow id, e.g. etl.daily.
+    pub workflow: String,
+    /// Watch the run's tasks until it ends; exit 0 if it COMPLETED, 1 otherwise.
+    #[arg(long)]
+    pub wait: bool,
+    /// Run parameter KEY=VALUE, passed to tasks as CDKTR_PARAM_KEY (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Trigger a run of a workflow (same as `cdktr run`).
+    Run(RunArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Recent runs, newest first.
+    List {
+        #[arg(long)]
+        workflow: Option<String>,
+        /// QUEUED, RUNNING, COMPLETED, FAILED, CRASHED or CANCELLED.
+        #[arg(long)]
+        status: Option<RunStatus>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One run and its tasks.
+    Show {
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct LogsArgs {
+    /// The run whose output to print.
+    #[arg(required = true)]
+    pub run: Option<String>,
+    /// Only this task's output.
+    #[arg(long)]
+    pub task: Option<String>,
+    /// After the history, keep printing live output until the run ends.
+    #[arg(long)]
+    pub follow: bool,
+    /// One JSON object per line: run_id, task_id, stream, seq, ts, line.
+    #[arg(long)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Option<LogsCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogsCommand {
+    /// Stored output across runs.
+    Query {
+        #[arg(long)]
+        workflow: Option<String>,
+        /// A duration ago (30m, 1h) or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// A duration ago or an RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Live output of every run (or one workflow's) until interrupted.
+    Tail {
+        #[arg(long)]
+        workflow: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// Agents with their state, capacity and last heartbeat.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let resolved = resolve_config(cli.config.clone(), Vec::new())?;
+    let mut flags = Vec::new();
+    if let Some(p) = &cli.principal {
+        flags.push(("client.principal", p.clone(), "--principal".to_owned()));
+    }
+    match cli.command {
+        Command::Start(StartCommand::Principal(args)) => {
+            return Ok(crate::daemon::principal_main(cli.config, args))
+        }
+        Command::Start(StartCommand::Agent(args)) => {
+            return Ok(crate::daemon::agent_main(cli.config, args))
+        }
+        _ => {}
+    }
+    let resolved = resolve_config(cli.config.clone(), flags)?;
     match cli.command {
         Command::Config { sources, json } => config_cmd::print(&resolved, sources, json),
-        Command::Workflow(cmd) => workflow_cmd::run(cmd, &resolved.config),
+        Command::Workflow(cmd) => {
+            let config = resolved.config.clone();
+            with_runtime(move || async move { workflow_cmd::run(cmd, &config).await })
+        }
+        other => {
+            let config = resolved.config.clone();
+            with_runtime(move || async move { remote_command(other, &config).await })
+        }
+    }
+}
+
+fn with_runtime<F, Fut>(f: F) -> anyhow::Result<ExitCode>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<ExitCode>>,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(f())
+}
+
+fn parse_params(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    raw.iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+            _ => anyhow::bail!("--param `{p}`: expected KEY=VALUE"),
+        })
+        .collect()
+}
+
+async fn remote_command(command: Command, config: &config::Config) -> anyhow::Result<ExitCode> {
+    let remote = Remote::connect(config);
+    match command {
+        Command::Run(args) | Command::Task(TaskCommand::Run(args)) => {
+            let params = parse_params(&args.params)?;
+            run_cmd::run(&remote, args.workflow, params, args.wait, args.json).await
+        }
+        Command::Runs(RunsCommand::List {
+            workflow,
+            status,
+            limit,
+            json,
+        }) => runs_cmd::list(&remote, workflow, status, limit, json).await,
+        Command::Runs(RunsCommand::Show { run, json }) => runs_cmd::show(&remote, &run, json).await,
+        Command::Logs(LogsArgs {
+            command:
+                Some(LogsCommand::Query {
+                    workflow,
+                    since,
+                    until,
+                    json,
+                }),
+            ..
+        }) => {
+            let since = since
+                .map(|s| logs_cmd::parse_instant(&s, "--since"))
+                .transpose()?;
+            let until = until
+                .map(|s| logs_cmd::parse_instant(&s, "--until"))
+                .transpose()?;
+            logs_cmd::query(&remote, workflow, since, until, json).await
+        }
+        Command::Logs(LogsArgs {
+            command: Some(LogsCommand::Tail { workflow, json }),
+            ..
+        }) => logs_cmd::tail(&remote, workflow, json).await,
+        Command::Logs(LogsArgs {
+            run: Some(run),
+            task,
+            follow,
+            json,
+            command: None,
+        }) => logs_cmd::run_logs(&remote, &run, task, follow, json).await,
+        Command::Logs(_) => {
+            anyhow::bail!("name a run: cdktr logs RUN (or `logs query`, `logs tail`)")
+        }
+        Command::Agents(AgentsCommand::List { json }) => agents_cmd::list(&remote, json).await,
+        Command::Status { json } => agents_cmd::status(&remote, json).await,
+        Command::Config { .. } | Command::Workflow(_) | Command::Start(_) => {
+            anyhow::bail!("internal error: this command does not talk to the principal")
+        }
     }
 }
 
@@ -105,5 +336,15 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     eprintln!("error: {err:#}");
-    ExitCode::from(2)
+    let unreachable = err.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<ClientError>(),
+            Some(ClientError::Unreachable { .. })
+        )
+    });
+    if unreachable {
+        ExitCode::from(3)
+    } else {
+        ExitCode::from(2)
+    }
 }

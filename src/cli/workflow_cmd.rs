@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -12,9 +13,15 @@ use super::output::{human_time, human_utc, print_json, rfc3339, Table};
 use super::WorkflowCommand;
 use crate::config::Config;
 use crate::model::Workflow;
+use crate::protocol::control::{ControlReply, ControlRequest};
+use crate::protocol::{Request, Response};
+use crate::transport::{Client, ClientError};
 use crate::workflow::{load_dir, load_paths, Catalog, Diagnostic, FileReport, FileStatus};
 
-pub fn run(cmd: WorkflowCommand, config: &Config) -> anyhow::Result<ExitCode> {
+/// How long `workflow list/show` waits for a principal before reading the files instead.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(800);
+
+pub async fn run(cmd: WorkflowCommand, config: &Config) -> anyhow::Result<ExitCode> {
     let dir_or_default =
         |dir: Option<PathBuf>| dir.unwrap_or_else(|| config.principal.workflow_dir.clone());
     match cmd {
@@ -26,10 +33,20 @@ pub fn run(cmd: WorkflowCommand, config: &Config) -> anyhow::Result<ExitCode> {
             };
             validate(&catalog, json)
         }
+        WorkflowCommand::List { dir: None, json }
+            if let Some(r) = remote_list(config, json).await =>
+        {
+            r
+        }
         WorkflowCommand::List { dir, json } => {
             let catalog = load_dir(&dir_or_default(dir))?;
             list(&catalog, json, Utc::now())
         }
+        WorkflowCommand::Show {
+            id,
+            dir: None,
+            json,
+        } if let Some(r) = remote_show(config, &id, json).await => r,
         WorkflowCommand::Show { id, dir, json } => {
             let dir = dir_or_default(dir);
             let catalog = load_dir(&dir)?;
@@ -334,4 +351,78 @@ fn show(w: &Workflow, json: bool, now: DateTime<Utc>) -> anyhow::Result<ExitCode
     }
     table.write(&mut out).context("writing the task table")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Asks the principal; None when it cannot be reached (the caller reads the files instead).
+async fn ask_principal(
+    config: &Config,
+    request: ControlRequest,
+) -> Option<Result<ControlReply, ClientError>> {
+    let client = Client::connect(&config.client.principal, PROBE_TIMEOUT);
+    match client.request(Request::Control(request)).await {
+        Ok(Response::Control(reply)) => Some(Ok(reply)),
+        Ok(other) => Some(Err(ClientError::Unexpected(format!("{other:?}")))),
+        Err(ClientError::Unreachable { endpoint, .. }) => {
+            eprintln!(
+                "note: no principal at {endpoint}; reading {}",
+                config.principal.workflow_dir.display()
+            );
+            None
+        }
+        Err(e) => Some(Err(e)),
+    }
+}
+
+async fn remote_list(config: &Config, json: bool) -> Option<anyhow::Result<ExitCode>> {
+    let reply = ask_principal(config, ControlRequest::ListWorkflows).await?;
+    Some(reply.map_err(Into::into).and_then(|reply| {
+        let ControlReply::Workflows { workflows } = reply else {
+            anyhow::bail!("unexpected reply to a workflow listing");
+        };
+        if json {
+            print_json(&workflows)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        let mut table = Table::new(&[
+            "ID",
+            "NAME",
+            "STATUS",
+            "SCHEDULE",
+            "NEXT FIRE (UTC)",
+            "TASKS",
+            "FILE",
+        ]);
+        for w in &workflows {
+            let schedule = match (&w.cron, &w.timezone) {
+                (Some(c), Some(tz)) => format!("{c} {tz}"),
+                _ => "-".into(),
+            };
+            let status = if w.status == "valid" {
+                w.status.clone()
+            } else {
+                format!("{} ({} errors)", w.status, w.errors.len())
+            };
+            table.row(vec![
+                w.id.to_string(),
+                w.name.clone().unwrap_or_else(|| "-".into()),
+                status,
+                schedule,
+                w.next_fire
+                    .map(|t| human_utc(&t))
+                    .unwrap_or_else(|| "-".into()),
+                w.tasks.to_string(),
+                w.file.display().to_string(),
+            ]);
+        }
+        table.write(&mut std::io::stdout().lock())?;
+        Ok(ExitCode::SUCCESS)
+    }))
+}
+
+async fn remote_show(config: &Config, id: &str, json: bool) -> Option<anyhow::Result<ExitCode>> {
+    let reply = ask_principal(config, ControlRequest::ShowWorkflow { id: id.to_owned() }).await?;
+    Some(reply.map_err(Into::into).and_then(|reply| match reply {
+        ControlReply::Workflow { workflow } => show(&workflow, json, Utc::now()),
+        _ => anyhow::bail!("unexpected reply to a workflow lookup"),
+    }))
 }

@@ -23,7 +23,7 @@ macro_rules! string_id {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                f.pad(&self.0)
             }
         }
 
@@ -45,3 +45,26 @@ string_id!(
     /// A task's id: its key in the workflow's `tasks` mapping.
     TaskId
 );
+
+string_id!(
+    /// A run's id: a ULID assigned by the principal at trigger time, so ids are globally
+    /// unique and sort by creation time.
+    RunId
+);
+
+string_id!(
+    /// An agent's id: `name@host`, so two agents on one host are distinct by name.
+    AgentId
+);
+
+impl RunId {
+    pub fn generate() -> Self {
+        Self(ulid::Ulid::new().to_string())
+    }
+}
+
+impl AgentId {
+    pub fn from_parts(name: &str, host: &str) -> Self {
+        Self(format!("{name}@{host}"))
+    }
+}

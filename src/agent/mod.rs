@@ -1,0 +1,274 @@
+//! The agent daemon: registers with the principal, heartbeats, pulls runs only when it has a
+//! free slot, runs each run's task DAG and reports every status change and output line.
+//!
+//! - [`runner`]: the DAG of one run;
+//! - [`executor`]: one task as a child process;
+//! - [`output`]: output streams to lines;
+//! - [`reporter`]: numbering, batching and resending records until acknowledged.
+
+pub mod executor;
+pub mod output;
+pub mod reporter;
+pub mod runner;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::AgentConfig;
+use crate::model::{AgentId, RunId};
+use crate::protocol::agent::{AgentInfo, AgentReply, AgentRequest, Assignment, AttemptRef};
+use crate::protocol::{ErrorCode, Request, Response};
+use crate::transport::{Client, ClientError};
+use reporter::Reporter;
+
+/// How long a request to the principal may take before the connection is presumed dead.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a shutting-down agent waits for its runs to end and its records to be stored.
+const DRAIN_LIMIT: Duration = Duration::from_secs(15);
+
+/// The agent's identity: `name@host`, the name defaulting to the host name.
+pub fn identity(config: &AgentConfig) -> AgentInfo {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let name = if config.name.is_empty() {
+        host.clone()
+    } else {
+        config.name.clone()
+    };
+    AgentInfo {
+        id: AgentId::from_parts(&name, &host),
+        name,
+        host,
+        slots: u32::try_from(config.max_concurrent_workflows).unwrap_or(u32::MAX),
+        labels: BTreeMap::new(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    }
+}
+
+/// Attempts running here, shared by the pull loop, the runs and the heartbeat.
+#[derive(Clone, Default)]
+struct Running {
+    inner: Arc<Mutex<HashMap<RunId, AttemptRef>>>,
+    freed: Arc<Notify>,
+}
+
+impl Running {
+    fn list(&self) -> Vec<AttemptRef> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+    fn len(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+    fn insert(&self, a: AttemptRef) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(a.run_id.clone(), a);
+    }
+    fn remove(&self, run: &RunId) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(run);
+        self.freed.notify_one();
+    }
+}
+
+/// Runs the agent until `shutdown`; then takes no more work, stops its running tasks
+/// (SIGTERM, then SIGKILL after a grace period), reports their final states and deregisters.
+pub async fn run(
+    config: AgentConfig,
+    shutdown: CancellationToken,
+    on_ready: impl FnOnce(&AgentId),
+) {
+    let info = identity(&config);
+    let agent_id = info.id.clone();
+    let client = Client::connect(&config.principal, REQUEST_TIMEOUT);
+    let reporter_stop = CancellationToken::new();
+    let reporter = Reporter::spawn(client.clone(), agent_id.clone(), reporter_stop.clone());
+    let running = Running::default();
+    let runs_cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+
+    if !register(&client, &info, &running, &shutdown).await {
+        return;
+    }
+    tracing::info!(agent = %agent_id, principal = %config.principal, slots = info.slots, "registered");
+    on_ready(&agent_id);
+
+    let reregister = Arc::new(Notify::new());
+    tracker.spawn(heartbeat(
+        client.clone(),
+        info.clone(),
+        running.clone(),
+        config.heartbeat_interval,
+        reregister.clone(),
+        shutdown.clone(),
+    ));
+
+    loop {
+        let free = info.slots.saturating_sub(running.len() as u32);
+        if free == 0 {
+            tokio::select! {
+                _ = running.freed.notified() => continue,
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        let request = Request::Agent(AgentRequest::PullWork {
+            agent_id: agent_id.clone(),
+            free_slots: free,
+        });
+        let reply = tokio::select! {
+            r = client.request_within(request, Duration::from_secs(60)) => r,
+            _ = shutdown.cancelled() => break,
+        };
+        match reply {
+            Ok(Response::Agent(AgentReply::Work { assignments })) => {
+                for a in assignments {
+                    start_run(a, &agent_id, &reporter, &running, &runs_cancel, &tracker);
+                }
+            }
+            Err(ClientError::Remote(e)) if e.code == ErrorCode::Invalid => {
+                // The principal does not know us (it restarted): register again.
+                reregister.notify_one();
+                pause(&shutdown, Duration::from_millis(200)).await;
+            }
+            Ok(other) => {
+                tracing::warn!(?other, "unexpected reply to a work request");
+                pause(&shutdown, Duration::from_secs(1)).await;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "work request failed");
+                pause(&shutdown, Duration::from_millis(500)).await;
+            }
+        }
+    }
+
+    tracing::info!(runs = running.len(), "shutting down: taking no more work");
+    runs_cancel.cancel();
+    tracker.close();
+    if tokio::time::timeout(DRAIN_LIMIT, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("runs did not end within {}s", DRAIN_LIMIT.as_secs());
+    }
+    if !reporter.flush(DRAIN_LIMIT).await {
+        tracing::warn!("not every record reached the principal before shutdown");
+    }
+    reporter_stop.cancel();
+    let _ = client
+        .request(Request::Agent(AgentRequest::Deregister { agent_id }))
+        .await;
+}
+
+async fn pause(shutdown: &CancellationToken, d: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = shutdown.cancelled() => {}
+    }
+}
+
+/// Registers, retrying with back-off until it works; false if shut down first.
+async fn register(
+    client: &Client,
+    info: &AgentInfo,
+    running: &Running,
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let request = Request::Agent(AgentRequest::Register {
+            agent: info.clone(),
+            running: running.list(),
+        });
+        match client.request(request).await {
+            Ok(Response::Agent(AgentReply::Registered { .. })) => return true,
+            Ok(other) => tracing::warn!(?other, "unexpected reply to registration"),
+            Err(e) => tracing::warn!(error = %e, "registration failed; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.cancelled() => return false,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn heartbeat(
+    client: Client,
+    info: AgentInfo,
+    running: Running,
+    interval: Duration,
+    reregister: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = reregister.notified() => {
+                register(&client, &info, &running, &shutdown).await;
+                continue;
+            }
+            _ = shutdown.cancelled() => return,
+        }
+        let list = running.list();
+        let free = info.slots.saturating_sub(list.len() as u32);
+        let request = Request::Agent(AgentRequest::Heartbeat {
+            agent_id: info.id.clone(),
+            running: list,
+            free_slots: free,
+        });
+        match client.request(request).await {
+            Ok(Response::Agent(AgentReply::HeartbeatAck { known: true })) => {}
+            Ok(_) | Err(_) => {
+                tracing::info!(
+                    "principal does not know this agent (or is unreachable): registering again"
+                );
+                register(&client, &info, &running, &shutdown).await;
+            }
+        }
+    }
+}
+
+fn start_run(
+    a: Assignment,
+    agent_id: &AgentId,
+    reporter: &Reporter,
+    running: &Running,
+    cancel: &CancellationToken,
+    tracker: &TaskTracker,
+) {
+    let attempt = AttemptRef {
+        run_id: a.run_id.clone(),
+        attempt: a.attempt,
+        token: a.token.clone(),
+    };
+    running.insert(attempt);
+    let recorder = reporter.recorder(a.run_id.clone(), a.attempt, a.token.clone());
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    env.insert("CDKTR_RUN_ID".into(), a.run_id.to_string());
+    env.insert("CDKTR_WORKFLOW_ID".into(), a.workflow.id.to_string());
+    env.insert("CDKTR_ATTEMPT".into(), a.attempt.to_string());
+    env.insert("CDKTR_AGENT_ID".into(), agent_id.to_string());
+    for (k, v) in &a.params {
+        env.insert(format!("CDKTR_PARAM_{}", k.to_uppercase()), v.clone());
+    }
+    let (running, cancel) = (running.clone(), cancel.clone());
+    tracing::info!(run = %a.run_id, workflow = %a.workflow.id, "run started");
+    tracker.spawn(async move {
+        let status = runner::run_dag(&a.workflow, &env, &recorder, &cancel).await;
+        recorder.finished(status);
+        tracing::info!(run = %a.run_id, %status, "run ended");
+        running.remove(&a.run_id);
+    });
+}

@@ -1,0 +1,207 @@
+//! Getting records to the principal: numbering them per run attempt, batching, resending
+//! until acknowledged.
+//!
+//! Records stay in the agent until the principal acknowledges it stored them; after a
+//! timeout or a reconnect everything unacknowledged is sent again (the principal skips what it
+//! already has), so nothing is lost and nothing is stored twice.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::model::{AgentId, RunId, RunStatus, TaskId, TaskStatus};
+use crate::protocol::agent::{AgentReply, AgentRequest, Record, RecordEvent, Stream};
+use crate::protocol::{Request, Response};
+use crate::transport::{Client, ClientError};
+
+/// Most records in one report, and a soft limit on its size.
+const MAX_BATCH_RECORDS: usize = 2_000;
+const MAX_BATCH_BYTES: usize = 1024 * 1024;
+
+/// Numbers and queues the records of one run attempt. Cheap to clone; all clones share the
+/// sequence, so records from concurrent tasks get distinct, gap-free numbers in send order.
+#[derive(Clone)]
+pub struct RunRecorder {
+    run_id: RunId,
+    attempt: u32,
+    token: String,
+    state: Arc<Mutex<Numbering>>,
+    sink: mpsc::UnboundedSender<Record>,
+}
+
+#[derive(Default)]
+struct Numbering {
+    next_seq: u64,
+    lines: HashMap<(TaskId, Stream), u64>,
+}
+
+impl RunRecorder {
+    fn push(&self, event: impl FnOnce(&mut Numbering) -> RecordEvent) {
+        // A poisoned lock only means another thread panicked mid-record; the counters are
+        // still consistent, so keep numbering.
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let event = event(&mut state);
+        state.next_seq += 1;
+        let record = Record {
+            run_id: self.run_id.clone(),
+            attempt: self.attempt,
+            token: self.token.clone(),
+            seq: state.next_seq,
+            ts: Utc::now(),
+            event,
+        };
+        let _ = self.sink.send(record);
+    }
+
+    pub fn task(
+        &self,
+        task_id: &TaskId,
+        status: TaskStatus,
+        exit_code: Option<i32>,
+        reason: Option<String>,
+    ) {
+        self.push(|_| RecordEvent::Task {
+            task_id: task_id.clone(),
+            status,
+            exit_code,
+            reason,
+        });
+    }
+
+    pub fn line(&self, task_id: &TaskId, stream: Stream, line: String) {
+        self.push(|state| {
+            let counter = state.lines.entry((task_id.clone(), stream)).or_insert(0);
+            *counter += 1;
+            RecordEvent::Log {
+                task_id: task_id.clone(),
+                stream,
+                line_no: *counter,
+                line,
+            }
+        });
+    }
+
+    pub fn finished(&self, status: RunStatus) {
+        self.push(|_| RecordEvent::RunFinished { status });
+    }
+}
+
+/// The agent's outbox.
+#[derive(Clone)]
+pub struct Reporter {
+    sink: mpsc::UnboundedSender<Record>,
+    unacked: watch::Receiver<usize>,
+}
+
+impl Reporter {
+    pub fn spawn(client: Client, agent_id: AgentId, stop: CancellationToken) -> Reporter {
+        let (sink, rx) = mpsc::unbounded_channel();
+        let (count_tx, unacked) = watch::channel(0);
+        tokio::spawn(deliver(client, agent_id, rx, count_tx, stop));
+        Reporter { sink, unacked }
+    }
+
+    pub fn recorder(&self, run_id: RunId, attempt: u32, token: String) -> RunRecorder {
+        RunRecorder {
+            run_id,
+            attempt,
+            token,
+            state: Arc::new(Mutex::new(Numbering::default())),
+            sink: self.sink.clone(),
+        }
+    }
+
+    /// Waits until every record so far is acknowledged, or `limit` passes. True if flushed.
+    pub async fn flush(&self, limit: Duration) -> bool {
+        let mut unacked = self.unacked.clone();
+        tokio::time::timeout(limit, unacked.wait_for(|n| *n == 0))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+}
+
+async fn deliver(
+    client: Client,
+    agent_id: AgentId,
+    mut rx: mpsc::UnboundedReceiver<Record>,
+    count: watch::Sender<usize>,
+    stop: CancellationToken,
+) {
+    let mut outbox: VecDeque<Record> = VecDeque::new();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if outbox.is_empty() {
+            tokio::select! {
+                r = rx.recv() => match r {
+                    Some(r) => outbox.push_back(r),
+                    None => return,
+                },
+                _ = stop.cancelled() => return,
+            }
+        }
+        while let Ok(r) = rx.try_recv() {
+            outbox.push_back(r);
+        }
+        count.send_replace(outbox.len());
+        let batch = batch(&outbox);
+        let sent = batch.len();
+        let reply = client
+            .request(Request::Agent(AgentRequest::Report {
+                agent_id: agent_id.clone(),
+                records: batch,
+            }))
+            .await;
+        match reply {
+            Ok(Response::Agent(AgentReply::ReportAck { acks })) => {
+                backoff = Duration::from_millis(100);
+                let before = outbox.len();
+                outbox.retain(|r| {
+                    !acks
+                        .iter()
+                        .any(|a| a.run_id == r.run_id && a.attempt == r.attempt && r.seq <= a.up_to)
+                });
+                if outbox.len() == before && sent > 0 {
+                    tracing::debug!("report acknowledged nothing new");
+                }
+                count.send_replace(outbox.len());
+            }
+            Ok(other) => {
+                tracing::warn!(?other, "unexpected reply to a report");
+                tokio::time::sleep(backoff).await;
+            }
+            Err(e) => {
+                if !matches!(e, ClientError::Unreachable { .. }) {
+                    tracing::warn!(error = %e, "report refused; will resend");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// The oldest records, up to the batch limits (at least one).
+fn batch(outbox: &VecDeque<Record>) -> Vec<Record> {
+    let mut bytes = 0;
+    let mut out = Vec::new();
+    for r in outbox {
+        let size = 200
+            + match &r.event {
+                RecordEvent::Log { line, .. } => line.len() * 2,
+                _ => 100,
+            };
+        if !out.is_empty() && (out.len() >= MAX_BATCH_RECORDS || bytes + size > MAX_BATCH_BYTES) {
+            break;
+        }
+        bytes += size;
+        out.push(r.clone());
+    }
+    out
+}

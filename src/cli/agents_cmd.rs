@@ -1,0 +1,70 @@
+//! `cdktr agents list` and `cdktr status`.
+
+use std::process::ExitCode;
+
+use super::output::{print_json, Table};
+use super::remote::Remote;
+use super::runs_cmd::clock;
+use crate::protocol::control::{ControlReply, ControlRequest};
+
+pub async fn list(remote: &Remote, json: bool) -> anyhow::Result<ExitCode> {
+    let ControlReply::Agents { agents } = remote.ask(ControlRequest::ListAgents).await? else {
+        anyhow::bail!("unexpected reply to an agent listing");
+    };
+    if json {
+        print_json(&agents)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = Table::new(&[
+        "AGENT",
+        "STATE",
+        "SLOTS",
+        "RUNNING",
+        "LAST HEARTBEAT (UTC)",
+        "VERSION",
+    ]);
+    for a in &agents {
+        table.row(vec![
+            a.agent_id.to_string(),
+            a.state.clone(),
+            a.slots.to_string(),
+            a.running.to_string(),
+            clock(&Some(a.last_heartbeat)),
+            a.version.clone(),
+        ]);
+    }
+    table.write(&mut std::io::stdout().lock())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn status(remote: &Remote, json: bool) -> anyhow::Result<ExitCode> {
+    let ControlReply::Status(s) = remote.ask(ControlRequest::Status).await? else {
+        anyhow::bail!("unexpected reply to a status request");
+    };
+    if json {
+        print_json(&s)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "principal:  {} (version {}, protocol {})",
+        remote.client.endpoint(),
+        s.version,
+        s.protocol
+    );
+    println!(
+        "uptime:     {}",
+        humantime::format_duration(std::time::Duration::from_secs(s.uptime_secs))
+    );
+    println!(
+        "workflows:  {} loaded, {} invalid",
+        s.workflows_loaded, s.workflows_invalid
+    );
+    println!(
+        "queue:      {} queued, {} running",
+        s.queue_length, s.runs_active
+    );
+    println!("agents:     {} alive of {}", s.agents_alive, s.agents_total);
+    println!("store:      {}", s.store);
+    println!("log stream: {}", s.logs_publish);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,162 @@
+//! `cdktr logs RUN [--follow]`, `cdktr logs query`, `cdktr logs tail`.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::remote::Remote;
+use super::run_cmd::exit_for;
+use super::runs_cmd::fetch;
+use crate::protocol::control::{ControlReply, ControlRequest};
+use crate::protocol::logs::{topic_prefix, LogEvent, LogLine};
+
+/// Prints one line: human `time task stream | text`, or one JSON object.
+fn print(out: &mut impl Write, line: &LogLine, json: bool) -> std::io::Result<()> {
+    if json {
+        let obj = serde_json::json!({
+            "run_id": line.run_id,
+            "workflow_id": line.workflow_id,
+            "task_id": line.task_id,
+            "stream": line.stream,
+            "seq": line.seq,
+            "ts": crate::model::time::format(&line.ts),
+            "line": line.line,
+        });
+        writeln!(out, "{obj}")
+    } else {
+        let marker = match line.stream {
+            crate::protocol::agent::Stream::Stdout => ' ',
+            crate::protocol::agent::Stream::Stderr => '!',
+        };
+        writeln!(
+            out,
+            "{} {:<16} {marker}| {}",
+            line.ts.format("%H:%M:%S%.3f"),
+            line.task_id,
+            line.line
+        )
+    }
+}
+
+/// Prints every stored page of `request` (re-sent with the cursor); returns the last id seen.
+async fn page_through(
+    remote: &Remote,
+    mut request: impl FnMut(Option<u64>) -> ControlRequest,
+    mut after: Option<u64>,
+    json: bool,
+) -> anyhow::Result<Option<u64>> {
+    let mut out = std::io::stdout().lock();
+    loop {
+        let ControlReply::LogLines { lines, next } = remote.ask(request(after)).await? else {
+            anyhow::bail!("unexpected reply to a log request");
+        };
+        for line in &lines {
+            print(&mut out, line, json)?;
+            after = Some(line.id);
+        }
+        if next.is_none() {
+            out.flush()?;
+            return Ok(after);
+        }
+    }
+}
+
+pub async fn run_logs(
+    remote: &Remote,
+    run_id: &str,
+    task: Option<String>,
+    follow: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let request = |after| ControlRequest::Logs {
+        run_id: run_id.to_owned(),
+        task: task.clone(),
+        after,
+        limit: None,
+    };
+    if !follow {
+        page_through(remote, request, None, json).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let run = fetch(remote, run_id).await?;
+    let workflow = run.summary.workflow_id.to_string();
+    // Subscribe before reading history so nothing falls between the two; ids de-duplicate.
+    let mut events = remote
+        .subscribe(&topic_prefix(Some(&workflow), Some(run_id), None))
+        .await?;
+    let mut last = page_through(remote, request, None, json).await?;
+    let mut status = run.summary.status;
+    while !status.is_terminal() {
+        let refresh = tokio::time::sleep(Duration::from_secs(2));
+        tokio::pin!(refresh);
+        loop {
+            tokio::select! {
+                _ = &mut refresh => break,
+                event = events.next() => match event? {
+                    LogEvent::Line(line) => {
+                        let wanted = task.as_deref().is_none_or(|t| t == line.task_id.as_str());
+                        if wanted && Some(line.id) > last {
+                            print(&mut std::io::stdout().lock(), &line, json)?;
+                            last = Some(line.id);
+                        }
+                    }
+                    LogEvent::RunEnded { .. } => break,
+                    LogEvent::Task { .. } => {}
+                },
+            }
+        }
+        status = fetch(remote, run_id).await?.summary.status;
+        // Anything the live stream dropped is in the store.
+        last = page_through(remote, request, last, json).await?.or(last);
+    }
+    Ok(exit_for(status))
+}
+
+/// `--since 1h` (ago) or an RFC 3339 instant.
+pub fn parse_instant(text: &str, flag: &str) -> anyhow::Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let ago = humantime::parse_duration(text).map_err(|_| {
+        anyhow::anyhow!("{flag} `{text}`: expected a duration ago (30m, 1h) or an RFC 3339 time")
+    })?;
+    let ago = chrono::Duration::from_std(ago)?;
+    Ok(Utc::now() - ago)
+}
+
+pub async fn query(
+    remote: &Remote,
+    workflow: Option<String>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let request = |after| ControlRequest::QueryLogs {
+        workflow: workflow.clone(),
+        since,
+        until,
+        after,
+        limit: None,
+    };
+    page_through(remote, request, None, json).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn tail(
+    remote: &Remote,
+    workflow: Option<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut events = remote
+        .subscribe(&topic_prefix(workflow.as_deref(), None, None))
+        .await?;
+    loop {
+        if let LogEvent::Line(line) = events.next().await? {
+            let mut out = std::io::stdout().lock();
+            print(&mut out, &line, json)?;
+            out.flush()?;
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Talking to the principal from the CLI: one connection per process, typed control requests,
+//! and the live stream subscription.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use zeromq::{Socket, SocketRecv};
+
+use crate::config::Config;
+use crate::protocol::control::{ControlReply, ControlRequest};
+use crate::protocol::logs::LogEvent;
+use crate::protocol::{Request, Response};
+use crate::transport::{Client, ClientError};
+
+pub struct Remote {
+    pub client: Client,
+}
+
+impl Remote {
+    pub fn connect(config: &Config) -> Remote {
+        Remote {
+            client: Client::connect(&config.client.principal, config.client.timeout),
+        }
+    }
+
+    pub async fn ask(&self, request: ControlRequest) -> Result<ControlReply, ClientError> {
+        match self.client.request(Request::Control(request)).await? {
+            Response::Control(reply) => Ok(reply),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// The live stream endpoint, as this client can reach it: the principal reports what it
+    /// bound, and a wildcard host is replaced by the host this client connects to.
+    pub async fn stream_endpoint(&self) -> Result<String, ClientError> {
+        let ControlReply::Status(status) = self.ask(ControlRequest::Status).await? else {
+            return Err(ClientError::Unexpected("status reply expected".into()));
+        };
+        let published = status.logs_publish;
+        let host_of = |e: &str| {
+            e.strip_prefix("tcp://")
+                .and_then(|r| r.rsplit_once(':'))
+                .map(|(h, _)| h.to_owned())
+        };
+        match (host_of(&published), published.rsplit_once(':')) {
+            (Some(h), Some((_, port))) if h == "0.0.0.0" || h == "*" || h == "[::]" => {
+                let host = host_of(self.client.endpoint()).unwrap_or_else(|| "127.0.0.1".into());
+                Ok(format!("tcp://{host}:{port}"))
+            }
+            _ => Ok(published),
+        }
+    }
+
+    /// Subscribes to the live stream with a topic prefix (see `protocol::logs`).
+    pub async fn subscribe(&self, prefix: &[u8]) -> anyhow::Result<Subscription> {
+        let endpoint = self.stream_endpoint().await?;
+        let mut socket = zeromq::SubSocket::new();
+        tokio::time::timeout(Duration::from_secs(5), socket.connect(&endpoint))
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!("cannot reach the live log stream at {endpoint}: timed out")
+            })?
+            .with_context(|| format!("cannot reach the live log stream at {endpoint}"))?;
+        socket
+            .subscribe(std::str::from_utf8(prefix).unwrap_or_default())
+            .await
+            .context("subscribing to the live log stream")?;
+        Ok(Subscription { socket })
+    }
+}
+
+pub struct Subscription {
+    socket: zeromq::SubSocket,
+}
+
+impl Subscription {
+    /// The next event; undecodable messages are skipped.
+    pub async fn next(&mut self) -> anyhow::Result<LogEvent> {
+        loop {
+            let msg = self.socket.recv().await.context("live log stream closed")?;
+            let Some(body) = msg.into_vec().pop() else {
+                continue;
+            };
+            if let Ok(event) = serde_json::from_slice::<LogEvent>(&body) {
+                return Ok(event);
+            }
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! `cdktr run WORKFLOW [--wait]`: trigger a run, and optionally watch it to the end.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use super::output::print_json;
+use super::remote::Remote;
+use super::runs_cmd::{fetch, print_detail};
+use crate::model::{RunStatus, TaskStatus};
+use crate::protocol::control::{ControlReply, ControlRequest, RunDetail};
+use crate::protocol::logs::{topic_prefix, LogEvent};
+
+/// Exit 0 for COMPLETED, 1 for any other end.
+pub fn exit_for(status: RunStatus) -> ExitCode {
+    if status == RunStatus::Completed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+pub async fn run(
+    remote: &Remote,
+    workflow: String,
+    params: BTreeMap<String, String>,
+    wait: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let ControlReply::Triggered { run_id } = remote
+        .ask(ControlRequest::Trigger {
+            workflow: workflow.clone(),
+            params,
+            trigger: Some("cli".into()),
+        })
+        .await?
+    else {
+        anyhow::bail!("unexpected reply to a trigger");
+    };
+    if !wait {
+        if json {
+            print_json(&serde_json::json!({ "run_id": run_id }))?;
+        } else {
+            println!("{run_id}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !json {
+        eprintln!("run {run_id} of {workflow} queued; waiting for it to finish");
+    }
+    let run = watch(remote, &workflow, run_id.as_str(), !json).await?;
+    if json {
+        print_json(&run)?;
+    } else {
+        println!();
+        print_detail(&run, &mut std::io::stdout().lock())?;
+    }
+    Ok(exit_for(run.summary.status))
+}
+
+/// Follows a run to its end, printing task state changes when `live`; returns the final state.
+/// Live events may be dropped by the stream, so the run is also re-read every two seconds.
+pub async fn watch(
+    remote: &Remote,
+    workflow: &str,
+    run_id: &str,
+    live: bool,
+) -> anyhow::Result<RunDetail> {
+    let mut events = remote
+        .subscribe(&topic_prefix(Some(workflow), Some(run_id), None))
+        .await?;
+    let mut seen: BTreeMap<String, TaskStatus> = BTreeMap::new();
+    let mut out = std::io::stderr();
+    let mut show = |task: &str, status: TaskStatus, seen: &mut BTreeMap<String, TaskStatus>| {
+        if live && seen.get(task) != Some(&status) {
+            let now = chrono::Utc::now().format("%H:%M:%S%.3f");
+            let _ = writeln!(out, "{now}  {task:<24} {status}");
+        }
+        seen.insert(task.to_owned(), status);
+    };
+    loop {
+        let run = fetch(remote, run_id).await?;
+        for t in &run.tasks {
+            if t.status != TaskStatus::Pending {
+                show(t.task_id.as_str(), t.status, &mut seen);
+            }
+        }
+        if run.summary.status.is_terminal() {
+            return Ok(run);
+        }
+        let refresh = tokio::time::sleep(Duration::from_secs(2));
+        tokio::pin!(refresh);
+        loop {
+            tokio::select! {
+                _ = &mut refresh => break,
+                event = events.next() => match event? {
+                    LogEvent::Task { task_id, status, .. } => show(task_id.as_str(), status, &mut seen),
+                    LogEvent::RunEnded { .. } => break,
+                    LogEvent::Line(_) => {}
+                },
+            }
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! `cdktr runs list|show`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+
+use super::output::{print_json, Table};
+use super::remote::Remote;
+use crate::model::RunStatus;
+use crate::protocol::control::{ControlReply, ControlRequest, RunDetail, RunSummary};
+
+pub fn clock(t: &Option<DateTime<Utc>>) -> String {
+    t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+pub fn duration(start: &Option<DateTime<Utc>>, end: &Option<DateTime<Utc>>) -> String {
+    match (start, end) {
+        (Some(s), Some(e)) => format_ms((*e - *s).num_milliseconds()),
+        (Some(s), None) => format!("{}+", format_ms((Utc::now() - *s).num_milliseconds())),
+        _ => "-".into(),
+    }
+}
+
+fn format_ms(ms: i64) -> String {
+    let ms = ms.max(0);
+    if ms < 1_000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
+pub async fn list(
+    remote: &Remote,
+    workflow: Option<String>,
+    status: Option<RunStatus>,
+    limit: u32,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let ControlReply::Runs { runs } = remote
+        .ask(ControlRequest::ListRuns {
+            workflow,
+            status,
+            limit: Some(limit),
+        })
+        .await?
+    else {
+        anyhow::bail!("unexpected reply to a run listing");
+    };
+    if json {
+        print_json(&runs)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = Table::new(&[
+        "RUN",
+        "WORKFLOW",
+        "STATUS",
+        "TRIGGER",
+        "QUEUED (UTC)",
+        "DURATION",
+        "AGENT",
+    ]);
+    for r in &runs {
+        table.row(summary_row(r));
+    }
+    table.write(&mut std::io::stdout().lock())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn summary_row(r: &RunSummary) -> Vec<String> {
+    vec![
+        r.run_id.to_string(),
+        r.workflow_id.to_string(),
+        r.status.to_string(),
+        r.trigger.clone(),
+        clock(&Some(r.queued_at)),
+        duration(&r.started_at, &r.finished_at),
+        r.agent
+            .as_ref()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "-".into()),
+    ]
+}
+
+pub async fn fetch(remote: &Remote, run_id: &str) -> anyhow::Result<RunDetail> {
+    match remote
+        .ask(ControlRequest::ShowRun {
+            run_id: run_id.to_owned(),
+        })
+        .await?
+    {
+        ControlReply::Run { run } => Ok(*run),
+        _ => anyhow::bail!("unexpected reply to a run lookup"),
+    }
+}
+
+pub async fn show(remote: &Remote, run_id: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let run = fetch(remote, run_id).await?;
+    if json {
+        print_json(&run)?;
+    } else {
+        print_detail(&run, &mut std::io::stdout().lock())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn print_detail(run: &RunDetail, out: &mut impl Write) -> std::io::Result<()> {
+    let s = &run.summary;
+    writeln!(out, "run:       {}", s.run_id)?;
+    writeln!(out, "workflow:  {}", s.workflow_id)?;
+    writeln!(out, "status:    {}", s.status)?;
+    writeln!(out, "trigger:   {}", s.trigger)?;
+    writeln!(
+        out,
+        "agent:     {}",
+        s.agent.as_ref().map(|a| a.as_str()).unwrap_or("-")
+    )?;
+    writeln!(out, "attempt:   {}", s.attempt)?;
+    writeln!(out, "queued:    {}", clock(&Some(s.queued_at)))?;
+    writeln!(out, "started:   {}", clock(&s.started_at))?;
+    writeln!(out, "finished:  {}", clock(&s.finished_at))?;
+    writeln!(
+        out,
+        "duration:  {}",
+        duration(&s.started_at, &s.finished_at)
+    )?;
+    if !run.params.is_empty() {
+        let params: Vec<String> = run.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        writeln!(out, "params:    {}", params.join(" "))?;
+    }
+    writeln!(out)?;
+    let mut table = Table::new(&[
+        "TASK",
+        "STATUS",
+        "STARTED (UTC)",
+        "DURATION",
+        "EXIT",
+        "NOTE",
+    ]);
+    for t in &run.tasks {
+        table.row(vec![
+            t.task_id.to_string(),
+            t.status.to_string(),
+            clock(&t.started_at),
+            duration(&t.started_at, &t.finished_at),
+            t.exit_code
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "-".into()),
+            t.reason.clone().unwrap_or_default(),
+        ]);
+    }
+    table.write(out)
+}

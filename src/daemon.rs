@@ -1,0 +1,276 @@
+//! Entry points of the two daemons, shared by `cdktr-principal` / `cdktr-agent` and
+//! `cdktr start principal|agent`: resolve configuration, set up logging, signals and the
+//! runtime, run, map the outcome to an exit code.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Inputs};
+use crate::{agent, principal, runtime};
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PrincipalArgs {
+    /// API endpoint to bind (principal.listen); port 0 picks a free port.
+    #[arg(long, value_name = "ENDPOINT")]
+    pub listen: Option<String>,
+    /// Live log stream endpoint to bind (principal.logs_publish).
+    #[arg(long, value_name = "ENDPOINT")]
+    pub logs_publish: Option<String>,
+    /// Workflow directory (principal.workflow_dir).
+    #[arg(long, value_name = "DIR")]
+    pub workflow_dir: Option<PathBuf>,
+    /// Data directory for the DuckDB file (principal.data_dir).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Agent heartbeat timeout, e.g. 30s (principal.heartbeat_timeout).
+    #[arg(long, value_name = "DURATION")]
+    pub heartbeat_timeout: Option<String>,
+    /// Also run an agent in this process, connected to this principal.
+    #[arg(long)]
+    pub with_agent: bool,
+    /// Slots of the embedded agent (agent.max_concurrent_workflows).
+    #[arg(long, value_name = "N")]
+    pub max_concurrent_workflows: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AgentArgs {
+    /// Principal endpoint to connect to (agent.principal).
+    #[arg(long, value_name = "ENDPOINT")]
+    pub principal: Option<String>,
+    /// Agent name; the agent id is NAME@HOST (agent.name, default the host name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Runs this agent executes at once (agent.max_concurrent_workflows).
+    #[arg(long, value_name = "N")]
+    pub max_concurrent_workflows: Option<String>,
+    /// Heartbeat interval, e.g. 5s (agent.heartbeat_interval).
+    #[arg(long, value_name = "DURATION")]
+    pub heartbeat_interval: Option<String>,
+}
+
+type Flags = Vec<(&'static str, String, String)>;
+
+fn flag(flags: &mut Flags, key: &'static str, value: Option<String>, name: &str) {
+    if let Some(v) = value {
+        flags.push((key, v, format!("--{name}")));
+    }
+}
+
+impl PrincipalArgs {
+    fn flags(&self) -> Flags {
+        let mut f = Vec::new();
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        flag(&mut f, "principal.listen", self.listen.clone(), "listen");
+        flag(
+            &mut f,
+            "principal.logs_publish",
+            self.logs_publish.clone(),
+            "logs-publish",
+        );
+        flag(
+            &mut f,
+            "principal.workflow_dir",
+            path(&self.workflow_dir),
+            "workflow-dir",
+        );
+        flag(
+            &mut f,
+            "principal.data_dir",
+            path(&self.data_dir),
+            "data-dir",
+        );
+        flag(
+            &mut f,
+            "principal.heartbeat_timeout",
+            self.heartbeat_timeout.clone(),
+            "heartbeat-timeout",
+        );
+        flag(
+            &mut f,
+            "agent.max_concurrent_workflows",
+            self.max_concurrent_workflows.clone(),
+            "max-concurrent-workflows",
+        );
+        f
+    }
+}
+
+impl AgentArgs {
+    fn flags(&self) -> Flags {
+        let mut f = Vec::new();
+        flag(
+            &mut f,
+            "agent.principal",
+            self.principal.clone(),
+            "principal",
+        );
+        flag(&mut f, "agent.name", self.name.clone(), "name");
+        flag(
+            &mut f,
+            "agent.max_concurrent_workflows",
+            self.max_concurrent_workflows.clone(),
+            "max-concurrent-workflows",
+        );
+        flag(
+            &mut f,
+            "agent.heartbeat_interval",
+            self.heartbeat_interval.clone(),
+            "heartbeat-interval",
+        );
+        f
+    }
+}
+
+fn resolve(config_file: Option<PathBuf>, flags: Flags) -> Result<config::Resolved, ExitCode> {
+    let mut inputs = Inputs::from_process(config_file);
+    inputs.flags = flags;
+    match config::resolve(&inputs) {
+        Ok(r) => {
+            for w in &r.warnings {
+                tracing::warn!("{w}");
+            }
+            Ok(r)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+/// Prints the machine-readable ready line on stdout (tests and scripts wait for it).
+fn ready_line(line: String) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// `cdktr-principal` / `cdktr start principal`.
+pub fn principal_main(config_file: Option<PathBuf>, args: PrincipalArgs) -> ExitCode {
+    runtime::init_logging();
+    let resolved = match resolve(config_file, args.flags()) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let code = rt.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let reload = Arc::new(Notify::new());
+        if let Err(e) = runtime::handle_signals(shutdown.clone(), reload.clone()) {
+            eprintln!("error: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+        let cfg = resolved.config;
+        let sockets =
+            match principal::bind(&cfg.principal.listen, &cfg.principal.logs_publish).await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+        let api = sockets.api_endpoint.clone();
+        // Shutdown order: the embedded agent drains and reports first, then the principal stops.
+        let principal_stop = CancellationToken::new();
+        let agent_task = args.with_agent.then(|| {
+            let mut agent_cfg = cfg.agent.clone();
+            agent_cfg.principal = api.clone();
+            let agent_stop = CancellationToken::new();
+            let agent = {
+                let agent_stop = agent_stop.clone();
+                tokio::spawn(async move {
+                    agent::run(agent_cfg, agent_stop, |id| {
+                        ready_line(format!("cdktr-agent ready id={id}"))
+                    })
+                    .await
+                })
+            };
+            (agent, agent_stop)
+        });
+        {
+            let (shutdown, principal_stop) = (shutdown.clone(), principal_stop.clone());
+            tokio::spawn(async move {
+                shutdown.cancelled().await;
+                if let Some((agent, agent_stop)) = agent_task {
+                    agent_stop.cancel();
+                    let _ = agent.await;
+                }
+                principal_stop.cancel();
+            });
+        }
+        let result = principal::run(
+            cfg.principal.clone(),
+            sockets,
+            principal_stop,
+            reload,
+            |ready| {
+                ready_line(format!(
+                    "cdktr-principal ready api={} logs_publish={} workflows={}",
+                    ready.api, ready.logs_publish, ready.workflows
+                ));
+                runtime::notify_ready();
+            },
+        )
+        .await;
+        runtime::notify_stopping();
+        match result {
+            Ok(()) => {
+                tracing::info!("stopped cleanly");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    });
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    code
+}
+
+/// `cdktr-agent` / `cdktr start agent`.
+pub fn agent_main(config_file: Option<PathBuf>, args: AgentArgs) -> ExitCode {
+    runtime::init_logging();
+    let resolved = match resolve(config_file, args.flags()) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async move {
+        let shutdown = CancellationToken::new();
+        if let Err(e) = runtime::handle_signals(shutdown.clone(), Arc::new(Notify::new())) {
+            eprintln!("error: cannot install signal handlers: {e}");
+            return;
+        }
+        agent::run(resolved.config.agent, shutdown, |id| {
+            ready_line(format!("cdktr-agent ready id={id}"));
+            runtime::notify_ready();
+        })
+        .await;
+        runtime::notify_stopping();
+    });
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    ExitCode::SUCCESS
+}

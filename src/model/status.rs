@@ -1,0 +1,183 @@
+//! Run and task statuses. Terminal states are final: nothing moves a run or task out of one.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Crashed,
+    Cancelled,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TaskStatus {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+    Skipped,
+    Crashed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Completed,
+        RunStatus::Failed,
+        RunStatus::Crashed,
+        RunStatus::Cancelled,
+    ];
+
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, RunStatus::Queued | RunStatus::Running)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "QUEUED",
+            RunStatus::Running => "RUNNING",
+            RunStatus::Completed => "COMPLETED",
+            RunStatus::Failed => "FAILED",
+            RunStatus::Crashed => "CRASHED",
+            RunStatus::Cancelled => "CANCELLED",
+        }
+    }
+
+    /// Whether moving from `self` to `next` is allowed.
+    pub fn can_become(self, next: RunStatus) -> bool {
+        match self {
+            RunStatus::Queued => next != RunStatus::Queued,
+            RunStatus::Running => !matches!(next, RunStatus::Queued | RunStatus::Running),
+            _ => false,
+        }
+    }
+}
+
+impl TaskStatus {
+    pub const ALL: [TaskStatus; 7] = [
+        TaskStatus::Pending,
+        TaskStatus::Running,
+        TaskStatus::Completed,
+        TaskStatus::Failed,
+        TaskStatus::Skipped,
+        TaskStatus::Crashed,
+        TaskStatus::Cancelled,
+    ];
+
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, TaskStatus::Pending | TaskStatus::Running)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Pending => "PENDING",
+            TaskStatus::Running => "RUNNING",
+            TaskStatus::Completed => "COMPLETED",
+            TaskStatus::Failed => "FAILED",
+            TaskStatus::Skipped => "SKIPPED",
+            TaskStatus::Crashed => "CRASHED",
+            TaskStatus::Cancelled => "CANCELLED",
+        }
+    }
+
+    pub fn can_become(self, next: TaskStatus) -> bool {
+        match self {
+            TaskStatus::Pending => next != TaskStatus::Pending,
+            TaskStatus::Running => !matches!(next, TaskStatus::Pending | TaskStatus::Running),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown status `{0}` (expected one of {1})")]
+pub struct UnknownStatus(String, String);
+
+impl FromStr for RunStatus {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RunStatus::ALL
+            .into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                let all: Vec<&str> = RunStatus::ALL.iter().map(|v| v.as_str()).collect();
+                UnknownStatus(s.to_owned(), all.join(", "))
+            })
+    }
+}
+
+impl FromStr for TaskStatus {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TaskStatus::ALL
+            .into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                let all: Vec<&str> = TaskStatus::ALL.iter().map(|v| v.as_str()).collect();
+                UnknownStatus(s.to_owned(), all.join(", "))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_states_are_final() {
+        for from in RunStatus::ALL.into_iter().filter(|s| s.is_terminal()) {
+            for to in RunStatus::ALL {
+                assert!(!from.can_become(to), "{from} -> {to}");
+            }
+        }
+        for from in TaskStatus::ALL.into_iter().filter(|s| s.is_terminal()) {
+            for to in TaskStatus::ALL {
+                assert!(!from.can_become(to), "{from} -> {to}");
+            }
+        }
+        assert!(RunStatus::Queued.can_become(RunStatus::Running));
+        assert!(RunStatus::Running.can_become(RunStatus::Crashed));
+        assert!(!RunStatus::Running.can_become(RunStatus::Queued));
+        assert!(TaskStatus::Pending.can_become(TaskStatus::Skipped));
+    }
+
+    #[test]
+    fn parse_and_print() {
+        assert_eq!("failed".parse::<RunStatus>().unwrap(), RunStatus::Failed);
+        assert_eq!(
+            "SKIPPED".parse::<TaskStatus>().unwrap(),
+            TaskStatus::Skipped
+        );
+        assert!("nope"
+            .parse::<RunStatus>()
+            .unwrap_err()
+            .to_string()
+            .contains("QUEUED"));
+        assert_eq!(
+            serde_json::to_string(&RunStatus::Completed).unwrap(),
+            "\"COMPLETED\""
+        );
+    }
+}

@@ -1,0 +1,211 @@
+//! Control requests: triggers and status go to the coordinator; history comes from the store;
+//! workflow definitions from the current catalog.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio::sync::watch;
+
+use super::core::CoreHandle;
+use crate::model::WorkflowId;
+use crate::protocol::control::{ControlReply, ControlRequest, WorkflowEntry};
+use crate::protocol::{ErrorCode, ErrorReply, Response};
+use crate::store::{LogFilter, RunFilter, Store};
+use crate::workflow::diagnostic::suggest;
+use crate::workflow::{Catalog, FileStatus};
+
+/// Most log lines one page carries.
+const MAX_PAGE: u32 = 5_000;
+
+pub async fn handle(
+    request: ControlRequest,
+    core: &CoreHandle,
+    store: &Store,
+    catalog: &watch::Receiver<Arc<Catalog>>,
+) -> Response {
+    match answer(request, core, store, catalog).await {
+        Ok(reply) => Response::Control(reply),
+        Err(e) => Response::Error(e),
+    }
+}
+
+fn store_error(e: crate::store::StoreError) -> ErrorReply {
+    ErrorReply::new(ErrorCode::Unavailable, format!("store: {e}"))
+}
+
+async fn answer(
+    request: ControlRequest,
+    core: &CoreHandle,
+    store: &Store,
+    catalog: &watch::Receiver<Arc<Catalog>>,
+) -> Result<ControlReply, ErrorReply> {
+    match request {
+        ControlRequest::Trigger {
+            workflow,
+            params,
+            trigger,
+        } => {
+            let run_id = core.trigger(workflow, params, trigger).await?;
+            Ok(ControlReply::Triggered { run_id })
+        }
+        ControlRequest::Status => Ok(ControlReply::Status(Box::new(core.status().await?))),
+        ControlRequest::ListAgents => Ok(ControlReply::Agents {
+            agents: core.agents().await?,
+        }),
+        ControlRequest::ListRuns {
+            workflow,
+            status,
+            limit,
+        } => {
+            let runs = store
+                .list_runs(RunFilter {
+                    workflow,
+                    status,
+                    limit: limit.unwrap_or(50).min(10_000),
+                })
+                .await
+                .map_err(store_error)?;
+            Ok(ControlReply::Runs { runs })
+        }
+        ControlRequest::ShowRun { run_id } => {
+            match store.get_run(&run_id).await.map_err(store_error)? {
+                Some(run) => Ok(ControlReply::Run { run: Box::new(run) }),
+                None => Err(ErrorReply::new(
+                    ErrorCode::NotFound,
+                    format!("no run `{run_id}`"),
+                )),
+            }
+        }
+        ControlRequest::Logs {
+            run_id,
+            task,
+            after,
+            limit,
+        } => {
+            if store.get_run(&run_id).await.map_err(store_error)?.is_none() {
+                return Err(ErrorReply::new(
+                    ErrorCode::NotFound,
+                    format!("no run `{run_id}`"),
+                ));
+            }
+            page(
+                store,
+                LogFilter {
+                    run_id: Some(run_id),
+                    task,
+                    after,
+                    limit: limit.unwrap_or(MAX_PAGE).min(MAX_PAGE),
+                    ..Default::default()
+                },
+            )
+            .await
+        }
+        ControlRequest::QueryLogs {
+            workflow,
+            since,
+            until,
+            after,
+            limit,
+        } => {
+            page(
+                store,
+                LogFilter {
+                    workflow,
+                    since,
+                    until,
+                    after,
+                    limit: limit.unwrap_or(MAX_PAGE).min(MAX_PAGE),
+                    ..Default::default()
+                },
+            )
+            .await
+        }
+        ControlRequest::ListWorkflows => {
+            let catalog = catalog.borrow().clone();
+            Ok(ControlReply::Workflows {
+                workflows: entries(&catalog),
+            })
+        }
+        ControlRequest::ShowWorkflow { id } => {
+            let catalog = catalog.borrow().clone();
+            match catalog.workflows.get(&WorkflowId::new(id.as_str())) {
+                Some(w) => Ok(ControlReply::Workflow {
+                    workflow: Box::new(w.clone()),
+                }),
+                None => Err(unknown_workflow(&catalog, &id)),
+            }
+        }
+    }
+}
+
+async fn page(store: &Store, filter: LogFilter) -> Result<ControlReply, ErrorReply> {
+    let limit = filter.limit as usize;
+    let lines = store.logs(filter).await.map_err(store_error)?;
+    let next = (lines.len() == limit)
+        .then(|| lines.last().map(|l| l.id))
+        .flatten();
+    Ok(ControlReply::LogLines { lines, next })
+}
+
+pub fn unknown_workflow(catalog: &Catalog, id: &str) -> ErrorReply {
+    let hint = suggest(id, catalog.workflows.keys().map(|k| k.as_str()))
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default();
+    let invalid = catalog.files.iter().any(|f| {
+        f.status == FileStatus::Invalid && f.id.as_ref().is_some_and(|i| i.as_str() == id)
+    });
+    if invalid {
+        ErrorReply::new(
+            ErrorCode::Invalid,
+            format!("workflow `{id}` is invalid: run `cdktr workflow validate` for details"),
+        )
+    } else {
+        ErrorReply::new(ErrorCode::NotFound, format!("no workflow `{id}`{hint}"))
+    }
+}
+
+fn entries(catalog: &Catalog) -> Vec<WorkflowEntry> {
+    let now = Utc::now();
+    let mut out: Vec<WorkflowEntry> = catalog
+        .workflows
+        .values()
+        .map(|w| WorkflowEntry {
+            id: w.id.clone(),
+            name: Some(w.name.clone()),
+            file: w.file.clone(),
+            status: "valid".into(),
+            cron: w.schedule.as_ref().map(|s| s.expr().to_owned()),
+            timezone: w.schedule.as_ref().map(|s| s.timezone().name().to_owned()),
+            next_fire: w
+                .schedule
+                .as_ref()
+                .and_then(|s| s.next_after(now))
+                .map(|t| t.with_timezone(&Utc)),
+            tasks: w.tasks.len(),
+            errors: Vec::new(),
+        })
+        .collect();
+    out.extend(
+        catalog
+            .files
+            .iter()
+            .filter(|f| f.status == FileStatus::Invalid)
+            .map(|f| WorkflowEntry {
+                id: f.id.clone().unwrap_or_else(|| WorkflowId::new("-")),
+                name: None,
+                file: f.file.clone(),
+                status: "invalid".into(),
+                cron: None,
+                timezone: None,
+                next_fire: None,
+                tasks: 0,
+                errors: f
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.is_error())
+                    .map(|d| d.to_string())
+                    .collect(),
+            }),
+    );
+    out
+}

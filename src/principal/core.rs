@@ -1,0 +1,486 @@
+//! The coordinator: the run queue, the agent registry, active runs and dispatch, owned by one
+//! task and changed only through [`CoreMsg`]s, so no state is shared or locked.
+//!
+//! Timing is deadline-driven: the loop sleeps until the earliest heartbeat deadline, long-poll
+//! expiry or orphan deadline, never on a fixed tick.
+
+mod agents;
+mod records;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::publisher::Publisher;
+use super::server::{Replier, ReplyTo};
+use crate::model::{AgentId, RunId, RunStatus, TaskId, TaskStatus, Workflow, WorkflowId};
+use crate::protocol::agent::{AgentReply, AgentRequest, Assignment};
+use crate::protocol::control::{AgentView, StatusView};
+use crate::protocol::{ErrorCode, ErrorReply, Response};
+use crate::store::{NewRun, Store, StoreError, Write};
+use crate::workflow::Catalog;
+
+pub struct Settings {
+    pub heartbeat_timeout: Duration,
+    /// How long a PullWork waits for work before an empty answer.
+    pub long_poll: Duration,
+    /// The bound live-stream endpoint, reported by `status`.
+    pub logs_publish: String,
+}
+
+pub enum CoreMsg {
+    Agent {
+        request: AgentRequest,
+        reply: ReplyTo,
+    },
+    Trigger {
+        workflow: String,
+        params: BTreeMap<String, String>,
+        trigger: Option<String>,
+        reply: oneshot::Sender<Result<RunId, ErrorReply>>,
+    },
+    Status(oneshot::Sender<StatusView>),
+    Agents(oneshot::Sender<Vec<AgentView>>),
+}
+
+/// Cheap, cloneable handle to the coordinator.
+#[derive(Clone)]
+pub struct CoreHandle {
+    tx: mpsc::UnboundedSender<CoreMsg>,
+}
+
+fn gone() -> ErrorReply {
+    ErrorReply::new(ErrorCode::Unavailable, "the principal is shutting down")
+}
+
+impl CoreHandle {
+    pub fn send(&self, msg: CoreMsg) {
+        let _ = self.tx.send(msg);
+    }
+
+    pub async fn trigger(
+        &self,
+        workflow: String,
+        params: BTreeMap<String, String>,
+        trigger: Option<String>,
+    ) -> Result<RunId, ErrorReply> {
+        let (reply, rx) = oneshot::channel();
+        self.send(CoreMsg::Trigger {
+            workflow,
+            params,
+            trigger,
+            reply,
+        });
+        rx.await.map_err(|_| gone())?
+    }
+
+    pub async fn status(&self) -> Result<StatusView, ErrorReply> {
+        let (reply, rx) = oneshot::channel();
+        self.send(CoreMsg::Status(reply));
+        rx.await.map_err(|_| gone())
+    }
+
+    pub async fn agents(&self) -> Result<Vec<AgentView>, ErrorReply> {
+        let (reply, rx) = oneshot::channel();
+        self.send(CoreMsg::Agents(reply));
+        rx.await.map_err(|_| gone())
+    }
+}
+
+/// A run that is queued or running.
+pub(super) struct ActiveRun {
+    pub run_id: RunId,
+    pub workflow: Workflow,
+    pub params: BTreeMap<String, String>,
+    pub status: RunStatus,
+    pub attempt: u32,
+    pub token: String,
+    pub agent: Option<AgentId>,
+    /// Records of the current attempt with `seq <= last_seq` are stored.
+    pub last_seq: u64,
+    pub tasks: HashMap<TaskId, TaskStatus>,
+    /// Set for runs recovered as RUNNING after a restart until their agent reconnects.
+    pub orphan_deadline: Option<Instant>,
+}
+
+pub(super) struct Core {
+    pub settings: Settings,
+    pub store: Store,
+    pub replier: Replier,
+    pub publisher: Publisher,
+    pub catalog: watch::Receiver<Arc<Catalog>>,
+    pub queue: VecDeque<RunId>,
+    pub runs: HashMap<RunId, ActiveRun>,
+    pub agents: agents::Registry,
+    pub next_log_id: u64,
+    pub started: Instant,
+}
+
+pub async fn spawn(
+    tracker: &TaskTracker,
+    settings: Settings,
+    store: Store,
+    replier: Replier,
+    publisher: Publisher,
+    catalog: watch::Receiver<Arc<Catalog>>,
+    stop: CancellationToken,
+) -> Result<CoreHandle, StoreError> {
+    let mut core = Core {
+        settings,
+        next_log_id: store.max_log_id().await? + 1,
+        store,
+        replier,
+        publisher,
+        catalog,
+        queue: VecDeque::new(),
+        runs: HashMap::new(),
+        agents: agents::Registry::default(),
+        started: Instant::now(),
+    };
+    super::recovery::recover(&mut core).await?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tracker.spawn(core.run(rx, stop));
+    Ok(CoreHandle { tx })
+}
+
+impl Core {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<CoreMsg>, stop: CancellationToken) {
+        loop {
+            let deadline = self.next_deadline();
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                msg = rx.recv() => match msg {
+                    Some(msg) => self.handle(msg),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline.into()) => self.expire(Instant::now()),
+            }
+        }
+        tracing::debug!("coordinator stopped");
+    }
+
+    fn handle(&mut self, msg: CoreMsg) {
+        match msg {
+            CoreMsg::Agent { request, reply } => self.agent_request(request, reply),
+            CoreMsg::Trigger {
+                workflow,
+                params,
+                trigger,
+                reply,
+            } => self.trigger(workflow, params, trigger, reply),
+            CoreMsg::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            CoreMsg::Agents(reply) => {
+                let _ = reply.send(self.agents.views());
+            }
+        }
+    }
+
+    fn agent_request(&mut self, request: AgentRequest, reply: ReplyTo) {
+        match request {
+            AgentRequest::Register { agent, running } => self.register(agent, running, reply),
+            AgentRequest::Heartbeat { agent_id, .. } => {
+                let known = self.agents.heartbeat(&agent_id, Instant::now());
+                self.agent_reply(&reply, AgentReply::HeartbeatAck { known });
+            }
+            AgentRequest::PullWork { agent_id, .. } => {
+                if !self.agents.is_alive(&agent_id) {
+                    self.replier.error(
+                        &reply,
+                        ErrorCode::Invalid,
+                        format!("agent `{agent_id}` is not registered: register first"),
+                    );
+                    return;
+                }
+                let expires = Instant::now() + self.settings.long_poll;
+                if let Some(old) = self.agents.set_pull(&agent_id, reply, expires) {
+                    self.agent_reply(
+                        &old,
+                        AgentReply::Work {
+                            assignments: vec![],
+                        },
+                    );
+                }
+                self.dispatch();
+            }
+            AgentRequest::Report { agent_id, records } => self.report(&agent_id, records, reply),
+            AgentRequest::Deregister { agent_id } => {
+                self.lose_agent(
+                    &agent_id,
+                    "gone",
+                    "agent deregistered while the run was active",
+                );
+                self.agent_reply(&reply, AgentReply::Deregistered);
+            }
+        }
+    }
+
+    pub fn agent_reply(&self, to: &ReplyTo, reply: AgentReply) {
+        self.replier.send(to, Response::Agent(reply));
+    }
+
+    fn trigger(
+        &mut self,
+        workflow: String,
+        params: BTreeMap<String, String>,
+        trigger: Option<String>,
+        reply: oneshot::Sender<Result<RunId, ErrorReply>>,
+    ) {
+        let trigger = match validate_trigger(trigger) {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let catalog = self.catalog.borrow().clone();
+        let Some(definition) = catalog.workflows.get(&WorkflowId::new(workflow.as_str())) else {
+            let _ = reply.send(Err(super::control::unknown_workflow(&catalog, &workflow)));
+            return;
+        };
+        let run_id = RunId::generate();
+        let new_run = NewRun {
+            run_id: run_id.clone(),
+            workflow_id: definition.id.clone(),
+            trigger,
+            queued_at: Utc::now(),
+            params_json: serde_json::to_string(&params).unwrap_or_else(|_| "{}".into()),
+            definition_json: serde_json::to_string(definition).unwrap_or_default(),
+            tasks: definition.tasks.iter().map(|t| t.id.clone()).collect(),
+        };
+        self.runs.insert(
+            run_id.clone(),
+            ActiveRun {
+                run_id: run_id.clone(),
+                tasks: definition
+                    .tasks
+                    .iter()
+                    .map(|t| (t.id.clone(), TaskStatus::Pending))
+                    .collect(),
+                workflow: definition.clone(),
+                params,
+                status: RunStatus::Queued,
+                attempt: 0,
+                token: String::new(),
+                agent: None,
+                last_seq: 0,
+                orphan_deadline: None,
+            },
+        );
+        self.queue.push_back(run_id.clone());
+        // The trigger is acknowledged once the queued run is durable.
+        let committed = self.store.submit(vec![Write::RunQueued(new_run)]);
+        tokio::spawn(async move {
+            let result = committed
+                .await
+                .map(|_| run_id)
+                .map_err(|e| ErrorReply::new(ErrorCode::Unavailable, format!("store: {e}")));
+            let _ = reply.send(result);
+        });
+        self.dispatch();
+    }
+
+    /// Hands queued runs to agents that are waiting for work, never beyond their free slots.
+    pub fn dispatch(&mut self) {
+        while !self.queue.is_empty() {
+            let Some((agent_id, free)) = self.agents.best_waiting() else {
+                return;
+            };
+            let Some(pull) = self.agents.take_pull(&agent_id) else {
+                return;
+            };
+            let mut assignments = Vec::new();
+            while assignments.len() < free as usize {
+                let Some(run_id) = self.queue.pop_front() else {
+                    break;
+                };
+                if let Some(a) = self.assign(&run_id, &agent_id) {
+                    assignments.push(a);
+                }
+            }
+            self.agent_reply(&pull, AgentReply::Work { assignments });
+        }
+    }
+
+    fn assign(&mut self, run_id: &RunId, agent_id: &AgentId) -> Option<Assignment> {
+        let run = self.runs.get_mut(run_id)?;
+        if run.status != RunStatus::Queued {
+            return None;
+        }
+        run.status = RunStatus::Running;
+        run.attempt += 1;
+        run.token = ulid::Ulid::new().to_string();
+        run.agent = Some(agent_id.clone());
+        run.last_seq = 0;
+        self.agents.add_run(agent_id, run_id);
+        self.store.write_later(vec![Write::Run {
+            run_id: run_id.clone(),
+            status: RunStatus::Running,
+            ts: Utc::now(),
+            agent: Some(agent_id.clone()),
+            attempt: run.attempt,
+            token: Some(run.token.clone()),
+            reason: None,
+        }]);
+        tracing::info!(run = %run_id, workflow = %run.workflow.id, agent = %agent_id, attempt = run.attempt, "assigned");
+        Some(Assignment {
+            run_id: run_id.clone(),
+            attempt: run.attempt,
+            token: run.token.clone(),
+            workflow: run.workflow.clone(),
+            params: run.params.clone(),
+        })
+    }
+
+    /// Ends a run that is not finished by its agent (agent lost, never reconnected): running
+    /// tasks become CRASHED, tasks that never started SKIPPED.
+    pub fn crash_run(&mut self, run_id: &RunId, reason: &str) {
+        let Some(mut run) = self.runs.remove(run_id) else {
+            return;
+        };
+        let now = Utc::now();
+        let mut writes = Vec::new();
+        for (task_id, status) in run.tasks.iter_mut() {
+            let next = match status {
+                TaskStatus::Running => TaskStatus::Crashed,
+                TaskStatus::Pending => TaskStatus::Skipped,
+                _ => continue,
+            };
+            *status = next;
+            writes.push(Write::Task {
+                run_id: run_id.clone(),
+                task_id: task_id.clone(),
+                attempt: run.attempt,
+                status: next,
+                ts: now,
+                exit_code: None,
+                reason: Some(reason.to_owned()),
+            });
+        }
+        writes.push(Write::Run {
+            run_id: run_id.clone(),
+            status: RunStatus::Crashed,
+            ts: now,
+            agent: None,
+            attempt: run.attempt,
+            token: None,
+            reason: Some(reason.to_owned()),
+        });
+        self.store.write_later(writes);
+        self.publisher
+            .publish(crate::protocol::logs::LogEvent::RunEnded {
+                run_id: run_id.clone(),
+                workflow_id: run.workflow.id.clone(),
+                status: RunStatus::Crashed,
+            });
+        tracing::warn!(run = %run_id, reason, "run crashed");
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(3600);
+        let orphans = self.runs.values().filter_map(|r| r.orphan_deadline);
+        self.agents
+            .deadlines(self.settings.heartbeat_timeout)
+            .chain(orphans)
+            .min()
+            .unwrap_or(far)
+    }
+
+    fn expire(&mut self, now: Instant) {
+        let timeout = self.settings.heartbeat_timeout;
+        for agent_id in self.agents.silent_since(now, timeout) {
+            let reason = format!(
+                "agent {agent_id} lost: no heartbeat for {}",
+                humantime::format_duration(timeout)
+            );
+            self.lose_agent(&agent_id, "lost", &reason);
+        }
+        for pull in self.agents.expired_pulls(now) {
+            self.agent_reply(
+                &pull,
+                AgentReply::Work {
+                    assignments: vec![],
+                },
+            );
+        }
+        let orphans: Vec<RunId> = self
+            .runs
+            .values()
+            .filter(|r| r.orphan_deadline.is_some_and(|d| d <= now))
+            .map(|r| r.run_id.clone())
+            .collect();
+        for run_id in orphans {
+            self.crash_run(
+                &run_id,
+                "its agent did not reconnect after the principal restarted",
+            );
+        }
+    }
+
+    /// Marks an agent lost or gone and crashes the runs it held.
+    fn lose_agent(&mut self, agent_id: &AgentId, state: &'static str, reason: &str) {
+        let Some(runs) = self.agents.mark(agent_id, state) else {
+            return;
+        };
+        tracing::warn!(agent = %agent_id, state, runs = runs.len(), "agent no longer serving");
+        if let Some(w) = self.agents.store_write(agent_id) {
+            self.store.write_later(vec![w]);
+        }
+        for run_id in runs {
+            self.crash_run(&run_id, reason);
+        }
+    }
+
+    fn status(&self) -> StatusView {
+        let catalog = self.catalog.borrow().clone();
+        let (alive, total) = self.agents.counts();
+        StatusView {
+            version: env!("CARGO_PKG_VERSION").into(),
+            protocol: crate::protocol::VERSION,
+            uptime_secs: self.started.elapsed().as_secs(),
+            workflows_loaded: catalog.workflows.len(),
+            workflows_invalid: catalog.invalid_count(),
+            queue_length: self.queue.len(),
+            runs_active: self
+                .runs
+                .values()
+                .filter(|r| r.status == RunStatus::Running)
+                .count(),
+            agents_alive: alive,
+            agents_total: total,
+            logs_publish: self.settings.logs_publish.clone(),
+            store: "ok".into(),
+        }
+    }
+}
+
+/// Trigger sources a request may name; `event:<name>` is open-ended.
+fn validate_trigger(trigger: Option<String>) -> Result<String, ErrorReply> {
+    let t = trigger.unwrap_or_else(|| "api".into());
+    let ok = matches!(
+        t.as_str(),
+        "cli" | "tui" | "api" | "schedule" | "retry" | "rerun"
+    ) || t.strip_prefix("event:").is_some_and(|name| {
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    });
+    if ok {
+        Ok(t)
+    } else {
+        Err(ErrorReply::new(
+            ErrorCode::Invalid,
+            format!(
+                "field `trigger`: `{t}` is not a trigger source (cli, tui, api, schedule, retry, \
+                 rerun or event:<name>)"
+            ),
+        ))
+    }
+}

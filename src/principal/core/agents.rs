@@ -1,0 +1,187 @@
+//! The agent registry: who is connected, their capacity, their runs, their pending long poll.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use crate::model::{AgentId, RunId};
+use crate::principal::server::ReplyTo;
+use crate::protocol::agent::AgentInfo;
+use crate::protocol::control::AgentView;
+use crate::store::Write;
+
+pub struct Entry {
+    pub info: AgentInfo,
+    pub registered_at: DateTime<Utc>,
+    pub last_seen: Instant,
+    pub last_seen_at: DateTime<Utc>,
+    pub runs: BTreeSet<RunId>,
+    /// `alive`, `lost` or `gone`.
+    pub state: &'static str,
+    pub pull: Option<Pull>,
+}
+
+pub struct Pull {
+    pub reply: ReplyTo,
+    pub expires: Instant,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    agents: BTreeMap<AgentId, Entry>,
+}
+
+impl Registry {
+    /// Registers (or re-registers) an agent; it is alive from now on.
+    pub fn register(&mut self, info: AgentInfo, now: Instant) -> &mut Entry {
+        let id = info.id.clone();
+        let registered_at = Utc::now();
+        let entry = self.agents.entry(id).or_insert_with(|| Entry {
+            info: info.clone(),
+            registered_at,
+            last_seen: now,
+            last_seen_at: registered_at,
+            runs: BTreeSet::new(),
+            state: "alive",
+            pull: None,
+        });
+        entry.info = info;
+        entry.last_seen = now;
+        entry.last_seen_at = Utc::now();
+        if entry.state != "alive" {
+            entry.state = "alive";
+            entry.registered_at = Utc::now();
+            entry.runs.clear();
+        }
+        entry
+    }
+
+    /// Records a heartbeat; false if the agent must register (again) first.
+    pub fn heartbeat(&mut self, id: &AgentId, now: Instant) -> bool {
+        match self.agents.get_mut(id) {
+            Some(e) if e.state == "alive" => {
+                e.last_seen = now;
+                e.last_seen_at = Utc::now();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn is_alive(&self, id: &AgentId) -> bool {
+        self.agents.get(id).is_some_and(|e| e.state == "alive")
+    }
+
+    /// Stores a long poll, returning the one it replaces (which must be answered).
+    pub fn set_pull(&mut self, id: &AgentId, reply: ReplyTo, expires: Instant) -> Option<ReplyTo> {
+        let e = self.agents.get_mut(id)?;
+        e.last_seen = Instant::now();
+        e.pull.replace(Pull { reply, expires }).map(|p| p.reply)
+    }
+
+    pub fn take_pull(&mut self, id: &AgentId) -> Option<ReplyTo> {
+        self.agents.get_mut(id)?.pull.take().map(|p| p.reply)
+    }
+
+    /// The waiting agent with the most free capacity: its slots minus the runs it holds here.
+    /// The principal's count is authoritative: a run stops counting only when its agent has
+    /// reported it finished, so this never exceeds what the agent really has free.
+    pub fn best_waiting(&self) -> Option<(AgentId, u32)> {
+        self.agents
+            .iter()
+            .filter(|(_, e)| e.state == "alive")
+            .filter_map(|(id, e)| {
+                e.pull.as_ref()?;
+                let held = u32::try_from(e.runs.len()).unwrap_or(u32::MAX);
+                let free = e.info.slots.saturating_sub(held);
+                (free > 0).then(|| (id.clone(), free))
+            })
+            .max_by_key(|(_, free)| *free)
+    }
+
+    pub fn add_run(&mut self, id: &AgentId, run: &RunId) {
+        if let Some(e) = self.agents.get_mut(id) {
+            e.runs.insert(run.clone());
+        }
+    }
+
+    pub fn remove_run(&mut self, id: &AgentId, run: &RunId) {
+        if let Some(e) = self.agents.get_mut(id) {
+            e.runs.remove(run);
+        }
+    }
+
+    /// Marks an alive agent `lost` or `gone`; returns the runs it held.
+    pub fn mark(&mut self, id: &AgentId, state: &'static str) -> Option<Vec<RunId>> {
+        let e = self.agents.get_mut(id)?;
+        if e.state != "alive" {
+            return None;
+        }
+        e.state = state;
+        e.pull = None;
+        Some(std::mem::take(&mut e.runs).into_iter().collect())
+    }
+
+    pub fn deadlines(&self, timeout: Duration) -> impl Iterator<Item = Instant> + '_ {
+        self.agents
+            .values()
+            .filter(|e| e.state == "alive")
+            .flat_map(move |e| {
+                [
+                    Some(e.last_seen + timeout),
+                    e.pull.as_ref().map(|p| p.expires),
+                ]
+            })
+            .flatten()
+    }
+
+    pub fn silent_since(&self, now: Instant, timeout: Duration) -> Vec<AgentId> {
+        self.agents
+            .iter()
+            .filter(|(_, e)| e.state == "alive" && e.last_seen + timeout <= now)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    pub fn expired_pulls(&mut self, now: Instant) -> Vec<ReplyTo> {
+        self.agents
+            .values_mut()
+            .filter(|e| e.pull.as_ref().is_some_and(|p| p.expires <= now))
+            .filter_map(|e| e.pull.take().map(|p| p.reply))
+            .collect()
+    }
+
+    pub fn counts(&self) -> (usize, usize) {
+        let alive = self.agents.values().filter(|e| e.state == "alive").count();
+        (alive, self.agents.len())
+    }
+
+    pub fn store_write(&self, id: &AgentId) -> Option<Write> {
+        let e = self.agents.get(id)?;
+        Some(Write::Agent {
+            agent_id: id.clone(),
+            host: e.info.host.clone(),
+            slots: e.info.slots,
+            version: e.info.version.clone(),
+            state: e.state.into(),
+            ts: e.last_seen_at,
+        })
+    }
+
+    pub fn views(&self) -> Vec<AgentView> {
+        self.agents
+            .iter()
+            .map(|(id, e)| AgentView {
+                agent_id: id.clone(),
+                host: e.info.host.clone(),
+                slots: e.info.slots,
+                running: u32::try_from(e.runs.len()).unwrap_or(u32::MAX),
+                state: e.state.into(),
+                registered_at: e.registered_at,
+                last_heartbeat: e.last_seen_at,
+                version: e.info.version.clone(),
+            })
+            .collect()
+    }
+}

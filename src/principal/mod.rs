@@ -1,0 +1,207 @@
+//! The principal daemon: loads workflows, queues runs, answers agents and control clients,
+//! detects dead agents and records everything in the store.
+//!
+//! Components, each owning its state:
+//! - [`server`]: the ROUTER socket loop, decoding requests and routing them;
+//! - [`core`]: the coordinator (queue, agent registry, active runs, dispatch) behind a
+//!   [`CoreHandle`]; every state change goes through its event loop;
+//! - [`control`]: read-only control requests answered from the store and the catalog;
+//! - [`publisher`]: the live log stream (PUB socket).
+//!
+//! [`run`] takes already-bound sockets and a shutdown token, so tests bind port 0 and never
+//! install signal handlers.
+
+mod control;
+mod core;
+mod publisher;
+mod recovery;
+mod server;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use zeromq::{Socket, ZmqError};
+
+use crate::config::PrincipalConfig;
+use crate::store::{Store, StoreError};
+use crate::workflow::{load_dir, Catalog};
+
+pub use self::core::CoreHandle;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrincipalError {
+    #[error("cannot bind {endpoint}: {source}")]
+    Bind { endpoint: String, source: ZmqError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// The principal's sockets, bound and ready.
+pub struct Sockets {
+    pub api: zeromq::RouterSocket,
+    pub api_endpoint: String,
+    pub publish: zeromq::PubSocket,
+    pub publish_endpoint: String,
+}
+
+/// Binds the API and log-publishing sockets (`tcp://127.0.0.1:0` picks a free port; the
+/// resolved endpoints are in the result).
+pub async fn bind(api: &str, publish: &str) -> Result<Sockets, PrincipalError> {
+    let mut api_socket = zeromq::RouterSocket::new();
+    let api_endpoint = api_socket
+        .bind(api)
+        .await
+        .map_err(|source| PrincipalError::Bind {
+            endpoint: api.to_owned(),
+            source,
+        })?;
+    let mut pub_socket = zeromq::PubSocket::new();
+    let publish_endpoint =
+        pub_socket
+            .bind(publish)
+            .await
+            .map_err(|source| PrincipalError::Bind {
+                endpoint: publish.to_owned(),
+                source,
+            })?;
+    Ok(Sockets {
+        api: api_socket,
+        api_endpoint: api_endpoint.to_string(),
+        publish: pub_socket,
+        publish_endpoint: publish_endpoint.to_string(),
+    })
+}
+
+/// What the principal tells its caller once it serves.
+#[derive(Clone, Debug)]
+pub struct Ready {
+    pub api: String,
+    pub logs_publish: String,
+    pub workflows: usize,
+}
+
+/// Runs the principal until `shutdown` is cancelled, then stops accepting, lets in-flight
+/// work finish, flushes and closes the store. `reload` re-reads the workflow directory.
+pub async fn run(
+    config: PrincipalConfig,
+    sockets: Sockets,
+    shutdown: CancellationToken,
+    reload: Arc<Notify>,
+    on_ready: impl FnOnce(&Ready),
+) -> Result<(), PrincipalError> {
+    let db_path = config.db_path.clone();
+    let (store, store_guard) = tokio::task::spawn_blocking(move || Store::open(&db_path)).await??;
+    let catalog = Arc::new(load_catalog(&config).await);
+    let workflows = catalog.workflows.len();
+    let (catalog_tx, catalog_rx) = watch::channel(catalog);
+
+    let tracker = TaskTracker::new();
+    let publisher = publisher::spawn(&tracker, sockets.publish, shutdown.child_token());
+    let (replier, reply_task) = server::replier(&tracker, sockets.api_endpoint.clone());
+    let core = core::spawn(
+        &tracker,
+        core::Settings {
+            heartbeat_timeout: config.heartbeat_timeout,
+            long_poll: Duration::from_secs(20),
+            logs_publish: sockets.publish_endpoint.clone(),
+        },
+        store.clone(),
+        replier.clone(),
+        publisher,
+        catalog_rx.clone(),
+        shutdown.child_token(),
+    )
+    .await?;
+    let server_stop = CancellationToken::new();
+    let server = tracker.spawn(server::serve(
+        sockets.api,
+        reply_task,
+        server::Context {
+            core: core.clone(),
+            store: store.clone(),
+            catalog: catalog_rx,
+            replier,
+            max_message_bytes: config.max_message_bytes,
+            tracker: tracker.clone(),
+        },
+        server_stop.clone(),
+    ));
+    tracker.spawn(reload_loop(
+        config.clone(),
+        reload,
+        catalog_tx,
+        shutdown.clone(),
+    ));
+
+    on_ready(&Ready {
+        api: sockets.api_endpoint,
+        logs_publish: sockets.publish_endpoint,
+        workflows,
+    });
+    shutdown.cancelled().await;
+    tracing::info!("shutting down: no longer accepting requests");
+    server_stop.cancel();
+    let _ = server.await;
+    drop(core);
+    drop(store);
+    tracker.close();
+    if tokio::time::timeout(Duration::from_secs(10), tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some tasks did not stop within 10s");
+    }
+    tracing::info!("flushing and closing the store");
+    tokio::task::spawn_blocking(move || store_guard.close()).await?;
+    Ok(())
+}
+
+async fn load_catalog(config: &PrincipalConfig) -> Catalog {
+    let dir = config.workflow_dir.clone();
+    let loaded = tokio::task::spawn_blocking(move || load_dir(&dir)).await;
+    match loaded {
+        Ok(Ok(catalog)) => {
+            for d in catalog.diagnostics() {
+                tracing::warn!("{d}");
+            }
+            tracing::info!(
+                dir = %config.workflow_dir.display(),
+                valid = catalog.valid_count(),
+                invalid = catalog.invalid_count(),
+                "workflows loaded"
+            );
+            catalog
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot load workflows; serving none until reload");
+            Catalog::default()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "workflow loader failed");
+            Catalog::default()
+        }
+    }
+}
+
+async fn reload_loop(
+    config: PrincipalConfig,
+    reload: Arc<Notify>,
+    catalog: watch::Sender<Arc<Catalog>>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = reload.notified() => {
+                tracing::info!("reloading workflows");
+                let fresh = load_catalog(&config).await;
+                catalog.send_replace(Arc::new(fresh));
+            }
+        }
+    }
+}

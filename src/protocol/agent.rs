@@ -1,0 +1,149 @@
+//! Agent <-> principal: registration, heartbeats, pulling work, reporting what happened.
+//!
+//! Everything an agent reports is a [`Record`] with a sequence number per run attempt; the
+//! principal acknowledges the highest sequence it has stored ([`RunAck`]) and the agent keeps
+//! records until then, so nothing is lost across a reconnect and nothing is stored twice.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{AgentId, RunId, RunStatus, TaskId, TaskStatus, Workflow};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentRequest {
+    /// First message after (re)connecting. `running` lists attempts still executing, so a
+    /// restarted principal can reconcile them.
+    Register {
+        agent: AgentInfo,
+        #[serde(default)]
+        running: Vec<AttemptRef>,
+    },
+    Heartbeat {
+        agent_id: AgentId,
+        #[serde(default)]
+        running: Vec<AttemptRef>,
+        free_slots: u32,
+    },
+    /// Long poll: answered as soon as a run can be assigned, at most `free_slots` of them, or
+    /// with an empty list after a while so the agent knows the principal is still there.
+    PullWork { agent_id: AgentId, free_slots: u32 },
+    Report {
+        agent_id: AgentId,
+        records: Vec<Record>,
+    },
+    /// Graceful shutdown: the agent takes no more work.
+    Deregister { agent_id: AgentId },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentReply {
+    Registered {
+        heartbeat_interval_ms: u64,
+    },
+    /// `known: false` tells the agent to register again (the principal restarted).
+    HeartbeatAck {
+        known: bool,
+    },
+    Work {
+        assignments: Vec<Assignment>,
+    },
+    ReportAck {
+        acks: Vec<RunAck>,
+    },
+    Deregistered,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    pub id: AgentId,
+    pub name: String,
+    pub host: String,
+    pub slots: u32,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub version: String,
+}
+
+/// One attempt of one run, as both sides name it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AttemptRef {
+    pub run_id: RunId,
+    pub attempt: u32,
+    /// Fencing token of the assignment: reports carrying a stale token never change a run.
+    pub token: String,
+}
+
+/// A run handed to an agent, with the definition it must execute (a snapshot taken at
+/// trigger time, so later edits of the file do not change a queued run).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub run_id: RunId,
+    pub attempt: u32,
+    pub token: String,
+    pub workflow: Workflow,
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// Something that happened in a run attempt, numbered by `seq` (1, 2, 3, ... per attempt).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub run_id: RunId,
+    pub attempt: u32,
+    pub token: String,
+    pub seq: u64,
+    #[serde(with = "crate::model::time")]
+    pub ts: DateTime<Utc>,
+    pub event: RecordEvent,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RecordEvent {
+    Task {
+        task_id: TaskId,
+        status: TaskStatus,
+        #[serde(default)]
+        exit_code: Option<i32>,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// One line of output. `line_no` counts lines per task and stream from 1, unbroken.
+    Log {
+        task_id: TaskId,
+        stream: Stream,
+        line_no: u64,
+        line: String,
+    },
+    RunFinished {
+        status: RunStatus,
+    },
+}
+
+/// Every record of this attempt with `seq <= up_to` is stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunAck {
+    pub run_id: RunId,
+    pub attempt: u32,
+    pub up_to: u64,
+}

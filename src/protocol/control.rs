@@ -1,0 +1,183 @@
+//! Control clients (CLI, TUI, event listeners) <-> principal.
+//!
+//! A trigger is the request an event listener in any language sends; `docs/protocol.md`
+//! shows it byte for byte.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::logs::LogLine;
+use crate::model::{AgentId, RunId, RunStatus, TaskId, TaskStatus, Workflow, WorkflowId};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ControlRequest {
+    /// Queue a run of `workflow`. `trigger` is the source recorded with the run (`cli`, `tui`,
+    /// `api`, `event:<name>`); default `api`.
+    Trigger {
+        workflow: String,
+        #[serde(default)]
+        params: BTreeMap<String, String>,
+        #[serde(default)]
+        trigger: Option<String>,
+    },
+    ListRuns {
+        #[serde(default)]
+        workflow: Option<String>,
+        #[serde(default)]
+        status: Option<RunStatus>,
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    ShowRun {
+        run_id: String,
+    },
+    /// A page of a run's stored output, in arrival order, after the cursor `after`.
+    Logs {
+        run_id: String,
+        #[serde(default)]
+        task: Option<String>,
+        #[serde(default)]
+        after: Option<u64>,
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// Stored output across runs, filtered by workflow and time.
+    QueryLogs {
+        #[serde(default)]
+        workflow: Option<String>,
+        #[serde(default, with = "crate::model::time::option")]
+        since: Option<DateTime<Utc>>,
+        #[serde(default, with = "crate::model::time::option")]
+        until: Option<DateTime<Utc>>,
+        #[serde(default)]
+        after: Option<u64>,
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    ListAgents,
+    Status,
+    ListWorkflows,
+    ShowWorkflow {
+        id: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ControlReply {
+    Triggered {
+        run_id: RunId,
+    },
+    Runs {
+        runs: Vec<RunSummary>,
+    },
+    Run {
+        run: Box<RunDetail>,
+    },
+    /// `next` is the cursor for the following page, absent on the last page.
+    LogLines {
+        lines: Vec<LogLine>,
+        #[serde(default)]
+        next: Option<u64>,
+    },
+    Agents {
+        agents: Vec<AgentView>,
+    },
+    Status(Box<StatusView>),
+    Workflows {
+        workflows: Vec<WorkflowEntry>,
+    },
+    Workflow {
+        workflow: Box<Workflow>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub run_id: RunId,
+    pub workflow_id: WorkflowId,
+    pub status: RunStatus,
+    pub trigger: String,
+    #[serde(with = "crate::model::time")]
+    pub queued_at: DateTime<Utc>,
+    #[serde(with = "crate::model::time::option")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(with = "crate::model::time::option")]
+    pub finished_at: Option<DateTime<Utc>>,
+    pub agent: Option<AgentId>,
+    pub attempt: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub summary: RunSummary,
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    pub tasks: Vec<TaskRunView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskRunView {
+    pub task_id: TaskId,
+    pub status: TaskStatus,
+    #[serde(with = "crate::model::time::option")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(with = "crate::model::time::option")]
+    pub finished_at: Option<DateTime<Utc>>,
+    pub exit_code: Option<i32>,
+    pub attempt: u32,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentView {
+    pub agent_id: AgentId,
+    pub host: String,
+    pub slots: u32,
+    pub running: u32,
+    /// `alive`, `lost` or `gone` (deregistered).
+    pub state: String,
+    #[serde(with = "crate::model::time")]
+    pub registered_at: DateTime<Utc>,
+    #[serde(with = "crate::model::time")]
+    pub last_heartbeat: DateTime<Utc>,
+    pub version: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusView {
+    pub version: String,
+    pub protocol: u16,
+    pub uptime_secs: u64,
+    pub workflows_loaded: usize,
+    pub workflows_invalid: usize,
+    pub queue_length: usize,
+    pub runs_active: usize,
+    pub agents_alive: usize,
+    pub agents_total: usize,
+    /// The live log stream endpoint the principal bound.
+    pub logs_publish: String,
+    /// `ok`, or `degraded: <reason>`.
+    pub store: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowEntry {
+    pub id: WorkflowId,
+    pub name: Option<String>,
+    pub file: std::path::PathBuf,
+    /// `valid` or `invalid`.
+    pub status: String,
+    pub cron: Option<String>,
+    pub timezone: Option<String>,
+    #[serde(with = "crate::model::time::option")]
+    pub next_fire: Option<DateTime<Utc>>,
+    pub tasks: usize,
+    #[serde(default)]
+    pub errors: Vec<String>,
+}

@@ -1,0 +1,241 @@
+//! The history store: one embedded DuckDB file behind one owner thread.
+//!
+//! `duckdb::Connection` is synchronous, so it lives on a dedicated thread fed by a channel of
+//! [`Command`]s; callers use the async [`Store`] facade and get answers through oneshots.
+//! Writes that arrive together are applied in one transaction (log lines through the
+//! appender), and every SQL statement is parameterised.
+
+mod owner;
+mod queries;
+mod schema;
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::oneshot;
+
+use crate::model::{AgentId, RunId, RunStatus, TaskId, TaskStatus, WorkflowId};
+use crate::protocol::control::{RunDetail, RunSummary};
+use crate::protocol::logs::LogLine;
+
+pub use schema::SCHEMA_VERSION;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("database error: {0}")]
+    Db(#[from] duckdb::Error),
+    #[error("the store has shut down")]
+    Closed,
+    #[error("stored data is not readable: {0}")]
+    Corrupt(String),
+}
+
+/// A write. Writes sent together are applied in order, in one transaction.
+#[derive(Clone, Debug)]
+pub enum Write {
+    RunQueued(NewRun),
+    Run {
+        run_id: RunId,
+        status: RunStatus,
+        ts: DateTime<Utc>,
+        agent: Option<AgentId>,
+        attempt: u32,
+        /// The attempt's fencing token, recorded when the attempt is assigned.
+        token: Option<String>,
+        reason: Option<String>,
+    },
+    /// The highest record sequence of the current attempt that is stored.
+    RunSeq {
+        run_id: RunId,
+        last_seq: u64,
+    },
+    Task {
+        run_id: RunId,
+        task_id: TaskId,
+        attempt: u32,
+        status: TaskStatus,
+        ts: DateTime<Utc>,
+        exit_code: Option<i32>,
+        reason: Option<String>,
+    },
+    Log(LogLine),
+    Agent {
+        agent_id: AgentId,
+        host: String,
+        slots: u32,
+        version: String,
+        state: String,
+        ts: DateTime<Utc>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct NewRun {
+    pub run_id: RunId,
+    pub workflow_id: WorkflowId,
+    pub trigger: String,
+    pub queued_at: DateTime<Utc>,
+    pub params_json: String,
+    /// The workflow definition the run was triggered with, as JSON.
+    pub definition_json: String,
+    pub tasks: Vec<TaskId>,
+}
+
+/// A run that was not finished when the principal last stopped.
+#[derive(Clone, Debug)]
+pub struct UnfinishedRun {
+    pub run_id: RunId,
+    pub status: RunStatus,
+    pub trigger: String,
+    pub queued_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub agent: Option<AgentId>,
+    pub attempt: u32,
+    pub token: Option<String>,
+    pub last_seq: u64,
+    pub params_json: String,
+    pub definition_json: String,
+    pub tasks: Vec<(TaskId, TaskStatus)>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RunFilter {
+    pub workflow: Option<String>,
+    pub status: Option<RunStatus>,
+    pub limit: u32,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct LogFilter {
+    pub run_id: Option<String>,
+    pub workflow: Option<String>,
+    pub task: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub after: Option<u64>,
+    pub limit: u32,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+enum Command {
+    Write(Vec<Write>, Option<Reply<()>>),
+    ListRuns(RunFilter, Reply<Vec<RunSummary>>),
+    GetRun(String, Reply<Option<RunDetail>>),
+    Logs(LogFilter, Reply<Vec<LogLine>>),
+    Unfinished(Reply<Vec<UnfinishedRun>>),
+    MaxLogId(Reply<u64>),
+    Count(String, Reply<i64>),
+}
+
+/// Cheap, cloneable handle to the owner thread.
+#[derive(Clone)]
+pub struct Store {
+    tx: std::sync::mpsc::Sender<Command>,
+}
+
+/// Joins the owner thread when dropped last: the file is closed cleanly.
+pub struct StoreGuard {
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StoreGuard {
+    /// Waits for the owner thread to apply everything queued and close the database. Every
+    /// [`Store`] handle must have been dropped first.
+    pub fn close(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and migrates it to the current schema.
+    pub fn open(path: &Path) -> Result<(Store, StoreGuard), StoreError> {
+        let open_err = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| open_err(Box::new(e)))?;
+        }
+        let conn = duckdb::Connection::open(path).map_err(|e| open_err(Box::new(e)))?;
+        schema::migrate(&conn).map_err(|e| open_err(Box::new(e)))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("cdktr-store".into())
+            .spawn(move || owner::run(conn, rx))
+            .map_err(|e| open_err(Box::new(e)))?;
+        Ok((
+            Store { tx },
+            StoreGuard {
+                thread: Some(thread),
+            },
+        ))
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Applies `writes` and waits until they are committed.
+    pub async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.submit(writes).await
+    }
+
+    /// Queues `writes` now (so they keep their order relative to later writes) and returns a
+    /// future that resolves once they are committed.
+    pub fn submit(
+        &self,
+        writes: Vec<Write>,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.tx.send(Command::Write(writes, Some(reply)));
+        async move {
+            sent.map_err(|_| StoreError::Closed)?;
+            rx.await.map_err(|_| StoreError::Closed)?
+        }
+    }
+
+    /// Queues `writes` without waiting for the commit.
+    pub fn write_later(&self, writes: Vec<Write>) {
+        let _ = self.tx.send(Command::Write(writes, None));
+    }
+
+    pub async fn list_runs(&self, filter: RunFilter) -> Result<Vec<RunSummary>, StoreError> {
+        self.ask(|r| Command::ListRuns(filter, r)).await
+    }
+
+    pub async fn get_run(&self, run_id: &str) -> Result<Option<RunDetail>, StoreError> {
+        let id = run_id.to_owned();
+        self.ask(|r| Command::GetRun(id, r)).await
+    }
+
+    pub async fn logs(&self, filter: LogFilter) -> Result<Vec<LogLine>, StoreError> {
+        self.ask(|r| Command::Logs(filter, r)).await
+    }
+
+    pub async fn unfinished_runs(&self) -> Result<Vec<UnfinishedRun>, StoreError> {
+        self.ask(Command::Unfinished).await
+    }
+
+    pub async fn max_log_id(&self) -> Result<u64, StoreError> {
+        self.ask(Command::MaxLogId).await
+    }
+
+    /// Rows in one of the store's tables (for tests and status).
+    pub async fn count(&self, table: &str) -> Result<i64, StoreError> {
+        let table = table.to_owned();
+        self.ask(|r| Command::Count(table, r)).await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,274 @@
+//! Reads. Timestamps come back as `epoch_us(...)` microseconds and are turned into UTC times.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use duckdb::{params_from_iter, Connection, Row};
+
+use super::owner::ts;
+use super::{LogFilter, RunFilter, StoreError, UnfinishedRun};
+use crate::model::{AgentId, RunId, RunStatus, TaskId, TaskStatus, WorkflowId};
+use crate::protocol::agent::Stream;
+use crate::protocol::control::{RunDetail, RunSummary, TaskRunView};
+use crate::protocol::logs::LogLine;
+
+fn time(us: Option<i64>) -> Option<DateTime<Utc>> {
+    us.and_then(DateTime::from_timestamp_micros)
+}
+
+fn required_time(us: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_micros(us)
+        .ok_or_else(|| StoreError::Corrupt(format!("timestamp {us} out of range")))
+}
+
+fn run_status(s: &str) -> Result<RunStatus, StoreError> {
+    s.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))
+}
+
+fn task_status(s: &str) -> Result<TaskStatus, StoreError> {
+    s.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))
+}
+
+const RUN_COLUMNS: &str = "run_id, workflow_id, status, trigger, epoch_us(queued_at), \
+     epoch_us(started_at), epoch_us(finished_at), agent_id, attempt";
+
+/// Raw columns of a run row, converted after the row borrow ends.
+type RunRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    u32,
+);
+
+fn run_row(row: &Row<'_>) -> duckdb::Result<RunRow> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+    ))
+}
+
+fn summary(r: RunRow) -> Result<RunSummary, StoreError> {
+    Ok(RunSummary {
+        run_id: RunId::new(r.0),
+        workflow_id: WorkflowId::new(r.1),
+        status: run_status(&r.2)?,
+        trigger: r.3,
+        queued_at: required_time(r.4)?,
+        started_at: time(r.5),
+        finished_at: time(r.6),
+        agent: r.7.map(AgentId::new),
+        attempt: r.8,
+    })
+}
+
+pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSummary>, StoreError> {
+    let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1");
+    let mut args: Vec<String> = Vec::new();
+    if let Some(w) = &f.workflow {
+        sql.push_str(" AND workflow_id = ?");
+        args.push(w.clone());
+    }
+    if let Some(s) = f.status {
+        sql.push_str(" AND status = ?");
+        args.push(s.as_str().to_owned());
+    }
+    sql.push_str(&format!(" ORDER BY run_id DESC LIMIT {}", f.limit.max(1)));
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(params_from_iter(args.iter()), run_row)?;
+    rows.map(|r| summary(r?)).collect()
+}
+
+pub fn get_run(conn: &Connection, id: &str) -> Result<Option<RunDetail>, StoreError> {
+    let sql = format!("SELECT {RUN_COLUMNS}, params FROM runs WHERE run_id = ?");
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query([id])?;
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let raw = run_row(row)?;
+    let params_json: String = row.get(9)?;
+    let params: BTreeMap<String, String> = serde_json::from_str(&params_json)
+        .map_err(|e| StoreError::Corrupt(format!("params of run {id}: {e}")))?;
+    let summary = summary(raw)?;
+    let tasks = task_runs(conn, id)?;
+    Ok(Some(RunDetail {
+        summary,
+        params,
+        tasks,
+    }))
+}
+
+/// Task rows of a run, in the order the workflow lists them (insertion order).
+fn task_runs(conn: &Connection, run_id: &str) -> Result<Vec<TaskRunView>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT task_id, status, epoch_us(started_at), epoch_us(finished_at), exit_code, attempt, \
+         reason FROM task_runs WHERE run_id = ? ORDER BY rowid",
+    )?;
+    let rows = stmt.query_map([run_id], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, Option<i64>>(2)?,
+            row.get::<_, Option<i64>>(3)?,
+            row.get::<_, Option<i32>>(4)?,
+            row.get::<_, u32>(5)?,
+            row.get::<_, Option<String>>(6)?,
+        ))
+    })?;
+    rows.map(|r| {
+        let (task_id, status, started, finished, exit_code, attempt, reason) = r?;
+        Ok(TaskRunView {
+            task_id: TaskId::new(task_id),
+            status: task_status(&status)?,
+            started_at: time(started),
+            finished_at: time(finished),
+            exit_code,
+            attempt,
+            reason,
+        })
+    })
+    .collect()
+}
+
+pub fn logs(conn: &Connection, f: &LogFilter) -> Result<Vec<LogLine>, StoreError> {
+    let mut sql = String::from(
+        "SELECT id, run_id, workflow_id, task_id, attempt, stream, seq, epoch_us(ts), line \
+         FROM logs WHERE id > ?",
+    );
+    let mut args: Vec<duckdb::types::Value> = vec![(f.after.unwrap_or(0) as i64).into()];
+    for (column, value) in [
+        ("run_id", &f.run_id),
+        ("workflow_id", &f.workflow),
+        ("task_id", &f.task),
+    ] {
+        if let Some(v) = value {
+            sql.push_str(&format!(" AND {column} = ?"));
+            args.push(v.clone().into());
+        }
+    }
+    if let Some(since) = &f.since {
+        sql.push_str(" AND ts >= ?");
+        args.push(ts(since));
+    }
+    if let Some(until) = &f.until {
+        sql.push_str(" AND ts <= ?");
+        args.push(ts(until));
+    }
+    sql.push_str(&format!(" ORDER BY id LIMIT {}", f.limit.max(1)));
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(params_from_iter(args.iter()), |row| {
+        Ok((
+            row.get::<_, i64>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, String>(3)?,
+            row.get::<_, u32>(4)?,
+            row.get::<_, String>(5)?,
+            row.get::<_, i64>(6)?,
+            row.get::<_, i64>(7)?,
+            row.get::<_, String>(8)?,
+        ))
+    })?;
+    rows.map(|r| {
+        let (id, run_id, workflow_id, task_id, attempt, stream, seq, at, line) = r?;
+        Ok(LogLine {
+            id: id as u64,
+            run_id: RunId::new(run_id),
+            workflow_id: WorkflowId::new(workflow_id),
+            task_id: TaskId::new(task_id),
+            attempt,
+            stream: if stream == "stderr" {
+                Stream::Stderr
+            } else {
+                Stream::Stdout
+            },
+            seq: seq as u64,
+            ts: required_time(at)?,
+            line,
+        })
+    })
+    .collect()
+}
+
+pub fn unfinished(conn: &Connection) -> Result<Vec<UnfinishedRun>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT run_id, status, trigger, epoch_us(queued_at), epoch_us(started_at), agent_id, \
+         attempt, last_seq, params, definition, token FROM runs \
+         WHERE status IN ('QUEUED', 'RUNNING') ORDER BY queued_at, run_id",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, i64>(3)?,
+            row.get::<_, Option<i64>>(4)?,
+            row.get::<_, Option<String>>(5)?,
+            row.get::<_, u32>(6)?,
+            row.get::<_, i64>(7)?,
+            row.get::<_, String>(8)?,
+            row.get::<_, String>(9)?,
+            row.get::<_, Option<String>>(10)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (
+            run_id,
+            status,
+            trigger,
+            queued,
+            started,
+            agent,
+            attempt,
+            last_seq,
+            params,
+            definition,
+            token,
+        ) = r?;
+        let tasks = task_runs(conn, &run_id)?
+            .into_iter()
+            .map(|t| (t.task_id, t.status))
+            .collect();
+        out.push(UnfinishedRun {
+            run_id: RunId::new(run_id),
+            status: run_status(&status)?,
+            trigger,
+            queued_at: required_time(queued)?,
+            started_at: time(started),
+            agent: agent.map(AgentId::new),
+            attempt,
+            token,
+            last_seq: last_seq.max(0) as u64,
+            params_json: params,
+            definition_json: definition,
+            tasks,
+        });
+    }
+    Ok(out)
+}
+
+pub fn max_log_id(conn: &Connection) -> Result<u64, StoreError> {
+    let max: i64 = conn.query_row("SELECT coalesce(max(id), 0) FROM logs", [], |r| r.get(0))?;
+    Ok(max.max(0) as u64)
+}
+
+pub fn count(conn: &Connection, table: &str) -> Result<i64, StoreError> {
+    let table = match table {
+        "runs" | "task_runs" | "transitions" | "logs" | "agents" => table,
+        other => return Err(StoreError::Corrupt(format!("no table `{other}`"))),
+    };
+    Ok(conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?)
+}

@@ -1,0 +1,108 @@
+//! Tables and migrations. The schema version lives in the `meta` table; each migration moves
+//! the file one version forward inside a transaction.
+//!
+//! History is insert-only: `transitions` and `logs` only ever grow. `runs` and `task_runs`
+//! hold the current state of each run and task (updated in place) for cheap listing.
+//! Timestamps are `TIMESTAMP` in UTC.
+
+use duckdb::Connection;
+
+use super::StoreError;
+
+pub const SCHEMA_VERSION: i64 = 1;
+
+const V1: &str = "
+CREATE TABLE runs (
+    run_id VARCHAR NOT NULL,
+    workflow_id VARCHAR NOT NULL,
+    trigger VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,
+    queued_at TIMESTAMP NOT NULL,
+    started_at TIMESTAMP,
+    finished_at TIMESTAMP,
+    agent_id VARCHAR,
+    attempt INTEGER NOT NULL,
+    token VARCHAR,
+    last_seq BIGINT NOT NULL,
+    params VARCHAR NOT NULL,
+    definition VARCHAR NOT NULL
+);
+CREATE TABLE task_runs (
+    run_id VARCHAR NOT NULL,
+    task_id VARCHAR NOT NULL,
+    attempt INTEGER NOT NULL,
+    status VARCHAR NOT NULL,
+    started_at TIMESTAMP,
+    finished_at TIMESTAMP,
+    exit_code INTEGER,
+    reason VARCHAR
+);
+CREATE TABLE transitions (
+    run_id VARCHAR NOT NULL,
+    task_id VARCHAR,
+    attempt INTEGER NOT NULL,
+    status VARCHAR NOT NULL,
+    ts TIMESTAMP NOT NULL,
+    reason VARCHAR
+);
+CREATE TABLE logs (
+    id BIGINT NOT NULL,
+    run_id VARCHAR NOT NULL,
+    workflow_id VARCHAR NOT NULL,
+    task_id VARCHAR NOT NULL,
+    attempt INTEGER NOT NULL,
+    stream VARCHAR NOT NULL,
+    seq BIGINT NOT NULL,
+    ts TIMESTAMP NOT NULL,
+    line VARCHAR NOT NULL
+);
+CREATE TABLE agents (
+    agent_id VARCHAR NOT NULL,
+    host VARCHAR NOT NULL,
+    slots INTEGER NOT NULL,
+    version VARCHAR NOT NULL,
+    state VARCHAR NOT NULL,
+    first_seen TIMESTAMP NOT NULL,
+    last_seen TIMESTAMP NOT NULL
+);
+";
+
+pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL)",
+    )?;
+    let current: i64 = conn.query_row(
+        "SELECT coalesce(max(CAST(value AS BIGINT)), 0) FROM meta WHERE key = 'schema_version'",
+        [],
+        |row| row.get(0),
+    )?;
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::Corrupt(format!(
+            "the database has schema version {current}, newer than this cdktr's {SCHEMA_VERSION}: \
+             upgrade cdktr or point it at another file"
+        )));
+    }
+    let migrations: [&str; 1] = [V1];
+    for (index, sql) in migrations.iter().enumerate() {
+        let version = index as i64 + 1;
+        if version <= current {
+            continue;
+        }
+        conn.execute_batch("BEGIN TRANSACTION")?;
+        let applied = conn.execute_batch(sql).and_then(|_| {
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                [version.to_string()],
+            )
+            .map(|_| ())
+        });
+        match applied {
+            Ok(()) => conn.execute_batch("COMMIT")?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(())
+}

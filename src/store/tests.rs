@@ -1,0 +1,183 @@
+//! The store against a real DuckDB file in a temp dir.
+
+use super::*;
+use crate::protocol::agent::Stream;
+
+fn new_run(id: &str, wf: &str) -> NewRun {
+    NewRun {
+        run_id: RunId::new(id),
+        workflow_id: WorkflowId::new(wf),
+        trigger: "cli".into(),
+        queued_at: Utc::now(),
+        params_json: r#"{"day":"mon"}"#.into(),
+        definition_json: "{}".into(),
+        tasks: vec![TaskId::new("a"), TaskId::new("b")],
+    }
+}
+
+fn line(id: u64, run: &str, seq: u64) -> Write {
+    Write::Log(LogLine {
+        id,
+        run_id: RunId::new(run),
+        workflow_id: WorkflowId::new("wf"),
+        task_id: TaskId::new("a"),
+        attempt: 1,
+        stream: Stream::Stdout,
+        seq,
+        ts: Utc::now(),
+        line: format!("line {seq} with 'quotes' and ; semicolons"),
+    })
+}
+
+#[tokio::test]
+async fn runs_tasks_and_logs_round_trip_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/cdktr.duckdb");
+    let (store, guard) = Store::open(&path).unwrap();
+    store
+        .write(vec![Write::RunQueued(new_run("r1", "wf"))])
+        .await
+        .unwrap();
+    let now = Utc::now();
+    store
+        .write(vec![
+            Write::Run {
+                run_id: RunId::new("r1"),
+                status: RunStatus::Running,
+                ts: now,
+                agent: Some(AgentId::new("a@h")),
+                attempt: 1,
+                token: Some("tok".into()),
+                reason: None,
+            },
+            Write::Task {
+                run_id: RunId::new("r1"),
+                task_id: TaskId::new("a"),
+                attempt: 1,
+                status: TaskStatus::Running,
+                ts: now,
+                exit_code: None,
+                reason: None,
+            },
+            line(1, "r1", 1),
+            line(2, "r1", 2),
+            Write::RunSeq {
+                run_id: RunId::new("r1"),
+                last_seq: 4,
+            },
+        ])
+        .await
+        .unwrap();
+    let unfinished = store.unfinished_runs().await.unwrap();
+    assert_eq!(unfinished.len(), 1);
+    assert_eq!(unfinished[0].status, RunStatus::Running);
+    assert_eq!(unfinished[0].last_seq, 4);
+    assert_eq!(unfinished[0].token.as_deref(), Some("tok"));
+    assert_eq!(
+        unfinished[0].tasks[0],
+        (TaskId::new("a"), TaskStatus::Running)
+    );
+
+    store
+        .write(vec![
+            Write::Task {
+                run_id: RunId::new("r1"),
+                task_id: TaskId::new("a"),
+                attempt: 1,
+                status: TaskStatus::Completed,
+                ts: Utc::now(),
+                exit_code: Some(0),
+                reason: None,
+            },
+            Write::Run {
+                run_id: RunId::new("r1"),
+                status: RunStatus::Completed,
+                ts: Utc::now(),
+                agent: None,
+                attempt: 1,
+                token: None,
+                reason: None,
+            },
+        ])
+        .await
+        .unwrap();
+    drop(store);
+    guard.close();
+
+    let (store, _guard) = Store::open(&path).unwrap();
+    let run = store.get_run("r1").await.unwrap().expect("run stored");
+    assert_eq!(run.summary.status, RunStatus::Completed);
+    assert_eq!(run.summary.agent, Some(AgentId::new("a@h")));
+    assert!(run.summary.started_at.is_some() && run.summary.finished_at.is_some());
+    assert_eq!(run.params.get("day").map(String::as_str), Some("mon"));
+    assert_eq!(run.tasks.len(), 2);
+    assert_eq!(run.tasks[0].status, TaskStatus::Completed);
+    assert_eq!(run.tasks[0].exit_code, Some(0));
+    assert_eq!(run.tasks[1].status, TaskStatus::Pending);
+    let logs = store
+        .logs(LogFilter {
+            run_id: Some("r1".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(logs.len(), 2);
+    assert_eq!(logs[1].line, "line 2 with 'quotes' and ; semicolons");
+    assert_eq!(store.max_log_id().await.unwrap(), 2);
+    assert_eq!(store.count("transitions").await.unwrap(), 5);
+    assert!(store.unfinished_runs().await.unwrap().is_empty());
+    assert!(store.get_run("nope").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn list_filters_and_orders_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _guard) = Store::open(&dir.path().join("db")).unwrap();
+    let runs = vec![
+        Write::RunQueued(new_run("01A", "etl")),
+        Write::RunQueued(new_run("01B", "etl2")),
+        Write::RunQueued(new_run("01C", "etl")),
+    ];
+    store.write(runs).await.unwrap();
+    let all = store
+        .list_runs(RunFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ids: Vec<&str> = all.iter().map(|r| r.run_id.as_str()).collect();
+    assert_eq!(ids, ["01C", "01B", "01A"]);
+    let etl = store
+        .list_runs(RunFilter {
+            workflow: Some("etl".into()),
+            status: Some(RunStatus::Queued),
+            limit: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(etl.len(), 1);
+    assert_eq!(etl[0].run_id.as_str(), "01C");
+}
+
+#[test]
+fn refuses_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let (_store, guard) = Store::open(&path).unwrap();
+        drop(_store);
+        guard.close();
+    }
+    {
+        let conn = duckdb::Connection::open(&path).unwrap();
+        conn.execute(
+            "UPDATE meta SET value = '99' WHERE key = 'schema_version'",
+            [],
+        )
+        .unwrap();
+    }
+    let err = Store::open(&path).err().expect("must refuse").to_string();
+    assert!(err.contains("schema version 99"), "{err}");
+}
