@@ -2,4 +2,8 @@
 
 mod common;
 mod config_cli;
+mod daemon;
+mod execution;
+mod protocol;
+mod readme;
 mod workflow_cli;

@@ -1,5 +1,7 @@
 //! Shared harness: a temp workspace and a way to run the real `cdktr` binary in it.
 
+pub mod cluster;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

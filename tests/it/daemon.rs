@@ -1,0 +1,175 @@
+//! Daemon lifecycle: readiness (stdout line and sd-notify), SIGTERM exits 0 after flushing,
+//! the CLI's exit code when the principal is unreachable.
+
+use std::os::unix::net::UnixDatagram;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::common::cluster::{db_rows, start_agent, Api, Principal};
+use crate::common::{valid_workflow, Workspace};
+
+#[test]
+fn sigterm_stops_principal_and_agent_cleanly_with_exit_0() {
+    let ws = Workspace::new();
+    ws.write("wf/hello.yml", &valid_workflow("Hello"));
+    let mut p = Principal::start(&ws, &[], &[]);
+    let mut agent = start_agent(&ws, &p.api, "one", 1, &[]);
+    let api = Api::connect(&p.api);
+    let run = api.trigger("hello");
+    api.wait_done(&run, Duration::from_secs(30));
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.wait_exit(Duration::from_secs(30)).code(), Some(0));
+    p.daemon.signal(Signal::SIGTERM);
+    assert_eq!(p.daemon.wait_exit(Duration::from_secs(30)).code(), Some(0));
+    // The store was flushed and closed: another process can open it and finds the run.
+    let rows = db_rows(
+        &p.db,
+        &format!("SELECT status FROM runs WHERE run_id = '{run}'"),
+    );
+    assert_eq!(rows, vec![vec!["COMPLETED".to_owned()]]);
+}
+
+#[test]
+fn agent_shutdown_cancels_running_tasks_and_reports_them() {
+    let ws = Workspace::new();
+    ws.write(
+        "wf/long.yml",
+        "name: Long\ntasks:\n  nap: {name: Nap, config: !Shell {script: \"echo napping; sleep 30\"}}\n",
+    );
+    let p = Principal::start(&ws, &[], &[]);
+    let mut agent = start_agent(&ws, &p.api, "one", 1, &[]);
+    let api = Api::connect(&p.api);
+    let run = api.trigger("long");
+    crate::common::cluster::wait_for(Duration::from_secs(30), "the task to print", || {
+        api.logs(&run)
+            .iter()
+            .any(|l| l.line == "napping")
+            .then_some(())
+    });
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.wait_exit(Duration::from_secs(30)).code(), Some(0));
+    let detail = api.run(&run);
+    assert_eq!(detail.summary.status, cdktr::model::RunStatus::Cancelled);
+    assert_eq!(detail.tasks[0].status, cdktr::model::TaskStatus::Cancelled);
+}
+
+#[test]
+fn sd_notify_ready_is_sent_once_serving() {
+    let ws = Workspace::new();
+    ws.write("wf/hello.yml", &valid_workflow("Hello"));
+    let socket_path = ws.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let p = Principal::start(
+        &ws,
+        &[],
+        &[("NOTIFY_SOCKET", socket_path.to_str().unwrap())],
+    );
+    let mut buf = [0u8; 256];
+    let n = socket.recv(&mut buf).expect("a notification");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
+    // Ready means serving: a request is answered.
+    assert_eq!(Api::connect(&p.api).status().workflows_loaded, 1);
+}
+
+#[test]
+fn cli_reports_an_unreachable_principal_with_exit_3() {
+    let ws = Workspace::new();
+    let run = ws
+        .cdktr()
+        .args(["--principal", "tcp://127.0.0.1:9", "status"])
+        .env("CDKTR_CLIENT_TIMEOUT", "300ms")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("cannot reach principal at tcp://127.0.0.1:9"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn cli_run_wait_logs_and_runs_against_a_live_principal() {
+    let ws = Workspace::new();
+    ws.write(
+        "wf/greet.yml",
+        "name: Greet\ntasks:\n  hi: {name: Hi, config: !Shell {script: \"echo hello $CDKTR_PARAM_WHO\"}}\n  \
+         bye: {name: Bye, depends: [hi], config: !Shell {script: \"echo bye >&2\"}}\n",
+    );
+    ws.write(
+        "wf/fails.yml",
+        "name: Fails\ntasks:\n  f: {name: F, config: !Shell {script: \"exit 4\"}}\n",
+    );
+    let p = Principal::start(&ws, &["--with-agent"], &[]);
+    let cli = |args: &[&str]| {
+        let mut full = vec!["--principal", p.api.as_str()];
+        full.extend_from_slice(args);
+        ws.run(&full)
+    };
+    let run = cli(&["run", "greet", "--wait", "--param", "who=world", "--json"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let detail = run.json();
+    assert_eq!(detail["status"], "COMPLETED");
+    assert_eq!(detail["trigger"], "cli");
+    assert_eq!(detail["params"]["who"], "world");
+    let run_id = detail["run_id"].as_str().unwrap().to_owned();
+    assert!(detail["queued_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(detail["tasks"][0]["task_id"], "hi");
+    assert_eq!(detail["tasks"][0]["exit_code"], 0);
+    assert_eq!(detail["tasks"][0]["attempt"], 1);
+
+    let logs = cli(&["logs", &run_id, "--json"]);
+    let lines: Vec<serde_json::Value> = logs
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["line"], "hello world");
+    assert_eq!(lines[0]["stream"], "stdout");
+    assert_eq!(lines[0]["seq"], 1);
+    assert_eq!(lines[1]["stream"], "stderr");
+    let human = cli(&["logs", &run_id, "--task", "bye"]);
+    assert!(
+        human.stdout.contains("bye") && !human.stdout.contains("hello"),
+        "{}",
+        human.stdout
+    );
+
+    let failed = cli(&["run", "fails", "--wait"]);
+    assert_eq!(failed.code, Some(1));
+    assert!(failed.stdout.contains("FAILED"), "{}", failed.stdout);
+
+    let list = cli(&["runs", "list", "--workflow", "greet", "--json"]).json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let failed_only = cli(&["runs", "list", "--status", "failed", "--json"]).json();
+    assert_eq!(failed_only[0]["workflow_id"], "fails");
+    let agents = cli(&["agents", "list", "--json"]).json();
+    assert_eq!(agents[0]["state"], "alive");
+    let status = cli(&["status", "--json"]).json();
+    assert_eq!(status["workflows_loaded"], 2);
+    assert_eq!(status["store"], "ok");
+    let workflows = cli(&["workflow", "list", "--json"]).json();
+    assert_eq!(workflows.as_array().unwrap().len(), 2);
+    let missing = cli(&["run", "nope"]);
+    assert_eq!(missing.code, Some(2));
+    assert!(
+        missing.stderr.contains("no workflow `nope`"),
+        "{}",
+        missing.stderr
+    );
+    let query = cli(&[
+        "logs",
+        "query",
+        "--workflow",
+        "greet",
+        "--since",
+        "1h",
+        "--json",
+    ]);
+    assert_eq!(query.stdout.lines().count(), 2, "{}", query.stdout);
+}
