@@ -6,6 +6,7 @@
 //! already has), so nothing is lost and nothing is stored twice.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +32,7 @@ pub struct RunRecorder {
     token: String,
     state: Arc<Mutex<Numbering>>,
     sink: mpsc::UnboundedSender<Record>,
+    produced: Arc<AtomicU64>,
 }
 
 #[derive(Default)]
@@ -54,6 +56,7 @@ impl RunRecorder {
             ts: Utc::now(),
             event,
         };
+        self.produced.fetch_add(1, Ordering::SeqCst);
         let _ = self.sink.send(record);
     }
 
@@ -94,15 +97,23 @@ impl RunRecorder {
 #[derive(Clone)]
 pub struct Reporter {
     sink: mpsc::UnboundedSender<Record>,
-    unacked: watch::Receiver<usize>,
+    /// Records handed to the reporter so far, and records acknowledged so far: flushed when
+    /// the second catches up with the first (counting at the source, so records still in the
+    /// channel are not missed).
+    produced: Arc<AtomicU64>,
+    acked: watch::Receiver<u64>,
 }
 
 impl Reporter {
     pub fn spawn(client: Client, agent_id: AgentId, stop: CancellationToken) -> Reporter {
         let (sink, rx) = mpsc::unbounded_channel();
-        let (count_tx, unacked) = watch::channel(0);
-        tokio::spawn(deliver(client, agent_id, rx, count_tx, stop));
-        Reporter { sink, unacked }
+        let (acked_tx, acked) = watch::channel(0);
+        tokio::spawn(deliver(client, agent_id, rx, acked_tx, stop));
+        Reporter {
+            sink,
+            produced: Arc::new(AtomicU64::new(0)),
+            acked,
+        }
     }
 
     pub fn recorder(&self, run_id: RunId, attempt: u32, token: String) -> RunRecorder {
@@ -112,13 +123,16 @@ impl Reporter {
             token,
             state: Arc::new(Mutex::new(Numbering::default())),
             sink: self.sink.clone(),
+            produced: self.produced.clone(),
         }
     }
 
-    /// Waits until every record so far is acknowledged, or `limit` passes. True if flushed.
+    /// Waits until every record produced so far is acknowledged, or `limit` passes. True if
+    /// flushed.
     pub async fn flush(&self, limit: Duration) -> bool {
-        let mut unacked = self.unacked.clone();
-        tokio::time::timeout(limit, unacked.wait_for(|n| *n == 0))
+        let target = self.produced.load(Ordering::SeqCst);
+        let mut acked = self.acked.clone();
+        tokio::time::timeout(limit, acked.wait_for(|n| *n >= target))
             .await
             .is_ok_and(|r| r.is_ok())
     }
@@ -128,7 +142,7 @@ async fn deliver(
     client: Client,
     agent_id: AgentId,
     mut rx: mpsc::UnboundedReceiver<Record>,
-    count: watch::Sender<usize>,
+    acked: watch::Sender<u64>,
     stop: CancellationToken,
 ) {
     let mut outbox: VecDeque<Record> = VecDeque::new();
@@ -146,7 +160,6 @@ async fn deliver(
         while let Ok(r) = rx.try_recv() {
             outbox.push_back(r);
         }
-        count.send_replace(outbox.len());
         let batch = batch(&outbox);
         let sent = batch.len();
         let reply = client
@@ -164,10 +177,11 @@ async fn deliver(
                         .iter()
                         .any(|a| a.run_id == r.run_id && a.attempt == r.attempt && r.seq <= a.up_to)
                 });
-                if outbox.len() == before && sent > 0 {
+                let removed = (before - outbox.len()) as u64;
+                if removed == 0 && sent > 0 {
                     tracing::debug!("report acknowledged nothing new");
                 }
-                count.send_replace(outbox.len());
+                acked.send_modify(|n| *n += removed);
             }
             Ok(other) => {
                 tracing::warn!(?other, "unexpected reply to a report");
