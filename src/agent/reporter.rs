@@ -42,6 +42,21 @@ struct Numbering {
 }
 
 impl RunRecorder {
+    /// A recorder whose records go to the returned channel instead of a principal (tests,
+    /// benchmarks).
+    pub fn detached(run_id: RunId) -> (RunRecorder, mpsc::UnboundedReceiver<Record>) {
+        let (sink, rx) = mpsc::unbounded_channel();
+        let recorder = RunRecorder {
+            run_id,
+            attempt: 1,
+            token: "detached".into(),
+            state: Arc::new(Mutex::new(Numbering::default())),
+            sink,
+            produced: Arc::new(AtomicU64::new(0)),
+        };
+        (recorder, rx)
+    }
+
     fn push(&self, event: impl FnOnce(&mut Numbering) -> RecordEvent) {
         // A poisoned lock only means another thread panicked mid-record; the counters are
         // still consistent, so keep numbering.

@@ -47,6 +47,7 @@ pub async fn run_dag(
                 None,
                 Some(format!("depends on unknown task `{missing}`")),
             );
+            skip_descendants(workflow, &deps, &mut status, i, recorder);
         }
     }
     let mut running: JoinSet<(usize, Outcome)> = JoinSet::new();
@@ -91,20 +92,23 @@ pub async fn run_dag(
             skip_descendants(workflow, &deps, &mut status, i, recorder);
         }
     }
-    // Whatever never started (cancellation, or a crashed executor upstream) is skipped.
+    // What never ended: tasks left pending never started (cancellation, or a dependency that
+    // did not complete); a task still "running" lost its executor.
     for (i, t) in tasks.iter().enumerate() {
-        if matches!(status[i], TaskStatus::Pending | TaskStatus::Running) {
-            let (next, reason) = if cancel.is_cancelled() {
-                (
-                    TaskStatus::Cancelled,
-                    "cancelled before it started: the agent is shutting down",
-                )
-            } else {
-                (TaskStatus::Crashed, "its executor stopped unexpectedly")
-            };
-            status[i] = next;
-            recorder.task(&t.id, next, None, Some(reason.into()));
-        }
+        let (next, reason) = match status[i] {
+            TaskStatus::Pending if cancel.is_cancelled() => (
+                TaskStatus::Skipped,
+                "not run: the run was cancelled before it started",
+            ),
+            TaskStatus::Pending => (
+                TaskStatus::Skipped,
+                "not run: a dependency did not complete",
+            ),
+            TaskStatus::Running => (TaskStatus::Crashed, "its executor stopped unexpectedly"),
+            _ => continue,
+        };
+        status[i] = next;
+        recorder.task(&t.id, next, None, Some(reason.into()));
     }
     if cancel.is_cancelled() {
         RunStatus::Cancelled
@@ -138,5 +142,134 @@ fn skip_descendants(
                 frontier.push(i);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{RunId, Task, TaskConfig, TaskId, WorkflowId};
+    use crate::protocol::agent::{Record, RecordEvent};
+
+    fn shell(id: &str, deps: &[&str], script: &str) -> Task {
+        Task {
+            id: TaskId::new(id),
+            name: id.to_uppercase(),
+            description: None,
+            depends: deps.iter().map(|d| TaskId::new(*d)).collect(),
+            config: TaskConfig::Shell {
+                script: script.into(),
+                shell: None,
+                env: Default::default(),
+                cwd: None,
+            },
+        }
+    }
+
+    fn workflow(tasks: Vec<Task>) -> Workflow {
+        Workflow {
+            id: WorkflowId::new("w"),
+            name: "W".into(),
+            description: None,
+            file: "w.yml".into(),
+            schedule: None,
+            start_time: None,
+            tasks,
+        }
+    }
+
+    async fn run(w: &Workflow) -> (RunStatus, Vec<Record>) {
+        let (recorder, mut rx) = RunRecorder::detached(RunId::new("r"));
+        let status = run_dag(w, &BTreeMap::new(), &recorder, &CancellationToken::new()).await;
+        drop(recorder);
+        let mut records = Vec::new();
+        while let Some(r) = rx.recv().await {
+            records.push(r);
+        }
+        (status, records)
+    }
+
+    fn final_status(records: &[Record], task: &str) -> Option<TaskStatus> {
+        records.iter().rev().find_map(|r| match &r.event {
+            RecordEvent::Task {
+                task_id, status, ..
+            } if task_id.as_str() == task => Some(*status),
+            _ => None,
+        })
+    }
+
+    #[tokio::test]
+    async fn an_empty_definition_ends_at_once() {
+        let (status, records) = run(&workflow(vec![])).await;
+        assert_eq!(status, RunStatus::Failed);
+        assert!(records.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_dependency_on_a_missing_task_skips_instead_of_hanging() {
+        let w = workflow(vec![
+            shell("a", &[], "true"),
+            shell("b", &["ghost"], "true"),
+            shell("c", &["b"], "true"),
+        ]);
+        let (status, records) = run(&w).await;
+        assert_eq!(status, RunStatus::Failed);
+        assert_eq!(final_status(&records, "a"), Some(TaskStatus::Completed));
+        assert_eq!(final_status(&records, "b"), Some(TaskStatus::Skipped));
+        assert_eq!(final_status(&records, "c"), Some(TaskStatus::Skipped));
+    }
+
+    #[tokio::test]
+    async fn records_are_numbered_without_gaps() {
+        let w = workflow(vec![
+            shell("a", &[], "echo 1; echo 2 >&2"),
+            shell("b", &[], "echo 3"),
+            shell("c", &["a", "b"], "echo 4"),
+        ]);
+        let (status, records) = run(&w).await;
+        assert_eq!(status, RunStatus::Completed);
+        let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+        // Each task: RUNNING once, then one terminal status.
+        for t in ["a", "b", "c"] {
+            let statuses: Vec<TaskStatus> = records
+                .iter()
+                .filter_map(|r| match &r.event {
+                    RecordEvent::Task {
+                        task_id, status, ..
+                    } if task_id.as_str() == t => Some(*status),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(
+                statuses,
+                [TaskStatus::Running, TaskStatus::Completed],
+                "{t}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn cancellation_stops_running_tasks_and_cancels_the_rest() {
+        let w = workflow(vec![
+            shell("long", &[], "sleep 30"),
+            shell("next", &["long"], "true"),
+        ]);
+        let (recorder, mut rx) = RunRecorder::detached(RunId::new("r"));
+        let cancel = CancellationToken::new();
+        let stopper = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            stopper.cancel();
+        });
+        let status = run_dag(&w, &BTreeMap::new(), &recorder, &cancel).await;
+        drop(recorder);
+        let mut records = Vec::new();
+        while let Some(r) = rx.recv().await {
+            records.push(r);
+        }
+        assert_eq!(status, RunStatus::Cancelled);
+        assert_eq!(final_status(&records, "long"), Some(TaskStatus::Cancelled));
+        assert_eq!(final_status(&records, "next"), Some(TaskStatus::Skipped));
     }
 }

@@ -173,3 +173,100 @@ fn cli_run_wait_logs_and_runs_against_a_live_principal() {
     ]);
     assert_eq!(query.stdout.lines().count(), 2, "{}", query.stdout);
 }
+
+#[test]
+fn a_second_signal_forces_the_agent_out() {
+    let ws = Workspace::new();
+    ws.write(
+        "wf/stubborn.yml",
+        "name: Stubborn\ntasks:\n  hold: {name: Hold, config: !Shell {script: \"trap '' TERM; echo holding; sleep 20\"}}\n",
+    );
+    let p = Principal::start(&ws, &[], &[]);
+    let mut agent = start_agent(&ws, &p.api, "one", 1, &[]);
+    let api = Api::connect(&p.api);
+    let run = api.trigger("stubborn");
+    crate::common::cluster::wait_for(Duration::from_secs(30), "the task to start", || {
+        api.logs(&run)
+            .iter()
+            .any(|l| l.line == "holding")
+            .then_some(())
+    });
+    agent.signal(Signal::SIGTERM);
+    crate::common::cluster::wait_for(
+        Duration::from_secs(10),
+        "the agent to begin shutting down",
+        || {
+            std::fs::read_to_string(&agent.stderr)
+                .unwrap_or_default()
+                .contains("shutting down")
+                .then_some(())
+        },
+    );
+    // The task ignores SIGTERM, so a graceful stop would wait for the kill grace period and exit
+    // 0; a second signal exits at once with 130.
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.wait_exit(Duration::from_secs(30)).code(), Some(130));
+}
+
+#[test]
+fn logs_follow_prints_everything_until_the_run_ends_and_tail_streams_live() {
+    let ws = Workspace::new();
+    ws.write(
+        "wf/ticks.yml",
+        "name: Ticks\ntasks:\n  tick: {name: Tick, config: !Shell {script: \"for i in 1 2 3 4 5; do echo tick $i; sleep 0.2; done\"}}\n",
+    );
+    let p = Principal::start(&ws, &["--with-agent"], &[]);
+    let api = Api::connect(&p.api);
+
+    // tail: start it, then trigger until a line arrives (subscriptions take a moment).
+    let mut tail = ws
+        .cdktr()
+        .args([
+            "--principal",
+            &p.api,
+            "logs",
+            "tail",
+            "--workflow",
+            "ticks",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = tail.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut tailed = None;
+    for _ in 0..20 {
+        let run = api.trigger("ticks");
+        if let Ok(line) = rx.recv_timeout(Duration::from_secs(3)) {
+            tailed = Some((run, line));
+            break;
+        }
+    }
+    let _ = tail.kill();
+    let _ = tail.wait();
+    let (_, line) = tailed.expect("logs tail printed a line");
+    let line: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(line["workflow_id"], "ticks");
+    assert!(line["line"].as_str().unwrap().starts_with("tick "));
+
+    // follow: from the start of a fresh run to its end, every line once, then exit 0.
+    let run = api.trigger("ticks");
+    let follow = ws.run(&["--principal", &p.api, "logs", &run, "--follow"]);
+    assert_eq!(follow.code, Some(0), "{}", follow.stderr);
+    let ticks: Vec<&str> = follow
+        .stdout
+        .lines()
+        .map(|l| l.rsplit("| ").next().unwrap())
+        .collect();
+    assert_eq!(ticks, ["tick 1", "tick 2", "tick 3", "tick 4", "tick 5"]);
+}
