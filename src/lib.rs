@@ -10,7 +10,8 @@
 //! - [`principal`]: the coordinator daemon (queue, registry, dispatch, API server);
 //! - [`agent`]: the worker daemon (DAG runner, executors, reporter);
 //! - [`runtime`] and [`daemon`]: logging, signals, sd-notify, daemon entry points;
-//! - [`cli`]: the `cdktr` command line, one file per command family.
+//! - [`cli`]: the `cdktr` command line, one file per command family;
+//! - [`tui`]: the `cdktr-tui` cockpit (actions, app state, drawing).
 //!
 //! The binaries under `src/bin` and `src/main.rs` only parse arguments and call into here.
 
@@ -24,4 +25,5 @@ pub mod protocol;
 pub mod runtime;
 pub mod store;
 pub mod transport;
+pub mod tui;
 pub mod workflow;

@@ -2,9 +2,9 @@
 
 use std::process::ExitCode;
 
+use super::format::clock;
 use super::output::{print_json, Table};
 use super::remote::Remote;
-use super::runs_cmd::clock;
 use crate::protocol::control::{ControlReply, ControlRequest};
 
 pub async fn list(remote: &Remote, json: bool) -> anyhow::Result<ExitCode> {

@@ -5,6 +5,7 @@
 
 mod agents_cmd;
 mod config_cmd;
+pub mod format;
 mod logs_cmd;
 mod output;
 mod remote;

@@ -6,4 +6,5 @@ mod daemon;
 mod execution;
 mod protocol;
 mod readme;
+mod tui;
 mod workflow_cli;

@@ -1,0 +1,132 @@
+//! `cdktr-tui`: the terminal cockpit. This first version is a live, read-only view of the
+//! principal: status, runs, the selected run's tasks and the agents.
+//!
+//! Shape: terminal and timer events become [`Action`]s; [`App::update`] changes state and may
+//! ask for a refresh; [`ui::draw`] only reads the app. Requests to the principal run off the UI
+//! loop and come back as actions. [`ratatui::try_init`] installs a panic hook that restores
+//! the terminal, and a guard restores it on every other exit.
+
+mod app;
+pub mod ui;
+
+use std::time::Duration;
+
+use ratatui::crossterm::event::{self, Event, KeyEventKind};
+use tokio::sync::mpsc;
+
+pub use app::{Action, App, Snapshot};
+
+use crate::config::Config;
+use crate::protocol::control::{ControlReply, ControlRequest};
+use crate::protocol::{Request, Response};
+use crate::transport::{Client, ClientError};
+
+/// How often the view refreshes by itself.
+const REFRESH: Duration = Duration::from_secs(1);
+
+/// Restores the terminal however the loop ends.
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        ratatui::restore();
+    }
+}
+
+/// Runs the cockpit until the user quits.
+pub async fn run(config: &Config) -> anyhow::Result<()> {
+    let mut terminal = ratatui::try_init()?;
+    let _guard = TerminalGuard;
+    let client = Client::connect(&config.client.principal, config.client.timeout);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Action>();
+    spawn_input(tx.clone());
+    let mut app = App::new(config.client.principal.clone());
+    spawn_fetch(&client, &app, tx.clone());
+    let mut tick = tokio::time::interval(REFRESH);
+    loop {
+        terminal.draw(|frame| ui::draw(frame, &app))?;
+        let action = tokio::select! {
+            a = rx.recv() => match a { Some(a) => a, None => break },
+            _ = tick.tick() => Action::Refresh,
+        };
+        if app.update(action) {
+            spawn_fetch(&client, &app, tx.clone());
+        }
+        if app.quit {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Reads terminal events on a thread (crossterm's reader blocks) and turns keys into actions.
+fn spawn_input(tx: mpsc::UnboundedSender<Action>) {
+    std::thread::spawn(move || loop {
+        match event::read() {
+            Ok(Event::Key(key)) if key.kind == KeyEventKind::Press => {
+                if tx.send(Action::Key(key.code)).is_err() {
+                    return;
+                }
+            }
+            Ok(Event::Resize(..)) => {
+                if tx.send(Action::Redraw).is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    });
+}
+
+/// Fetches a snapshot off the UI loop; it comes back as [`Action::Loaded`].
+fn spawn_fetch(client: &Client, app: &App, tx: mpsc::UnboundedSender<Action>) {
+    let client = client.clone();
+    let selected = app.selected_run_id();
+    tokio::spawn(async move {
+        let result = fetch(&client, selected).await.map_err(|e| e.to_string());
+        let _ = tx.send(Action::Loaded(Box::new(result)));
+    });
+}
+
+async fn ask(client: &Client, request: ControlRequest) -> Result<ControlReply, ClientError> {
+    match client.request(Request::Control(request)).await? {
+        Response::Control(r) => Ok(r),
+        other => Err(ClientError::Unexpected(format!("{other:?}"))),
+    }
+}
+
+async fn fetch(client: &Client, selected: Option<String>) -> Result<Snapshot, ClientError> {
+    let ControlReply::Status(status) = ask(client, ControlRequest::Status).await? else {
+        return Err(ClientError::Unexpected("status".into()));
+    };
+    let ControlReply::Runs { runs } = ask(
+        client,
+        ControlRequest::ListRuns {
+            workflow: None,
+            status: None,
+            limit: Some(100),
+        },
+    )
+    .await?
+    else {
+        return Err(ClientError::Unexpected("runs".into()));
+    };
+    let ControlReply::Agents { agents } = ask(client, ControlRequest::ListAgents).await? else {
+        return Err(ClientError::Unexpected("agents".into()));
+    };
+    let selected = selected.or_else(|| runs.first().map(|r| r.run_id.to_string()));
+    let detail = match selected {
+        Some(run_id) => match ask(client, ControlRequest::ShowRun { run_id }).await {
+            Ok(ControlReply::Run { run }) => Some(*run),
+            _ => None,
+        },
+        None => None,
+    };
+    Ok(Snapshot {
+        status: *status,
+        runs,
+        agents,
+        detail,
+    })
+}
