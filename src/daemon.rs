@@ -161,10 +161,15 @@ fn ready_line(line: String) {
     let _ = out.flush();
 }
 
-/// `cdktr-principal` / `cdktr start principal`.
-pub fn principal_main(config_file: Option<PathBuf>, args: PrincipalArgs) -> ExitCode {
+/// Shared set-up of both daemons: logging, configuration, runtime, signal handling; then
+/// `body` with the resolved configuration, the shutdown token and the reload signal.
+fn run_daemon<F, Fut>(config_file: Option<PathBuf>, flags: Flags, body: F) -> ExitCode
+where
+    F: FnOnce(config::Config, CancellationToken, Arc<Notify>) -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
     runtime::init_logging();
-    let resolved = match resolve(config_file, args.flags()) {
+    let resolved = match resolve(config_file, flags) {
         Ok(r) => r,
         Err(code) => return code,
     };
@@ -179,98 +184,98 @@ pub fn principal_main(config_file: Option<PathBuf>, args: PrincipalArgs) -> Exit
             eprintln!("error: cannot install signal handlers: {e}");
             return ExitCode::FAILURE;
         }
-        let cfg = resolved.config;
-        let sockets =
-            match principal::bind(&cfg.principal.listen, &cfg.principal.logs_publish).await {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-        let api = sockets.api_endpoint.clone();
-        // Shutdown order: the embedded agent drains and reports first, then the principal stops.
-        let principal_stop = CancellationToken::new();
-        let agent_task = args.with_agent.then(|| {
-            let mut agent_cfg = cfg.agent.clone();
-            agent_cfg.principal = api.clone();
-            let agent_stop = CancellationToken::new();
-            let agent = {
-                let agent_stop = agent_stop.clone();
-                tokio::spawn(async move {
-                    agent::run(agent_cfg, agent_stop, |id| {
-                        ready_line(format!("cdktr-agent ready id={id}"))
-                    })
-                    .await
-                })
-            };
-            (agent, agent_stop)
-        });
-        {
-            let (shutdown, principal_stop) = (shutdown.clone(), principal_stop.clone());
-            tokio::spawn(async move {
-                shutdown.cancelled().await;
-                if let Some((agent, agent_stop)) = agent_task {
-                    agent_stop.cancel();
-                    let _ = agent.await;
-                }
-                principal_stop.cancel();
-            });
-        }
-        let result = principal::run(
-            cfg.principal.clone(),
-            sockets,
-            principal_stop,
-            reload,
-            |ready| {
-                ready_line(format!(
-                    "cdktr-principal ready api={} logs_publish={} workflows={}",
-                    ready.api, ready.logs_publish, ready.workflows
-                ));
-                runtime::notify_ready();
-            },
-        )
-        .await;
+        let code = body(resolved.config, shutdown, reload).await;
         runtime::notify_stopping();
-        match result {
-            Ok(()) => {
-                tracing::info!("stopped cleanly");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        }
+        code
     });
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     code
 }
 
+/// `cdktr-principal` / `cdktr start principal`.
+pub fn principal_main(config_file: Option<PathBuf>, args: PrincipalArgs) -> ExitCode {
+    let with_agent = args.with_agent;
+    run_daemon(
+        config_file,
+        args.flags(),
+        move |cfg, shutdown, reload| async move {
+            let sockets =
+                match principal::bind(&cfg.principal.listen, &cfg.principal.logs_publish).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+            let api = sockets.api_endpoint.clone();
+            // Shutdown order: the embedded agent drains and reports first, then the principal stops.
+            let principal_stop = CancellationToken::new();
+            let agent_task = with_agent.then(|| {
+                let mut agent_cfg = cfg.agent.clone();
+                agent_cfg.principal = api.clone();
+                let agent_stop = CancellationToken::new();
+                let agent = {
+                    let agent_stop = agent_stop.clone();
+                    tokio::spawn(async move {
+                        agent::run(agent_cfg, agent_stop, |id| {
+                            ready_line(format!("cdktr-agent ready id={id}"))
+                        })
+                        .await
+                    })
+                };
+                (agent, agent_stop)
+            });
+            {
+                let principal_stop = principal_stop.clone();
+                tokio::spawn(async move {
+                    shutdown.cancelled().await;
+                    if let Some((agent, agent_stop)) = agent_task {
+                        agent_stop.cancel();
+                        let _ = agent.await;
+                    }
+                    principal_stop.cancel();
+                });
+            }
+            let result = principal::run(
+                cfg.principal.clone(),
+                sockets,
+                principal_stop,
+                reload,
+                |ready| {
+                    ready_line(format!(
+                        "cdktr-principal ready api={} logs_publish={} workflows={}",
+                        ready.api, ready.logs_publish, ready.workflows
+                    ));
+                    runtime::notify_ready();
+                },
+            )
+            .await;
+            match result {
+                Ok(()) => {
+                    tracing::info!("stopped cleanly");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        },
+    )
+}
+
 /// `cdktr-agent` / `cdktr start agent`.
 pub fn agent_main(config_file: Option<PathBuf>, args: AgentArgs) -> ExitCode {
-    runtime::init_logging();
-    let resolved = match resolve(config_file, args.flags()) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    rt.block_on(async move {
-        let shutdown = CancellationToken::new();
-        if let Err(e) = runtime::handle_signals(shutdown.clone(), Arc::new(Notify::new())) {
-            eprintln!("error: cannot install signal handlers: {e}");
-            return;
-        }
-        agent::run(resolved.config.agent, shutdown, |id| {
-            ready_line(format!("cdktr-agent ready id={id}"));
-            runtime::notify_ready();
-        })
-        .await;
-        runtime::notify_stopping();
-    });
-    rt.shutdown_timeout(std::time::Duration::from_secs(2));
-    ExitCode::SUCCESS
+    run_daemon(
+        config_file,
+        args.flags(),
+        |cfg, shutdown, _reload| async move {
+            agent::run(cfg.agent, shutdown, |id| {
+                ready_line(format!("cdktr-agent ready id={id}"));
+                runtime::notify_ready();
+            })
+            .await;
+            ExitCode::SUCCESS
+        },
+    )
 }

@@ -2,7 +2,6 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
@@ -89,24 +88,18 @@ pub async fn run_logs(
     let mut last = page_through(remote, request, None, json).await?;
     let mut status = run.summary.status;
     while !status.is_terminal() {
-        let refresh = tokio::time::sleep(Duration::from_secs(2));
-        tokio::pin!(refresh);
-        loop {
-            tokio::select! {
-                _ = &mut refresh => break,
-                event = events.next() => match event? {
-                    LogEvent::Line(line) => {
-                        let wanted = task.as_deref().is_none_or(|t| t == line.task_id.as_str());
-                        if wanted && Some(line.id) > last {
-                            print(&mut std::io::stdout().lock(), &line, json)?;
-                            last = Some(line.id);
-                        }
+        events
+            .until_run_end_or_recheck(|event| {
+                if let LogEvent::Line(line) = event {
+                    let wanted = task.as_deref().is_none_or(|t| t == line.task_id.as_str());
+                    if wanted && Some(line.id) > last {
+                        print(&mut std::io::stdout().lock(), &line, json)?;
+                        last = Some(line.id);
                     }
-                    LogEvent::RunEnded { .. } => break,
-                    LogEvent::Task { .. } => {}
-                },
-            }
-        }
+                }
+                Ok(())
+            })
+            .await?;
         status = fetch(remote, run_id).await?.summary.status;
         // Anything the live stream dropped is in the store.
         last = page_through(remote, request, last, json).await?.or(last);

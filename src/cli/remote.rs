@@ -73,7 +73,29 @@ pub struct Subscription {
     socket: zeromq::SubSocket,
 }
 
+/// How often a live view re-reads the run from the store: the stream may drop events.
+const RECHECK: Duration = Duration::from_secs(2);
+
 impl Subscription {
+    /// Hands live events to `on_event` until the run ends (`run_ended`) or it is time to
+    /// re-read the store.
+    pub async fn until_run_end_or_recheck(
+        &mut self,
+        mut on_event: impl FnMut(LogEvent) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let recheck = tokio::time::sleep(RECHECK);
+        tokio::pin!(recheck);
+        loop {
+            tokio::select! {
+                _ = &mut recheck => return Ok(()),
+                event = self.next() => match event? {
+                    LogEvent::RunEnded { .. } => return Ok(()),
+                    other => on_event(other)?,
+                },
+            }
+        }
+    }
+
     /// The next event; undecodable messages are skipped.
     pub async fn next(&mut self) -> anyhow::Result<LogEvent> {
         loop {

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use super::output::print_json;
 use super::remote::Remote;
@@ -89,17 +88,16 @@ pub async fn watch(
         if run.summary.status.is_terminal() {
             return Ok(run);
         }
-        let refresh = tokio::time::sleep(Duration::from_secs(2));
-        tokio::pin!(refresh);
-        loop {
-            tokio::select! {
-                _ = &mut refresh => break,
-                event = events.next() => match event? {
-                    LogEvent::Task { task_id, status, .. } => show(task_id.as_str(), status, &mut seen),
-                    LogEvent::RunEnded { .. } => break,
-                    LogEvent::Line(_) => {}
-                },
-            }
-        }
+        events
+            .until_run_end_or_recheck(|event| {
+                if let LogEvent::Task {
+                    task_id, status, ..
+                } = event
+                {
+                    show(task_id.as_str(), status, &mut seen);
+                }
+                Ok(())
+            })
+            .await?;
     }
 }

@@ -1,29 +1,31 @@
-//! `cdktr workflow validate|list|show`, read straight from the workflow files.
+//! `cdktr workflow validate|list|show`. Validation always reads the files; list and show ask
+//! the principal when it answers (and no `--dir` is given), else read the files. Both sources
+//! go through the same printers.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::output::{human_time, human_utc, print_json, rfc3339, Table};
 use super::WorkflowCommand;
 use crate::config::Config;
-use crate::model::Workflow;
+use crate::model::{TaskConfig, Workflow};
 use crate::protocol::control::{ControlReply, ControlRequest};
 use crate::protocol::{Request, Response};
 use crate::transport::{Client, ClientError};
-use crate::workflow::{load_dir, load_paths, Catalog, Diagnostic, FileReport, FileStatus};
+use crate::workflow::diagnostic::suggest;
+use crate::workflow::{
+    load_dir, load_paths, Catalog, Diagnostic, FileReport, FileStatus, InvalidFile,
+};
 
 /// How long `workflow list/show` waits for a principal before reading the files instead.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(800);
 
 pub async fn run(cmd: WorkflowCommand, config: &Config) -> anyhow::Result<ExitCode> {
-    let dir_or_default =
-        |dir: Option<PathBuf>| dir.unwrap_or_else(|| config.principal.workflow_dir.clone());
+    let now = Utc::now();
     match cmd {
         WorkflowCommand::Validate { paths, json } => {
             let catalog = if paths.is_empty() {
@@ -33,47 +35,71 @@ pub async fn run(cmd: WorkflowCommand, config: &Config) -> anyhow::Result<ExitCo
             };
             validate(&catalog, json)
         }
-        WorkflowCommand::List { dir: None, json }
-            if let Some(r) = remote_list(config, json).await =>
-        {
-            r
-        }
         WorkflowCommand::List { dir, json } => {
-            let catalog = load_dir(&dir_or_default(dir))?;
-            list(&catalog, json, Utc::now())
-        }
-        WorkflowCommand::Show {
-            id,
-            dir: None,
-            json,
-        } if let Some(r) = remote_show(config, &id, json).await => r,
-        WorkflowCommand::Show { id, dir, json } => {
-            let dir = dir_or_default(dir);
-            let catalog = load_dir(&dir)?;
-            let Some(workflow) = catalog.workflows.get(&id.as_str().into()) else {
-                let known: Vec<&str> = catalog.workflows.keys().map(|k| k.as_str()).collect();
-                let hint = crate::workflow::diagnostic::suggest(&id, known)
-                    .map(|s| format!(" (did you mean `{s}`?)"))
-                    .unwrap_or_default();
-                if let Some(report) = catalog
-                    .files
-                    .iter()
-                    .find(|f| f.id.as_ref().is_some_and(|i| i.as_str() == id))
-                {
-                    anyhow::bail!(
-                        "workflow `{id}` is invalid:\n{}",
-                        report
-                            .diagnostics
-                            .iter()
-                            .map(|d| format!("  {d}"))
-                            .collect::<Vec<_>>()
-                            .join("\n")
-                    );
+            if dir.is_none() {
+                if let Some(reply) = ask_principal(config, ControlRequest::ListWorkflows).await {
+                    let ControlReply::Workflows { workflows, invalid } = reply? else {
+                        anyhow::bail!("unexpected reply to a workflow listing");
+                    };
+                    return list(&workflows.iter().collect::<Vec<_>>(), &invalid, json, now);
                 }
-                anyhow::bail!("no workflow `{id}` in {}{hint}", dir.display());
-            };
-            show(workflow, json, Utc::now())
+            }
+            let catalog = load_dir(&dir.unwrap_or_else(|| config.principal.workflow_dir.clone()))?;
+            let workflows: Vec<&Workflow> = catalog.workflows.values().collect();
+            list(&workflows, &catalog.invalid_files(), json, now)
         }
+        WorkflowCommand::Show { id, dir, json } => {
+            if dir.is_none() {
+                let request = ControlRequest::ShowWorkflow { id: id.clone() };
+                if let Some(reply) = ask_principal(config, request).await {
+                    let ControlReply::Workflow { workflow } = reply? else {
+                        anyhow::bail!("unexpected reply to a workflow lookup");
+                    };
+                    return show(&workflow, json, now);
+                }
+            }
+            let dir = dir.unwrap_or_else(|| config.principal.workflow_dir.clone());
+            let catalog = load_dir(&dir)?;
+            match catalog.workflows.get(&id.as_str().into()) {
+                Some(workflow) => show(workflow, json, now),
+                None => Err(not_found(&catalog, &id, &dir)),
+            }
+        }
+    }
+}
+
+fn not_found(catalog: &Catalog, id: &str, dir: &std::path::Path) -> anyhow::Error {
+    if let Some(invalid) = catalog
+        .invalid_files()
+        .into_iter()
+        .find(|f| f.id.as_ref().is_some_and(|i| i.as_str() == id))
+    {
+        let errors: Vec<String> = invalid.errors.iter().map(|e| format!("  {e}")).collect();
+        return anyhow::anyhow!("workflow `{id}` is invalid:\n{}", errors.join("\n"));
+    }
+    let hint = suggest(id, catalog.workflows.keys().map(|k| k.as_str()))
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default();
+    anyhow::anyhow!("no workflow `{id}` in {}{hint}", dir.display())
+}
+
+/// Asks the principal; None when it cannot be reached (the caller reads the files instead).
+async fn ask_principal(
+    config: &Config,
+    request: ControlRequest,
+) -> Option<Result<ControlReply, ClientError>> {
+    let client = Client::connect(&config.client.principal, PROBE_TIMEOUT);
+    match client.request(Request::Control(request)).await {
+        Ok(Response::Control(reply)) => Some(Ok(reply)),
+        Ok(other) => Some(Err(ClientError::Unexpected(format!("{other:?}")))),
+        Err(ClientError::Unreachable { endpoint, .. }) => {
+            eprintln!(
+                "note: no principal at {endpoint}; reading {}",
+                config.principal.workflow_dir.display()
+            );
+            None
+        }
+        Err(e) => Some(Err(e)),
     }
 }
 
@@ -136,7 +162,7 @@ struct TaskJson<'a> {
     kind: &'static str,
     depends: Vec<&'a str>,
     command: String,
-    config: &'a crate::model::TaskConfig,
+    config: &'a TaskConfig,
 }
 
 #[derive(Serialize)]
@@ -156,27 +182,12 @@ struct WorkflowJson<'a> {
 
 #[derive(Serialize)]
 struct InvalidJson<'a> {
-    id: Option<&'a str>,
-    file: &'a std::path::Path,
+    #[serde(flatten)]
+    file: &'a InvalidFile,
     status: FileStatus,
-    errors: Vec<String>,
 }
 
-/// The next `count` fires, honouring `start_time`.
-fn next_fires(w: &Workflow, now: DateTime<Utc>, count: usize) -> Vec<DateTime<chrono_tz::Tz>> {
-    let Some(schedule) = &w.schedule else {
-        return Vec::new();
-    };
-    let from = match w.start_time {
-        Some(start) if start.with_timezone(&Utc) > now => {
-            start.with_timezone(&Utc) - chrono::Duration::nanoseconds(1)
-        }
-        _ => now,
-    };
-    schedule.upcoming(from, count)
-}
-
-fn to_json(w: &Workflow, now: DateTime<Utc>, fires: usize) -> WorkflowJson<'_> {
+fn to_json(w: &Workflow, now: DateTime<Utc>) -> WorkflowJson<'_> {
     WorkflowJson {
         id: w.id.as_str(),
         name: &w.name,
@@ -186,7 +197,8 @@ fn to_json(w: &Workflow, now: DateTime<Utc>, fires: usize) -> WorkflowJson<'_> {
         cron: w.schedule.as_ref().map(|s| s.expr()),
         timezone: w.schedule.as_ref().map(|s| s.timezone().name()),
         start_time: w.start_time.as_ref().map(rfc3339),
-        next_fires: next_fires(w, now, fires)
+        next_fires: w
+            .next_fires(now, 3)
             .iter()
             .map(|t| Fire {
                 local: rfc3339(t),
@@ -209,12 +221,12 @@ fn to_json(w: &Workflow, now: DateTime<Utc>, fires: usize) -> WorkflowJson<'_> {
     }
 }
 
-fn list(catalog: &Catalog, json: bool, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
-    let invalid: Vec<&FileReport> = catalog
-        .files
-        .iter()
-        .filter(|f| f.status == FileStatus::Invalid)
-        .collect();
+fn list(
+    workflows: &[&Workflow],
+    invalid: &[InvalidFile],
+    json: bool,
+    now: DateTime<Utc>,
+) -> anyhow::Result<ExitCode> {
     if json {
         #[derive(Serialize)]
         #[serde(untagged)]
@@ -222,22 +234,14 @@ fn list(catalog: &Catalog, json: bool, now: DateTime<Utc>) -> anyhow::Result<Exi
             Valid(WorkflowJson<'a>),
             Invalid(InvalidJson<'a>),
         }
-        let mut entries: Vec<Entry> = catalog
-            .workflows
-            .values()
-            .map(|w| Entry::Valid(to_json(w, now, 3)))
+        let mut entries: Vec<Entry> = workflows
+            .iter()
+            .map(|w| Entry::Valid(to_json(w, now)))
             .collect();
-        entries.extend(invalid.iter().map(|f| {
+        entries.extend(invalid.iter().map(|file| {
             Entry::Invalid(InvalidJson {
-                id: f.id.as_ref().map(|i| i.as_str()),
-                file: &f.file,
-                status: f.status,
-                errors: f
-                    .diagnostics
-                    .iter()
-                    .filter(|d| d.is_error())
-                    .map(|d| d.to_string())
-                    .collect(),
+                file,
+                status: FileStatus::Invalid,
             })
         }));
         print_json(&entries)?;
@@ -252,13 +256,14 @@ fn list(catalog: &Catalog, json: bool, now: DateTime<Utc>) -> anyhow::Result<Exi
         "TASKS",
         "FILE",
     ]);
-    for w in catalog.workflows.values() {
+    for w in workflows {
         let schedule = w
             .schedule
             .as_ref()
             .map(|s| format!("{} {}", s.expr(), s.timezone().name()))
             .unwrap_or_else(|| "-".into());
-        let next = next_fires(w, now, 1)
+        let next = w
+            .next_fires(now, 1)
             .first()
             .map(|t| human_utc(&t.with_timezone(&Utc)))
             .unwrap_or_else(|| "-".into());
@@ -272,14 +277,13 @@ fn list(catalog: &Catalog, json: bool, now: DateTime<Utc>) -> anyhow::Result<Exi
             w.file.display().to_string(),
         ]);
     }
-    for f in &invalid {
-        let errors = f.diagnostics.iter().filter(|d| d.is_error()).count();
+    for f in invalid {
         table.row(vec![
             f.id.as_ref()
                 .map(|i| i.to_string())
                 .unwrap_or_else(|| "-".into()),
             "-".into(),
-            format!("invalid ({errors} errors)"),
+            format!("invalid ({} errors)", f.errors.len()),
             "-".into(),
             "-".into(),
             "-".into(),
@@ -300,7 +304,7 @@ fn list(catalog: &Catalog, json: bool, now: DateTime<Utc>) -> anyhow::Result<Exi
 
 fn show(w: &Workflow, json: bool, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
     if json {
-        print_json(&to_json(w, now, 3))?;
+        print_json(&to_json(w, now))?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut out = std::io::stdout().lock();
@@ -321,7 +325,7 @@ fn show(w: &Workflow, json: bool, now: DateTime<Utc>) -> anyhow::Result<ExitCode
                 writeln!(out, "start_time:  {}", rfc3339(start))?;
             }
             writeln!(out, "next fires:")?;
-            for t in next_fires(w, now, 3) {
+            for t in w.next_fires(now, 3) {
                 writeln!(
                     out,
                     "  {}  =  {}",
@@ -349,80 +353,6 @@ fn show(w: &Workflow, json: bool, now: DateTime<Utc>) -> anyhow::Result<ExitCode
             t.config.summary(),
         ]);
     }
-    table.write(&mut out).context("writing the task table")?;
+    table.write(&mut out)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Asks the principal; None when it cannot be reached (the caller reads the files instead).
-async fn ask_principal(
-    config: &Config,
-    request: ControlRequest,
-) -> Option<Result<ControlReply, ClientError>> {
-    let client = Client::connect(&config.client.principal, PROBE_TIMEOUT);
-    match client.request(Request::Control(request)).await {
-        Ok(Response::Control(reply)) => Some(Ok(reply)),
-        Ok(other) => Some(Err(ClientError::Unexpected(format!("{other:?}")))),
-        Err(ClientError::Unreachable { endpoint, .. }) => {
-            eprintln!(
-                "note: no principal at {endpoint}; reading {}",
-                config.principal.workflow_dir.display()
-            );
-            None
-        }
-        Err(e) => Some(Err(e)),
-    }
-}
-
-async fn remote_list(config: &Config, json: bool) -> Option<anyhow::Result<ExitCode>> {
-    let reply = ask_principal(config, ControlRequest::ListWorkflows).await?;
-    Some(reply.map_err(Into::into).and_then(|reply| {
-        let ControlReply::Workflows { workflows } = reply else {
-            anyhow::bail!("unexpected reply to a workflow listing");
-        };
-        if json {
-            print_json(&workflows)?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        let mut table = Table::new(&[
-            "ID",
-            "NAME",
-            "STATUS",
-            "SCHEDULE",
-            "NEXT FIRE (UTC)",
-            "TASKS",
-            "FILE",
-        ]);
-        for w in &workflows {
-            let schedule = match (&w.cron, &w.timezone) {
-                (Some(c), Some(tz)) => format!("{c} {tz}"),
-                _ => "-".into(),
-            };
-            let status = if w.status == "valid" {
-                w.status.clone()
-            } else {
-                format!("{} ({} errors)", w.status, w.errors.len())
-            };
-            table.row(vec![
-                w.id.to_string(),
-                w.name.clone().unwrap_or_else(|| "-".into()),
-                status,
-                schedule,
-                w.next_fire
-                    .map(|t| human_utc(&t))
-                    .unwrap_or_else(|| "-".into()),
-                w.tasks.to_string(),
-                w.file.display().to_string(),
-            ]);
-        }
-        table.write(&mut std::io::stdout().lock())?;
-        Ok(ExitCode::SUCCESS)
-    }))
-}
-
-async fn remote_show(config: &Config, id: &str, json: bool) -> Option<anyhow::Result<ExitCode>> {
-    let reply = ask_principal(config, ControlRequest::ShowWorkflow { id: id.to_owned() }).await?;
-    Some(reply.map_err(Into::into).and_then(|reply| match reply {
-        ControlReply::Workflow { workflow } => show(&workflow, json, Utc::now()),
-        _ => anyhow::bail!("unexpected reply to a workflow lookup"),
-    }))
 }

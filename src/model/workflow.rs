@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use chrono::{DateTime, FixedOffset};
+use chrono::{DateTime, FixedOffset, Utc};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::{Schedule, TaskId, WorkflowId};
@@ -29,6 +30,20 @@ pub struct Workflow {
 impl Workflow {
     pub fn task(&self, id: &TaskId) -> Option<&Task> {
         self.tasks.iter().find(|t| &t.id == id)
+    }
+
+    /// The next `count` scheduled fires after `now`, none before `start_time`.
+    pub fn next_fires(&self, now: DateTime<Utc>, count: usize) -> Vec<DateTime<Tz>> {
+        let Some(schedule) = &self.schedule else {
+            return Vec::new();
+        };
+        let from = match self.start_time {
+            Some(start) if start.with_timezone(&Utc) > now => {
+                start.with_timezone(&Utc) - chrono::Duration::nanoseconds(1)
+            }
+            _ => now,
+        };
+        schedule.upcoming(from, count)
     }
 }
 

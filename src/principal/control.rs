@@ -3,12 +3,11 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use tokio::sync::watch;
 
 use super::core::CoreHandle;
 use crate::model::WorkflowId;
-use crate::protocol::control::{ControlReply, ControlRequest, WorkflowEntry};
+use crate::protocol::control::{ControlReply, ControlRequest};
 use crate::protocol::{ErrorCode, ErrorReply, Response};
 use crate::store::{LogFilter, RunFilter, Store};
 use crate::workflow::diagnostic::suggest;
@@ -123,7 +122,8 @@ async fn answer(
         ControlRequest::ListWorkflows => {
             let catalog = catalog.borrow().clone();
             Ok(ControlReply::Workflows {
-                workflows: entries(&catalog),
+                workflows: catalog.workflows.values().cloned().collect(),
+                invalid: catalog.invalid_files(),
             })
         }
         ControlRequest::ShowWorkflow { id } => {
@@ -162,50 +162,4 @@ pub fn unknown_workflow(catalog: &Catalog, id: &str) -> ErrorReply {
     } else {
         ErrorReply::new(ErrorCode::NotFound, format!("no workflow `{id}`{hint}"))
     }
-}
-
-fn entries(catalog: &Catalog) -> Vec<WorkflowEntry> {
-    let now = Utc::now();
-    let mut out: Vec<WorkflowEntry> = catalog
-        .workflows
-        .values()
-        .map(|w| WorkflowEntry {
-            id: w.id.clone(),
-            name: Some(w.name.clone()),
-            file: w.file.clone(),
-            status: "valid".into(),
-            cron: w.schedule.as_ref().map(|s| s.expr().to_owned()),
-            timezone: w.schedule.as_ref().map(|s| s.timezone().name().to_owned()),
-            next_fire: w
-                .schedule
-                .as_ref()
-                .and_then(|s| s.next_after(now))
-                .map(|t| t.with_timezone(&Utc)),
-            tasks: w.tasks.len(),
-            errors: Vec::new(),
-        })
-        .collect();
-    out.extend(
-        catalog
-            .files
-            .iter()
-            .filter(|f| f.status == FileStatus::Invalid)
-            .map(|f| WorkflowEntry {
-                id: f.id.clone().unwrap_or_else(|| WorkflowId::new("-")),
-                name: None,
-                file: f.file.clone(),
-                status: "invalid".into(),
-                cron: None,
-                timezone: None,
-                next_fire: None,
-                tasks: 0,
-                errors: f
-                    .diagnostics
-                    .iter()
-                    .filter(|d| d.is_error())
-                    .map(|d| d.to_string())
-                    .collect(),
-            }),
-    );
-    out
 }

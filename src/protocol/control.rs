@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::logs::LogLine;
 use crate::model::{AgentId, RunId, RunStatus, TaskId, TaskStatus, Workflow, WorkflowId};
+use crate::workflow::InvalidFile;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -87,8 +88,10 @@ pub enum ControlReply {
         agents: Vec<AgentView>,
     },
     Status(Box<StatusView>),
+    /// Every valid workflow's definition, and the files that failed validation.
     Workflows {
-        workflows: Vec<WorkflowEntry>,
+        workflows: Vec<Workflow>,
+        invalid: Vec<InvalidFile>,
     },
     Workflow {
         workflow: Box<Workflow>,
@@ -164,20 +167,4 @@ pub struct StatusView {
     pub logs_publish: String,
     /// `ok`, or `degraded: <reason>`.
     pub store: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct WorkflowEntry {
-    pub id: WorkflowId,
-    pub name: Option<String>,
-    pub file: std::path::PathBuf,
-    /// `valid` or `invalid`.
-    pub status: String,
-    pub cron: Option<String>,
-    pub timezone: Option<String>,
-    #[serde(with = "crate::model::time::option")]
-    pub next_fire: Option<DateTime<Utc>>,
-    pub tasks: usize,
-    #[serde(default)]
-    pub errors: Vec<String>,
 }

@@ -43,6 +43,14 @@ pub struct FileReport {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+/// A workflow file that failed validation, as listings show it.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct InvalidFile {
+    pub id: Option<WorkflowId>,
+    pub file: PathBuf,
+    pub errors: Vec<String>,
+}
+
 /// The valid workflows of a directory, and a report for every workflow file seen.
 #[derive(Debug, Default)]
 pub struct Catalog {
@@ -65,6 +73,23 @@ impl Catalog {
 
     pub fn diagnostics(&self) -> impl Iterator<Item = &Diagnostic> {
         self.files.iter().flat_map(|f| f.diagnostics.iter())
+    }
+
+    pub fn invalid_files(&self) -> Vec<InvalidFile> {
+        self.files
+            .iter()
+            .filter(|f| f.status == FileStatus::Invalid)
+            .map(|f| InvalidFile {
+                id: f.id.clone(),
+                file: f.file.clone(),
+                errors: f
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.is_error())
+                    .map(|d| d.to_string())
+                    .collect(),
+            })
+            .collect()
     }
 
     pub fn has_errors(&self) -> bool {

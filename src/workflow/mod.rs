@@ -13,4 +13,6 @@ pub mod load;
 pub mod parse;
 
 pub use diagnostic::{Diagnostic, Severity};
-pub use load::{load_dir, load_paths, workflow_id_for, Catalog, FileReport, FileStatus, LoadError};
+pub use load::{
+    load_dir, load_paths, workflow_id_for, Catalog, FileReport, FileStatus, InvalidFile, LoadError,
+};

@@ -37,6 +37,8 @@ pub struct Daemon {
     pub ready: String,
     pub stderr: PathBuf,
     lines: mpsc::Receiver<String>,
+    /// Every stdout line received so far, so lines can be waited for in any order.
+    seen: Vec<String>,
 }
 
 impl Daemon {
@@ -59,19 +61,27 @@ impl Daemon {
             ready: String::new(),
             stderr,
             lines,
+            seen: Vec::new(),
         };
         daemon.ready = daemon.wait_line(ready_prefix, Duration::from_secs(60));
         daemon
     }
 
-    /// Waits for a stdout line starting with `prefix`.
+    /// Waits for a stdout line starting with `prefix` (or finds one already received).
     pub fn wait_line(&mut self, prefix: &str, limit: Duration) -> String {
+        if let Some(line) = self.seen.iter().find(|l| l.starts_with(prefix)) {
+            return line.clone();
+        }
         let deadline = Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) if line.starts_with(prefix) => return line,
-                Ok(_) => continue,
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.starts_with(prefix) {
+                        return line;
+                    }
+                }
                 Err(_) => panic!(
                     "no `{prefix}` line within {limit:?}; stderr:\n{}",
                     std::fs::read_to_string(&self.stderr).unwrap_or_default()
