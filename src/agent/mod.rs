@@ -264,6 +264,10 @@ fn start_run(
         env.insert(format!("CDKTR_PARAM_{}", k.to_uppercase()), v.clone());
     }
     let (running, cancel) = (running.clone(), cancel.clone());
+    let mut a = a;
+    for task in &mut a.workflow.tasks {
+        task.config = task.config.with_params(&a.params);
+    }
     tracing::info!(run = %a.run_id, workflow = %a.workflow.id, "run started");
     tracker.spawn(async move {
         let status = runner::run_dag(&a.workflow, &env, &recorder, &cancel).await;

@@ -174,6 +174,9 @@ mod tests {
             file: "w.yml".into(),
             schedule: None,
             start_time: None,
+            overlap: Default::default(),
+            catchup: Default::default(),
+            params: Default::default(),
             tasks,
         }
     }

@@ -12,4 +12,4 @@ mod workflow;
 pub use id::{AgentId, RunId, TaskId, WorkflowId};
 pub use schedule::{Schedule, ScheduleError};
 pub use status::{RunStatus, TaskStatus, UnknownStatus};
-pub use workflow::{Task, TaskConfig, Workflow};
+pub use workflow::{placeholders, substitute, Catchup, Overlap, Param, Task, TaskConfig, Workflow};

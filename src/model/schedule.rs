@@ -78,9 +78,20 @@ impl Schedule {
     }
 
     /// The first fire instant strictly after `after`.
+    ///
+    /// DST: a local time that does not exist (spring forward) fires once, at the next valid
+    /// instant; a local time that occurs twice (fall back) fires once, at its first occurrence.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Tz>> {
-        let local = after.with_timezone(&self.timezone);
-        self.cron.find_next_occurrence(&local, false).ok()
+        let mut cursor = after.with_timezone(&self.timezone);
+        // At most one repeated wall-clock time can be skipped per transition; bound the loop.
+        for _ in 0..4 {
+            let next = self.cron.find_next_occurrence(&cursor, false).ok()?;
+            if !is_repeat_of_an_earlier_instant(&next) {
+                return Some(next);
+            }
+            cursor = next;
+        }
+        None
     }
 
     /// The next `count` fire instants strictly after `after`.
@@ -95,6 +106,16 @@ impl Schedule {
             out.push(next);
         }
         out
+    }
+}
+
+/// True for the second instant of a wall-clock time that occurs twice (the hour repeated when
+/// clocks go back).
+fn is_repeat_of_an_earlier_instant(t: &DateTime<Tz>) -> bool {
+    use chrono::{LocalResult, TimeZone};
+    match t.timezone().from_local_datetime(&t.naive_local()) {
+        LocalResult::Ambiguous(first, _) => first != *t,
+        _ => false,
     }
 }
 
@@ -203,6 +224,90 @@ mod tests {
         assert_eq!(
             Schedule::parse_timezone("Mars/Olympus"),
             Err(ScheduleError::TimeZone("Mars/Olympus".into()))
+        );
+    }
+
+    fn fires(expr: &str, zone: &str, from: DateTime<Utc>, n: usize) -> Vec<String> {
+        let s = Schedule::new(expr, Schedule::parse_timezone(zone).unwrap()).unwrap();
+        s.upcoming(from, n)
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} = {}",
+                    t.format("%m-%d %H:%M:%S %Z"),
+                    t.with_timezone(&Utc).format("%H:%M:%S")
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn spring_forward_missing_time_fires_once_at_the_next_valid_instant() {
+        // Europe/London: 2025-03-30 01:00 GMT -> 02:00 BST; 01:30 does not exist.
+        assert_eq!(
+            fires("30 1 * * *", "Europe/London", at(2025, 3, 29, 12, 0, 0), 3),
+            [
+                "03-30 02:00:00 BST = 01:00:00",
+                "03-31 01:30:00 BST = 00:30:00",
+                "04-01 01:30:00 BST = 00:30:00"
+            ][..]
+        );
+    }
+
+    #[test]
+    fn fall_back_repeated_time_fires_once() {
+        // Europe/London: 2025-10-26 02:00 BST -> 01:00 GMT; 01:30 happens twice.
+        assert_eq!(
+            fires("30 1 * * *", "Europe/London", at(2025, 10, 25, 12, 0, 0), 2),
+            [
+                "10-26 01:30:00 BST = 00:30:00",
+                "10-27 01:30:00 GMT = 01:30:00"
+            ][..]
+        );
+    }
+
+    #[test]
+    fn new_york_transitions() {
+        // 2025-03-09 02:00 EST -> 03:00 EDT: 02:30 does not exist.
+        let spring = fires(
+            "30 2 * * *",
+            "America/New_York",
+            at(2025, 3, 8, 12, 0, 0),
+            2,
+        );
+        assert_eq!(spring[0], "03-09 03:00:00 EDT = 07:00:00", "{spring:?}");
+        assert_eq!(spring[1], "03-10 02:30:00 EDT = 06:30:00");
+        // 2025-11-02 02:00 EDT -> 01:00 EST: 01:30 happens twice, fires once.
+        let fall = fires(
+            "30 1 * * *",
+            "America/New_York",
+            at(2025, 11, 1, 12, 0, 0),
+            2,
+        );
+        assert_eq!(
+            fall,
+            [
+                "11-02 01:30:00 EDT = 05:30:00",
+                "11-03 01:30:00 EST = 06:30:00"
+            ][..]
+        );
+        // Every 20 minutes across the repeated hour: each wall-clock time once, strictly later.
+        let every = fires(
+            "*/20 * * * *",
+            "America/New_York",
+            at(2025, 11, 2, 5, 0, 0),
+            6,
+        );
+        assert_eq!(
+            every,
+            [
+                "11-02 01:20:00 EDT = 05:20:00",
+                "11-02 01:40:00 EDT = 05:40:00",
+                "11-02 02:00:00 EST = 07:00:00",
+                "11-02 02:20:00 EST = 07:20:00",
+                "11-02 02:40:00 EST = 07:40:00",
+                "11-02 03:00:00 EST = 08:00:00"
+            ][..]
         );
     }
 

@@ -24,12 +24,117 @@ pub struct Workflow {
     /// No scheduled fire happens before this instant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<DateTime<FixedOffset>>,
+    /// What a schedule fire does while an earlier run is active.
+    #[serde(default)]
+    pub overlap: Overlap,
+    /// What happens to slots missed while the principal was down.
+    #[serde(default)]
+    pub catchup: Catchup,
+    /// Declared run parameters, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, Param>,
     pub tasks: Vec<Task>,
+}
+
+/// A fire that comes while an earlier run of the same workflow is queued or running:
+/// `skip` it (the default: no pile-ups), `queue` it to start when the earlier run ends, or
+/// `allow` it to run alongside.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Overlap {
+    Allow,
+    #[default]
+    Skip,
+    Queue,
+}
+
+/// Slots missed while the principal was down: run `none` of them, only the `latest` (the
+/// default: the work is done once, not replayed), or `all` of them (up to
+/// `principal.catchup_limit`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Catchup {
+    None,
+    #[default]
+    Latest,
+    All,
+}
+
+impl Overlap {
+    pub const NAMES: &'static str = "allow, skip or queue";
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "allow" => Some(Overlap::Allow),
+            "skip" => Some(Overlap::Skip),
+            "queue" => Some(Overlap::Queue),
+            _ => None,
+        }
+    }
+}
+
+impl Catchup {
+    pub const NAMES: &'static str = "none, latest or all";
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "none" => Some(Catchup::None),
+            "latest" => Some(Catchup::Latest),
+            "all" => Some(Catchup::All),
+            _ => None,
+        }
+    }
+}
+
+/// A declared parameter: given to tasks as `CDKTR_PARAM_<NAME>` and `{{ params.name }}`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Param {
+    /// Used when a trigger does not give a value; without one the parameter is required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 impl Workflow {
     pub fn task(&self, id: &TaskId) -> Option<&Task> {
         self.tasks.iter().find(|t| &t.id == id)
+    }
+
+    /// The parameter values of a run: `given` over the declared defaults. Errors name an
+    /// undeclared or missing parameter.
+    pub fn resolve_params(
+        &self,
+        given: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, String> {
+        if let Some(unknown) = given.keys().find(|k| !self.params.contains_key(*k)) {
+            let declared: Vec<&str> = self.params.keys().map(String::as_str).collect();
+            return Err(if declared.is_empty() {
+                format!(
+                    "`{unknown}` is not a parameter of workflow `{}` (it declares none)",
+                    self.id
+                )
+            } else {
+                format!(
+                    "`{unknown}` is not a parameter of workflow `{}` (declared: {})",
+                    self.id,
+                    declared.join(", ")
+                )
+            });
+        }
+        let mut values = BTreeMap::new();
+        for (name, spec) in &self.params {
+            match given.get(name).or(spec.default.as_ref()) {
+                Some(v) => {
+                    values.insert(name.clone(), v.clone());
+                }
+                None => {
+                    return Err(format!(
+                        "parameter `{name}` of workflow `{}` has no default: give a value",
+                        self.id
+                    ))
+                }
+            }
+        }
+        Ok(values)
     }
 
     /// The next `count` scheduled fires after `now`, none before `start_time`.
@@ -98,7 +203,96 @@ pub enum TaskConfig {
     },
 }
 
+/// Replaces `{{ params.name }}` (spaces optional) with the parameter's value. Plain text
+/// substitution: nothing is evaluated. Unknown names are left as written (validation rejects
+/// them when the workflow loads).
+pub fn substitute(text: &str, params: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start..].find("}}") else {
+            break;
+        };
+        let inner = rest[start + 2..start + len].trim();
+        let value = inner
+            .strip_prefix("params.")
+            .and_then(|name| params.get(name.trim()));
+        out.push_str(&rest[..start]);
+        match value {
+            Some(v) => out.push_str(v),
+            None => out.push_str(&rest[start..start + len + 2]),
+        }
+        rest = &rest[start + len + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The parameter names a text refers to with `{{ params.name }}`.
+pub fn placeholders(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start..].find("}}") else {
+            break;
+        };
+        if let Some(name) = rest[start + 2..start + len].trim().strip_prefix("params.") {
+            names.push(name.trim().to_owned());
+        }
+        rest = &rest[start + len + 2..];
+    }
+    names
+}
+
 impl TaskConfig {
+    /// Every text of the config that may hold `{{ params.x }}`: args, script and env values.
+    pub fn templated_texts(&self) -> Vec<&str> {
+        match self {
+            TaskConfig::Subprocess { args, env, .. } => args
+                .iter()
+                .chain(env.values())
+                .map(String::as_str)
+                .collect(),
+            TaskConfig::Shell { script, env, .. } => std::iter::once(script)
+                .chain(env.values())
+                .map(String::as_str)
+                .collect(),
+            TaskConfig::UvPython { .. } => Vec::new(),
+        }
+    }
+
+    /// The config with `{{ params.x }}` replaced in args, script and env values.
+    pub fn with_params(&self, params: &BTreeMap<String, String>) -> TaskConfig {
+        let sub = |t: &String| substitute(t, params);
+        let sub_env =
+            |env: &BTreeMap<String, String>| env.iter().map(|(k, v)| (k.clone(), sub(v))).collect();
+        match self {
+            TaskConfig::Subprocess {
+                cmd,
+                args,
+                env,
+                cwd,
+            } => TaskConfig::Subprocess {
+                cmd: cmd.clone(),
+                args: args.iter().map(sub).collect(),
+                env: sub_env(env),
+                cwd: cwd.clone(),
+            },
+            TaskConfig::Shell {
+                script,
+                shell,
+                env,
+                cwd,
+            } => TaskConfig::Shell {
+                script: sub(script),
+                shell: shell.clone(),
+                env: sub_env(env),
+                cwd: cwd.clone(),
+            },
+            other => other.clone(),
+        }
+    }
+
     /// The YAML tag of this task type, without the `!`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -120,5 +314,30 @@ impl TaskConfig {
                 script.lines().next().unwrap_or_default().to_owned()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitution_is_plain_text() {
+        let params = BTreeMap::from([
+            ("day".to_owned(), "mon".to_owned()),
+            ("n".to_owned(), "$(rm -rf /)".to_owned()),
+        ]);
+        assert_eq!(
+            substitute("d={{ params.day }} {{params.n}}", &params),
+            "d=mon $(rm -rf /)"
+        );
+        assert_eq!(
+            substitute("{{ params.nope }} {{ other }} {{", &params),
+            "{{ params.nope }} {{ other }} {{"
+        );
+        assert_eq!(
+            placeholders("a {{ params.x }} b {{params.y}} {{ z }}"),
+            ["x", "y"]
+        );
     }
 }

@@ -244,6 +244,16 @@ impl Core {
             let _ = reply.send(Err(super::control::unknown_workflow(&catalog, &workflow)));
             return;
         };
+        let params = match definition.resolve_params(&params) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = reply.send(Err(ErrorReply::new(
+                    ErrorCode::Invalid,
+                    format!("field `params`: {e}"),
+                )));
+                return;
+            }
+        };
         let run_id = RunId::generate();
         let new_run = NewRun {
             run_id: run_id.clone(),

@@ -86,14 +86,23 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// The closest candidate to `word`, if it is close enough to be a likely typo.
+/// The closest candidate to `word`, if it is close enough to be a likely typo: similar by
+/// Jaro-Winkler (good for long words and shared prefixes), or within a small edit distance
+/// counting a transposition as one edit (good for short words: `dya` -> `day`).
 pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let max_edits = (word.chars().count() / 3).max(1);
     candidates
         .into_iter()
-        .map(|c| (strsim::jaro_winkler(word, c), c))
-        .filter(|(score, _)| *score >= 0.8)
+        .map(|c| {
+            (
+                strsim::jaro_winkler(word, c),
+                strsim::osa_distance(word, c),
+                c,
+            )
+        })
+        .filter(|(score, edits, _)| *score >= 0.8 || *edits <= max_edits)
         .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
+        .map(|(_, _, c)| c)
 }
 
 #[cfg(test)]
@@ -115,5 +124,7 @@ mod tests {
         assert_eq!(suggest("depend", keys), Some("depends"));
         assert_eq!(suggest("nmae", keys), Some("name"));
         assert_eq!(suggest("zzzzzz", keys), None);
+        assert_eq!(suggest("dya", ["day", "who"]), Some("day"));
+        assert_eq!(suggest("x", ["day", "who"]), None);
     }
 }

@@ -17,7 +17,9 @@ use serde_saphyr::Spanned;
 
 use super::dag::execution_order;
 use super::diagnostic::{suggest, Diagnostic};
-use crate::model::{Schedule, Task, TaskConfig, TaskId, Workflow, WorkflowId};
+use crate::model::{
+    placeholders, Catchup, Overlap, Param, Schedule, Task, TaskConfig, TaskId, Workflow, WorkflowId,
+};
 
 /// The task type tags a `config` may carry.
 pub const TASK_TYPES: &[&str] = &["Subprocess", "UvPython", "Shell"];
@@ -62,7 +64,25 @@ struct RawWorkflow {
     cron: Option<Spanned<String>>,
     timezone: Option<Spanned<String>>,
     start_time: Option<Spanned<String>>,
+    overlap: Option<Spanned<String>>,
+    catchup: Option<Spanned<String>>,
+    params: Option<Spanned<BTreeMap<String, RawParam>>>,
     tasks: Option<Spanned<RawTasks>>,
+}
+
+/// `name: value` (a default) or `name: {default: ..., description: ...}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawParam {
+    Value(String),
+    Spec(RawParamSpec),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParamSpec {
+    default: Option<String>,
+    description: Option<String>,
 }
 
 /// Tasks in file order (a plain map would sort them).
@@ -322,6 +342,19 @@ impl<'a> Validator<'a> {
                 })
                 .ok()
         });
+        let overlap = self.choice(
+            raw.overlap.as_ref(),
+            "overlap",
+            Overlap::parse,
+            Overlap::NAMES,
+        );
+        let catchup = self.choice(
+            raw.catchup.as_ref(),
+            "catchup",
+            Catchup::parse,
+            Catchup::NAMES,
+        );
+        let params = self.params(raw.params, raw.cron.is_some());
         let tasks = match raw.tasks {
             None => {
                 self.diagnostics.push(
@@ -342,6 +375,9 @@ impl<'a> Validator<'a> {
             }
             Some(tasks) => self.tasks(tasks.value.0),
         };
+        if let Some(tasks) = &tasks {
+            self.check_placeholders(tasks, &params);
+        }
         let failed = self.diagnostics.iter().any(Diagnostic::is_error);
         let workflow = match (name, tasks, timezone) {
             (Some(name), Some(tasks), Some(_)) if !failed => Some(Workflow {
@@ -351,6 +387,9 @@ impl<'a> Validator<'a> {
                 file: self.file.to_path_buf(),
                 schedule,
                 start_time,
+                overlap: overlap.unwrap_or_default(),
+                catchup: catchup.unwrap_or_default(),
+                params,
                 tasks,
             }),
             _ => None,
@@ -358,6 +397,90 @@ impl<'a> Validator<'a> {
         Parsed {
             workflow,
             diagnostics: self.diagnostics,
+        }
+    }
+
+    /// A keyword field (`overlap`, `catchup`): None when absent or invalid (reported).
+    fn choice<T>(
+        &mut self,
+        raw: Option<&Spanned<String>>,
+        field: &str,
+        parse: fn(&str) -> Option<T>,
+        names: &str,
+    ) -> Option<T> {
+        let raw = raw?;
+        let parsed = parse(raw.value.trim());
+        if parsed.is_none() {
+            self.error_at(
+                raw,
+                format!("`{field}` must be {names}, not `{}`", raw.value),
+            );
+        }
+        parsed
+    }
+
+    fn params(
+        &mut self,
+        raw: Option<Spanned<BTreeMap<String, RawParam>>>,
+        scheduled: bool,
+    ) -> BTreeMap<String, Param> {
+        let Some(raw) = raw else {
+            return BTreeMap::new();
+        };
+        let mut params = BTreeMap::new();
+        for (name, value) in &raw.value {
+            let valid_name = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid_name {
+                self.error_at(&raw, format!("parameter name `{name}` must be letters, digits and `_`, not starting with a digit"));
+            }
+            let param = match value {
+                RawParam::Value(v) => Param {
+                    default: Some(v.clone()),
+                    description: None,
+                },
+                RawParam::Spec(spec) => Param {
+                    default: spec.default.clone(),
+                    description: spec.description.clone(),
+                },
+            };
+            if scheduled && param.default.is_none() {
+                self.error_at(
+                    &raw,
+                    format!(
+                        "parameter `{name}` has no default, but scheduled runs need a value for it"
+                    ),
+                );
+            }
+            params.insert(name.clone(), param);
+        }
+        params
+    }
+
+    /// Every `{{ params.x }}` in a task must name a declared parameter.
+    fn check_placeholders(&mut self, tasks: &[Task], params: &BTreeMap<String, Param>) {
+        for task in tasks {
+            for text in task.config.templated_texts() {
+                for name in placeholders(text) {
+                    if !params.contains_key(&name) {
+                        let hint = suggest(&name, params.keys().map(String::as_str))
+                            .map(|s| format!(" (did you mean `{s}`?)"))
+                            .unwrap_or_default();
+                        self.diagnostics.push(
+                            Diagnostic::error(
+                                self.file,
+                                format!(
+                                    "`{{{{ params.{name} }}}}` names an undeclared parameter{hint}"
+                                ),
+                            )
+                            .task(task.id.as_str()),
+                        );
+                    }
+                }
+            }
         }
     }
 

@@ -97,7 +97,8 @@ fn cli_run_wait_logs_and_runs_against_a_live_principal() {
     let ws = Workspace::new();
     ws.write(
         "wf/greet.yml",
-        "name: Greet\ntasks:\n  hi: {name: Hi, config: !Shell {script: \"echo hello $CDKTR_PARAM_WHO\"}}\n  \
+        "name: Greet\nparams: {who: {description: whom to greet}}\ntasks:\n  \
+         hi: {name: Hi, config: !Shell {script: \"echo hello $CDKTR_PARAM_WHO from {{ params.who }}\"}}\n  \
          bye: {name: Bye, depends: [hi], config: !Shell {script: \"echo bye >&2\"}}\n",
     );
     ws.write(
@@ -129,7 +130,7 @@ fn cli_run_wait_logs_and_runs_against_a_live_principal() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 2);
-    assert_eq!(lines[0]["line"], "hello world");
+    assert_eq!(lines[0]["line"], "hello world from world");
     assert_eq!(lines[0]["stream"], "stdout");
     assert_eq!(lines[0]["seq"], 1);
     assert_eq!(lines[1]["stream"], "stderr");
@@ -155,6 +156,24 @@ fn cli_run_wait_logs_and_runs_against_a_live_principal() {
     assert_eq!(status["store"], "ok");
     let workflows = cli(&["workflow", "list", "--json"]).json();
     assert_eq!(workflows.as_array().unwrap().len(), 2);
+    let undeclared = cli(&["run", "greet", "--param", "who=x", "--param", "whom=y"]);
+    assert_eq!(undeclared.code, Some(2));
+    assert!(
+        undeclared
+            .stderr
+            .contains("`whom` is not a parameter of workflow `greet` (declared: who)"),
+        "{}",
+        undeclared.stderr
+    );
+    let required = cli(&["run", "greet"]);
+    assert_eq!(required.code, Some(2));
+    assert!(
+        required
+            .stderr
+            .contains("parameter `who` of workflow `greet` has no default"),
+        "{}",
+        required.stderr
+    );
     let missing = cli(&["run", "nope"]);
     assert_eq!(missing.code, Some(2));
     assert!(
