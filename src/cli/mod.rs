@@ -11,6 +11,7 @@ mod output;
 mod remote;
 mod run_cmd;
 mod runs_cmd;
+mod schedule_cmd;
 mod workflow_cmd;
 
 use std::collections::BTreeMap;
@@ -72,6 +73,9 @@ pub enum Command {
     /// Agents known to the principal.
     #[command(subcommand)]
     Agents(AgentsCommand),
+    /// Schedules: list, pause and resume, explain the next fires, slot history.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// The principal's health: version, uptime, workflows, queue, agents, store.
     Status {
         #[arg(long)]
@@ -97,11 +101,53 @@ pub enum WorkflowCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Make the principal re-read the workflow directory now (it also watches it).
+    Reload {
+        #[arg(long)]
+        json: bool,
+    },
     /// Show one workflow: schedule, next fire times and tasks in execution order.
     Show {
         id: String,
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Scheduled workflows: cron, zone, next fire, paused, policies.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause a workflow's schedule (persisted across principal restarts).
+    Pause {
+        workflow: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resume a paused schedule.
+    Resume {
+        workflow: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The next fire times in the workflow's zone and in UTC, with DST changes marked.
+    Explain {
+        workflow: String,
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What happened to each slot: fired, skipped-overlap, missed, caught-up, paused.
+    History {
+        workflow: String,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
         #[arg(long)]
         json: bool,
     },
@@ -227,6 +273,35 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let resolved = resolve_config(cli.config.clone(), flags)?;
     match cli.command {
         Command::Config { sources, json } => config_cmd::print(&resolved, sources, json),
+        Command::Workflow(WorkflowCommand::Reload { json }) => {
+            let config = resolved.config.clone();
+            with_runtime(move || async move {
+                let remote = Remote::connect(&config);
+                let reply = remote
+                    .ask(crate::protocol::control::ControlRequest::ReloadWorkflows)
+                    .await?;
+                let crate::protocol::control::ControlReply::Reloaded { valid, invalid } = reply
+                else {
+                    anyhow::bail!("unexpected reply to a reload");
+                };
+                if json {
+                    output::print_json(&serde_json::json!({ "valid": valid, "invalid": invalid }))?;
+                } else {
+                    println!("reloaded: {valid} workflows active, {invalid} invalid files");
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        Command::Schedule(ScheduleCommand::Explain {
+            workflow,
+            count,
+            json,
+        }) => {
+            let config = resolved.config.clone();
+            with_runtime(move || async move {
+                schedule_cmd::explain(&config, workflow, count, json).await
+            })
+        }
         Command::Workflow(cmd) => {
             let config = resolved.config.clone();
             with_runtime(move || async move { workflow_cmd::run(cmd, &config).await })
@@ -306,7 +381,24 @@ async fn remote_command(command: Command, config: &config::Config) -> anyhow::Re
         }
         Command::Agents(AgentsCommand::List { json }) => agents_cmd::list(&remote, json).await,
         Command::Status { json } => agents_cmd::status(&remote, json).await,
-        Command::Config { .. } | Command::Workflow(_) | Command::Start(_) => {
+        Command::Schedule(ScheduleCommand::List { json }) => {
+            schedule_cmd::list(&remote, json).await
+        }
+        Command::Schedule(ScheduleCommand::Pause { workflow, json }) => {
+            schedule_cmd::set_paused(&remote, workflow, true, json).await
+        }
+        Command::Schedule(ScheduleCommand::Resume { workflow, json }) => {
+            schedule_cmd::set_paused(&remote, workflow, false, json).await
+        }
+        Command::Schedule(ScheduleCommand::History {
+            workflow,
+            limit,
+            json,
+        }) => schedule_cmd::history(&remote, workflow, limit, json).await,
+        Command::Config { .. }
+        | Command::Workflow(_)
+        | Command::Start(_)
+        | Command::Schedule(ScheduleCommand::Explain { .. }) => {
             anyhow::bail!("internal error: this command does not talk to the principal")
         }
     }

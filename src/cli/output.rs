@@ -50,12 +50,13 @@ impl Table {
     }
 }
 
-/// RFC 3339 with milliseconds, the timestamp format of every `--json` output.
+/// RFC 3339 with milliseconds and the explicit offset of the time's zone (for local times;
+/// UTC instants use [`crate::model::time::format`], which writes `Z`).
 pub fn rfc3339<Tz: TimeZone>(t: &DateTime<Tz>) -> String
 where
     Tz::Offset: std::fmt::Display,
 {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    t.to_rfc3339_opts(SecondsFormat::Millis, false)
 }
 
 /// A compact local-zone time for tables: `2025-01-20 09:30:00 GMT`.

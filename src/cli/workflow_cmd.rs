@@ -48,6 +48,9 @@ pub async fn run(cmd: WorkflowCommand, config: &Config) -> anyhow::Result<ExitCo
             let workflows: Vec<&Workflow> = catalog.workflows.values().collect();
             list(&workflows, &catalog.invalid_files(), json, now)
         }
+        WorkflowCommand::Reload { .. } => {
+            anyhow::bail!("internal error: reload is sent to the principal")
+        }
         WorkflowCommand::Show { id, dir, json } => {
             if dir.is_none() {
                 let request = ControlRequest::ShowWorkflow { id: id.clone() };
@@ -84,7 +87,7 @@ fn not_found(catalog: &Catalog, id: &str, dir: &std::path::Path) -> anyhow::Erro
 }
 
 /// Asks the principal; None when it cannot be reached (the caller reads the files instead).
-async fn ask_principal(
+pub(super) async fn ask_principal(
     config: &Config,
     request: ControlRequest,
 ) -> Option<Result<ControlReply, ClientError>> {
@@ -202,7 +205,7 @@ fn to_json(w: &Workflow, now: DateTime<Utc>) -> WorkflowJson<'_> {
             .iter()
             .map(|t| Fire {
                 local: rfc3339(t),
-                utc: rfc3339(&t.with_timezone(&Utc)),
+                utc: crate::model::time::format(&t.with_timezone(&Utc)),
             })
             .collect(),
         tasks: w
@@ -257,6 +260,9 @@ fn list(
         "FILE",
     ]);
     for w in workflows {
+        let stale = invalid
+            .iter()
+            .any(|f| f.previous_version_active && f.id.as_ref() == Some(&w.id));
         let schedule = w
             .schedule
             .as_ref()
@@ -270,7 +276,11 @@ fn list(
         table.row(vec![
             w.id.to_string(),
             w.name.clone(),
-            "valid".into(),
+            if stale {
+                "active (file now invalid)".into()
+            } else {
+                "valid".into()
+            },
             schedule,
             next,
             w.tasks.len().to_string(),
@@ -283,7 +293,14 @@ fn list(
                 .map(|i| i.to_string())
                 .unwrap_or_else(|| "-".into()),
             "-".into(),
-            format!("invalid ({} errors)", f.errors.len()),
+            if f.previous_version_active {
+                format!(
+                    "invalid ({} errors; previous version active)",
+                    f.errors.len()
+                )
+            } else {
+                format!("invalid ({} errors)", f.errors.len())
+            },
             "-".into(),
             "-".into(),
             "-".into(),

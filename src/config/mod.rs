@@ -45,6 +45,8 @@ pub struct PrincipalConfig {
     pub heartbeat_timeout: Duration,
     /// Larger incoming messages get an error reply instead of being decoded.
     pub max_message_bytes: usize,
+    /// With `catchup: all`, at most this many missed slots run after a restart (the latest).
+    pub catchup_limit: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -77,6 +79,7 @@ impl Default for Config {
                 db_path: PathBuf::new(),
                 heartbeat_timeout: Duration::from_secs(30),
                 max_message_bytes: 4 * 1024 * 1024,
+                catchup_limit: 100,
             },
             agent: AgentConfig {
                 principal: "tcp://127.0.0.1:5561".into(),

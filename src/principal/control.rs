@@ -6,6 +6,8 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::core::CoreHandle;
+use super::reload::ReloadHandle;
+use super::scheduler::SchedulerHandle;
 use crate::model::WorkflowId;
 use crate::protocol::control::{ControlReply, ControlRequest};
 use crate::protocol::{ErrorCode, ErrorReply, Response};
@@ -16,28 +18,38 @@ use crate::workflow::{Catalog, FileStatus};
 /// Most log lines one page carries.
 const MAX_PAGE: u32 = 5_000;
 
-pub async fn handle(
-    request: ControlRequest,
-    core: &CoreHandle,
-    store: &Store,
-    catalog: &watch::Receiver<Arc<Catalog>>,
-) -> Response {
-    match answer(request, core, store, catalog).await {
+/// What control requests are answered from.
+pub struct Services {
+    pub core: CoreHandle,
+    pub store: Store,
+    pub catalog: watch::Receiver<Arc<Catalog>>,
+    pub scheduler: SchedulerHandle,
+    pub reloader: ReloadHandle,
+}
+
+pub async fn handle(request: ControlRequest, services: &Services) -> Response {
+    match answer(request, services).await {
         Ok(reply) => Response::Control(reply),
         Err(e) => Response::Error(e),
     }
+}
+
+fn gone() -> ErrorReply {
+    ErrorReply::new(ErrorCode::Unavailable, "the principal is shutting down")
 }
 
 fn store_error(e: crate::store::StoreError) -> ErrorReply {
     ErrorReply::new(ErrorCode::Unavailable, format!("store: {e}"))
 }
 
-async fn answer(
-    request: ControlRequest,
-    core: &CoreHandle,
-    store: &Store,
-    catalog: &watch::Receiver<Arc<Catalog>>,
-) -> Result<ControlReply, ErrorReply> {
+async fn answer(request: ControlRequest, services: &Services) -> Result<ControlReply, ErrorReply> {
+    let Services {
+        core,
+        store,
+        catalog,
+        scheduler,
+        reloader,
+    } = services;
     match request {
         ControlRequest::Trigger {
             workflow,
@@ -125,6 +137,41 @@ async fn answer(
                 workflows: catalog.workflows.values().cloned().collect(),
                 invalid: catalog.invalid_files(),
             })
+        }
+        ControlRequest::ReloadWorkflows => {
+            let (valid, invalid) = reloader.reload().await.ok_or_else(gone)?;
+            Ok(ControlReply::Reloaded { valid, invalid })
+        }
+        ControlRequest::ListSchedules => Ok(ControlReply::Schedules {
+            schedules: scheduler.list().await.ok_or_else(gone)?,
+        }),
+        ControlRequest::SetSchedulePaused { workflow, paused } => {
+            if scheduler
+                .set_paused(workflow.clone(), paused)
+                .await
+                .ok_or_else(gone)?
+            {
+                Ok(ControlReply::SchedulePaused {
+                    workflow: WorkflowId::new(workflow),
+                    paused,
+                })
+            } else {
+                let catalog = catalog.borrow().clone();
+                match catalog.workflows.get(&WorkflowId::new(workflow.as_str())) {
+                    Some(_) => Err(ErrorReply::new(
+                        ErrorCode::Invalid,
+                        format!("workflow `{workflow}` has no schedule (no `cron`)"),
+                    )),
+                    None => Err(unknown_workflow(&catalog, &workflow)),
+                }
+            }
+        }
+        ControlRequest::ScheduleHistory { workflow, limit } => {
+            let slots = store
+                .slot_history(&workflow, limit.unwrap_or(50).min(10_000))
+                .await
+                .map_err(store_error)?;
+            Ok(ControlReply::Slots { slots })
         }
         ControlRequest::ShowWorkflow { id } => {
             let catalog = catalog.borrow().clone();

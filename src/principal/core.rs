@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use super::publisher::Publisher;
 use super::server::{Replier, ReplyTo};
-use crate::model::{AgentId, RunId, RunStatus, TaskId, TaskStatus, Workflow, WorkflowId};
+use crate::model::{AgentId, Overlap, RunId, RunStatus, TaskId, TaskStatus, Workflow, WorkflowId};
 use crate::protocol::agent::{AgentReply, AgentRequest, Assignment};
 use crate::protocol::control::{AgentView, StatusView};
 use crate::protocol::{ErrorCode, ErrorReply, Response};
@@ -46,6 +46,13 @@ pub enum CoreMsg {
     },
     Status(oneshot::Sender<StatusView>),
     Agents(oneshot::Sender<Vec<AgentView>>),
+    /// A schedule slot is due; the workflow's overlap policy decides what happens.
+    Fire {
+        workflow: WorkflowId,
+        slot: chrono::DateTime<Utc>,
+        /// Run for a slot missed while the principal was down.
+        catch_up: bool,
+    },
 }
 
 /// Cheap, cloneable handle to the coordinator.
@@ -106,6 +113,8 @@ pub(super) struct ActiveRun {
     pub tasks: HashMap<TaskId, TaskStatus>,
     /// Set for runs recovered as RUNNING after a restart until their agent reconnects.
     pub orphan_deadline: Option<Instant>,
+    /// Starts only when no other run of the workflow is running (`overlap: queue`).
+    pub serial: bool,
 }
 
 pub(super) struct Core {
@@ -179,6 +188,11 @@ impl Core {
             CoreMsg::Agents(reply) => {
                 let _ = reply.send(self.agents.views());
             }
+            CoreMsg::Fire {
+                workflow,
+                slot,
+                catch_up,
+            } => self.fire(workflow, slot, catch_up),
         }
     }
 
@@ -254,6 +268,31 @@ impl Core {
                 return;
             }
         };
+        let definition = definition.clone();
+        let (run_id, committed) = self.enqueue(&definition, params, trigger, false);
+        // The trigger is acknowledged once the queued run is durable.
+        tokio::spawn(async move {
+            let result = committed
+                .await
+                .map(|_| run_id)
+                .map_err(|e| ErrorReply::new(ErrorCode::Unavailable, format!("store: {e}")));
+            let _ = reply.send(result);
+        });
+        self.dispatch();
+    }
+
+    /// Queues a run of `definition` (a snapshot: later edits of the file do not change it) and
+    /// returns its id and a future that resolves when the queued run is committed.
+    fn enqueue(
+        &mut self,
+        definition: &Workflow,
+        params: BTreeMap<String, String>,
+        trigger: String,
+        serial: bool,
+    ) -> (
+        RunId,
+        impl std::future::Future<Output = Result<(), StoreError>>,
+    ) {
         let run_id = RunId::generate();
         let new_run = NewRun {
             run_id: run_id.clone(),
@@ -281,24 +320,67 @@ impl Core {
                 agent: None,
                 last_seq: 0,
                 orphan_deadline: None,
+                serial,
             },
         );
         self.queue.push_back(run_id.clone());
-        // The trigger is acknowledged once the queued run is durable.
         let committed = self.store.submit(vec![Write::RunQueued(new_run)]);
-        tokio::spawn(async move {
-            let result = committed
-                .await
-                .map(|_| run_id)
-                .map_err(|e| ErrorReply::new(ErrorCode::Unavailable, format!("store: {e}")));
-            let _ = reply.send(result);
-        });
+        (run_id, committed)
+    }
+
+    /// A schedule slot: skipped while an earlier run is active (`overlap: skip`), queued behind
+    /// it (`queue`) or run alongside (`allow`). The slot's fate is recorded either way.
+    fn fire(&mut self, workflow: WorkflowId, slot: chrono::DateTime<Utc>, catch_up: bool) {
+        let record = |store: &Store, fate: &str, run_id: Option<RunId>, note: Option<String>| {
+            let mut w = super::scheduler::slot_write(&workflow, slot, fate, note);
+            if let Write::Slot(r) = &mut w {
+                r.run_id = run_id;
+            }
+            store.write_later(vec![w]);
+        };
+        let catalog = self.catalog.borrow().clone();
+        let Some(definition) = catalog.workflows.get(&workflow).cloned() else {
+            record(
+                &self.store,
+                "missed",
+                None,
+                Some("the workflow is no longer loaded".into()),
+            );
+            return;
+        };
+        let active = self
+            .runs
+            .values()
+            .find(|r| r.workflow.id == workflow)
+            .map(|r| r.run_id.clone());
+        if let (Overlap::Skip, Some(active)) = (definition.overlap, &active) {
+            record(
+                &self.store,
+                "skipped-overlap",
+                None,
+                Some(format!("run {active} was still active")),
+            );
+            tracing::info!(workflow = %workflow, %slot, %active, "slot skipped: an earlier run is active");
+            return;
+        }
+        let params = match definition.resolve_params(&BTreeMap::new()) {
+            Ok(p) => p,
+            Err(e) => {
+                record(&self.store, "missed", None, Some(e));
+                return;
+            }
+        };
+        let serial = definition.overlap == Overlap::Queue;
+        let (run_id, _committed) = self.enqueue(&definition, params, "schedule".into(), serial);
+        let fate = if catch_up { "caught-up" } else { "fired" };
+        tracing::info!(workflow = %workflow, %slot, run = %run_id, fate, "schedule slot");
+        record(&self.store, fate, Some(run_id), None);
         self.dispatch();
     }
 
     /// Hands queued runs to agents that are waiting for work, never beyond their free slots.
     pub fn dispatch(&mut self) {
-        while !self.queue.is_empty() {
+        while self.eligible_position().is_some() {
             let Some((agent_id, free)) = self.agents.best_waiting() else {
                 return;
             };
@@ -307,7 +389,10 @@ impl Core {
             };
             let mut assignments = Vec::new();
             while assignments.len() < free as usize {
-                let Some(run_id) = self.queue.pop_front() else {
+                let Some(run_id) = self
+                    .eligible_position()
+                    .and_then(|at| self.queue.remove(at))
+                else {
                     break;
                 };
                 if let Some(a) = self.assign(&run_id, &agent_id) {
@@ -316,6 +401,20 @@ impl Core {
             }
             self.agent_reply(&pull, AgentReply::Work { assignments });
         }
+    }
+
+    /// Where in the queue the first run is that may start now: a serial run waits while
+    /// another run of its workflow is running.
+    fn eligible_position(&self) -> Option<usize> {
+        self.queue.iter().position(|id| {
+            self.runs.get(id).is_none_or(|r| {
+                !r.serial
+                    || !self
+                        .runs
+                        .values()
+                        .any(|o| o.workflow.id == r.workflow.id && o.status == RunStatus::Running)
+            })
+        })
     }
 
     fn assign(&mut self, run_id: &RunId, agent_id: &AgentId) -> Option<Assignment> {

@@ -15,6 +15,8 @@ mod control;
 mod core;
 mod publisher;
 mod recovery;
+mod reload;
+mod scheduler;
 mod server;
 
 use std::sync::Arc;
@@ -27,7 +29,6 @@ use zeromq::{Socket, ZmqError};
 
 use crate::config::PrincipalConfig;
 use crate::store::{Store, StoreError};
-use crate::workflow::{load_dir, Catalog};
 
 pub use self::core::CoreHandle;
 
@@ -96,13 +97,13 @@ pub async fn run(
 ) -> Result<(), PrincipalError> {
     let db_path = config.db_path.clone();
     let (store, store_guard) = tokio::task::spawn_blocking(move || Store::open(&db_path)).await??;
-    let catalog = Arc::new(load_catalog(&config).await);
+    let catalog = Arc::new(reload::load(&config).await);
     let workflows = catalog.workflows.len();
     let (catalog_tx, catalog_rx) = watch::channel(catalog);
 
     let tracker = TaskTracker::new();
     let publisher = publisher::spawn(&tracker, sockets.publish, shutdown.child_token());
-    let (replier, reply_task) = server::replier(&tracker, sockets.api_endpoint.clone());
+    let (replier, reply_task) = server::replier();
     let core = core::spawn(
         &tracker,
         core::Settings {
@@ -117,6 +118,22 @@ pub async fn run(
         shutdown.child_token(),
     )
     .await?;
+    let scheduler = scheduler::spawn(
+        &tracker,
+        core.clone(),
+        store.clone(),
+        catalog_rx.clone(),
+        config.catchup_limit,
+        shutdown.child_token(),
+    )
+    .await?;
+    let reloader = reload::spawn(
+        &tracker,
+        config.clone(),
+        catalog_tx,
+        reload,
+        shutdown.child_token(),
+    );
     let server_stop = CancellationToken::new();
     let server = tracker.spawn(server::serve(
         sockets.api,
@@ -125,17 +142,13 @@ pub async fn run(
             core: core.clone(),
             store: store.clone(),
             catalog: catalog_rx,
+            scheduler,
+            reloader,
             replier,
             max_message_bytes: config.max_message_bytes,
             tracker: tracker.clone(),
         },
         server_stop.clone(),
-    ));
-    tracker.spawn(reload_loop(
-        config.clone(),
-        reload,
-        catalog_tx,
-        shutdown.clone(),
     ));
 
     on_ready(&Ready {
@@ -159,49 +172,4 @@ pub async fn run(
     tracing::info!("flushing and closing the store");
     tokio::task::spawn_blocking(move || store_guard.close()).await?;
     Ok(())
-}
-
-async fn load_catalog(config: &PrincipalConfig) -> Catalog {
-    let dir = config.workflow_dir.clone();
-    let loaded = tokio::task::spawn_blocking(move || load_dir(&dir)).await;
-    match loaded {
-        Ok(Ok(catalog)) => {
-            for d in catalog.diagnostics() {
-                tracing::warn!("{d}");
-            }
-            tracing::info!(
-                dir = %config.workflow_dir.display(),
-                valid = catalog.valid_count(),
-                invalid = catalog.invalid_count(),
-                "workflows loaded"
-            );
-            catalog
-        }
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "cannot load workflows; serving none until reload");
-            Catalog::default()
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "workflow loader failed");
-            Catalog::default()
-        }
-    }
-}
-
-async fn reload_loop(
-    config: PrincipalConfig,
-    reload: Arc<Notify>,
-    catalog: watch::Sender<Arc<Catalog>>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = reload.notified() => {
-                tracing::info!("reloading workflows");
-                let fresh = load_catalog(&config).await;
-                catalog.send_replace(Arc::new(fresh));
-            }
-        }
-    }
 }

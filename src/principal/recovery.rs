@@ -23,6 +23,7 @@ pub(super) async fn recover(core: &mut Core) -> Result<(), StoreError> {
         };
         let params: BTreeMap<String, String> =
             serde_json::from_str(&r.params_json).unwrap_or_default();
+        let serial = r.trigger == "schedule" && workflow.overlap == crate::model::Overlap::Queue;
         let run = ActiveRun {
             run_id: r.run_id.clone(),
             workflow,
@@ -34,6 +35,7 @@ pub(super) async fn recover(core: &mut Core) -> Result<(), StoreError> {
             last_seq: r.last_seq,
             tasks: r.tasks.into_iter().collect(),
             orphan_deadline: (r.status == RunStatus::Running).then_some(deadline),
+            serial,
         };
         if r.status == RunStatus::Queued {
             core.queue.push_back(r.run_id.clone());

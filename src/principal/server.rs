@@ -11,6 +11,8 @@ use tokio_util::task::TaskTracker;
 use zeromq::{SocketRecv, SocketSend};
 
 use super::core::{CoreHandle, CoreMsg};
+use super::reload::ReloadHandle;
+use super::scheduler::SchedulerHandle;
 use crate::protocol::codec::error_response;
 use crate::protocol::{self, ErrorCode, ErrorReply, Request, Response, ResponseEnvelope, VERSION};
 use crate::store::Store;
@@ -50,18 +52,19 @@ impl Replier {
 /// The receiving end of the replier: given to [`serve`], which owns the socket.
 pub struct ReplyTask {
     rx: mpsc::UnboundedReceiver<(ReplyTo, ResponseEnvelope)>,
-    endpoint: String,
 }
 
-pub fn replier(_tracker: &TaskTracker, endpoint: String) -> (Replier, ReplyTask) {
+pub fn replier() -> (Replier, ReplyTask) {
     let (tx, rx) = mpsc::unbounded_channel();
-    (Replier { tx }, ReplyTask { rx, endpoint })
+    (Replier { tx }, ReplyTask { rx })
 }
 
 pub struct Context {
     pub core: CoreHandle,
     pub store: Store,
     pub catalog: watch::Receiver<Arc<Catalog>>,
+    pub scheduler: SchedulerHandle,
+    pub reloader: ReloadHandle,
     pub replier: Replier,
     pub max_message_bytes: usize,
     pub tracker: TaskTracker,
@@ -74,7 +77,6 @@ pub async fn serve(
     stop: CancellationToken,
 ) {
     let (mut send, mut recv) = socket.split();
-    tracing::info!(endpoint = %replies.endpoint, "serving");
     let writer_stop = CancellationToken::new();
     let writer = {
         let writer_stop = writer_stop.clone();
@@ -150,14 +152,16 @@ fn handle_frames(mut frames: Vec<Bytes>, ctx: &Context) {
     match envelope.request {
         Request::Agent(request) => ctx.core.send(CoreMsg::Agent { request, reply: to }),
         Request::Control(request) => {
-            let (core, store, catalog, replier) = (
-                ctx.core.clone(),
-                ctx.store.clone(),
-                ctx.catalog.clone(),
-                ctx.replier.clone(),
-            );
+            let services = super::control::Services {
+                core: ctx.core.clone(),
+                store: ctx.store.clone(),
+                catalog: ctx.catalog.clone(),
+                scheduler: ctx.scheduler.clone(),
+                reloader: ctx.reloader.clone(),
+            };
+            let replier = ctx.replier.clone();
             ctx.tracker.spawn(async move {
-                let response = super::control::handle(request, &core, &store, &catalog).await;
+                let response = super::control::handle(request, &services).await;
                 replier.send(&to, response);
             });
         }

@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::logs::LogLine;
-use crate::model::{AgentId, RunId, RunStatus, TaskId, TaskStatus, Workflow, WorkflowId};
+use crate::model::{
+    AgentId, Catchup, Overlap, RunId, RunStatus, TaskId, TaskStatus, Workflow, WorkflowId,
+};
 use crate::workflow::InvalidFile;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -64,6 +66,20 @@ pub enum ControlRequest {
     ShowWorkflow {
         id: String,
     },
+    /// Re-read the workflow directory now; answered when the new catalog is active.
+    ReloadWorkflows,
+    ListSchedules,
+    /// Pause (`paused: true`) or resume a workflow's schedule; persisted.
+    SetSchedulePaused {
+        workflow: String,
+        paused: bool,
+    },
+    /// The newest slot records of a workflow, newest first.
+    ScheduleHistory {
+        workflow: String,
+        #[serde(default)]
+        limit: Option<u32>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -95,6 +111,20 @@ pub enum ControlReply {
     },
     Workflow {
         workflow: Box<Workflow>,
+    },
+    Reloaded {
+        valid: usize,
+        invalid: usize,
+    },
+    Schedules {
+        schedules: Vec<ScheduleView>,
+    },
+    SchedulePaused {
+        workflow: WorkflowId,
+        paused: bool,
+    },
+    Slots {
+        slots: Vec<SlotRecord>,
     },
 }
 
@@ -167,4 +197,32 @@ pub struct StatusView {
     pub logs_publish: String,
     /// `ok`, or `degraded: <reason>`.
     pub store: String,
+}
+
+/// One scheduled workflow as `cdktr schedule list` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleView {
+    pub workflow_id: WorkflowId,
+    pub cron: String,
+    pub timezone: String,
+    #[serde(with = "crate::model::time::option")]
+    pub next_fire: Option<DateTime<Utc>>,
+    pub paused: bool,
+    pub overlap: Overlap,
+    pub catchup: Catchup,
+}
+
+/// What happened to one schedule slot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SlotRecord {
+    pub workflow_id: WorkflowId,
+    #[serde(with = "crate::model::time")]
+    pub slot: DateTime<Utc>,
+    /// `fired`, `skipped-overlap`, `missed`, `caught-up` or `paused`.
+    pub fate: String,
+    pub run_id: Option<RunId>,
+    #[serde(default)]
+    pub note: Option<String>,
+    #[serde(with = "crate::model::time")]
+    pub recorded_at: DateTime<Utc>,
 }

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
 use crate::model::{AgentId, RunId, RunStatus, TaskId, TaskStatus, WorkflowId};
-use crate::protocol::control::{RunDetail, RunSummary};
+use crate::protocol::control::{RunDetail, RunSummary, SlotRecord};
 use crate::protocol::logs::LogLine;
 
 pub use schema::SCHEMA_VERSION;
@@ -64,6 +64,13 @@ pub enum Write {
         reason: Option<String>,
     },
     Log(LogLine),
+    /// A schedule slot's fate; also advances the workflow's last handled slot.
+    Slot(SlotRecord),
+    /// A workflow's schedule paused or resumed.
+    Paused {
+        workflow_id: WorkflowId,
+        paused: bool,
+    },
     Agent {
         agent_id: AgentId,
         host: String,
@@ -72,6 +79,14 @@ pub enum Write {
         state: String,
         ts: DateTime<Utc>,
     },
+}
+
+/// A scheduled workflow's persisted state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduleState {
+    pub workflow_id: WorkflowId,
+    pub last_slot: Option<DateTime<Utc>>,
+    pub paused: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -130,6 +145,8 @@ enum Command {
     Logs(LogFilter, Reply<Vec<LogLine>>),
     Unfinished(Reply<Vec<UnfinishedRun>>),
     MaxLogId(Reply<u64>),
+    ScheduleStates(Reply<Vec<ScheduleState>>),
+    SlotHistory(String, u32, Reply<Vec<SlotRecord>>),
     Count(String, Reply<i64>),
 }
 
@@ -228,6 +245,20 @@ impl Store {
 
     pub async fn max_log_id(&self) -> Result<u64, StoreError> {
         self.ask(Command::MaxLogId).await
+    }
+
+    pub async fn schedule_states(&self) -> Result<Vec<ScheduleState>, StoreError> {
+        self.ask(Command::ScheduleStates).await
+    }
+
+    /// The newest `limit` slot records of a workflow, newest first.
+    pub async fn slot_history(
+        &self,
+        workflow: &str,
+        limit: u32,
+    ) -> Result<Vec<SlotRecord>, StoreError> {
+        let workflow = workflow.to_owned();
+        self.ask(|r| Command::SlotHistory(workflow, limit, r)).await
     }
 
     /// Rows in one of the store's tables (for tests and status).

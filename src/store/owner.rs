@@ -199,6 +199,45 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
                     l.line
                 ])?;
             }
+            Write::Slot(r) => {
+                conn.execute(
+                    "INSERT INTO schedule_slots (workflow_id, slot, fate, run_id, note, recorded_at) \
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                    params![
+                        r.workflow_id.as_str(),
+                        ts(&r.slot),
+                        r.fate,
+                        r.run_id.as_ref().map(|id| id.as_str()),
+                        r.note,
+                        ts(&r.recorded_at)
+                    ],
+                )?;
+                let updated = conn.execute(
+                    "UPDATE schedules SET last_slot = greatest(coalesce(last_slot, ?), ?) WHERE workflow_id = ?",
+                    params![ts(&r.slot), ts(&r.slot), r.workflow_id.as_str()],
+                )?;
+                if updated == 0 {
+                    conn.execute(
+                        "INSERT INTO schedules (workflow_id, last_slot, paused) VALUES (?, ?, false)",
+                        params![r.workflow_id.as_str(), ts(&r.slot)],
+                    )?;
+                }
+            }
+            Write::Paused {
+                workflow_id,
+                paused,
+            } => {
+                let updated = conn.execute(
+                    "UPDATE schedules SET paused = ? WHERE workflow_id = ?",
+                    params![paused, workflow_id.as_str()],
+                )?;
+                if updated == 0 {
+                    conn.execute(
+                        "INSERT INTO schedules (workflow_id, last_slot, paused) VALUES (?, NULL, ?)",
+                        params![workflow_id.as_str(), paused],
+                    )?;
+                }
+            }
             Write::Agent {
                 agent_id,
                 host,
@@ -251,6 +290,12 @@ fn answer(conn: &Connection, cmd: Command) {
         }
         Command::MaxLogId(reply) => {
             let _ = reply.send(queries::max_log_id(conn));
+        }
+        Command::ScheduleStates(reply) => {
+            let _ = reply.send(queries::schedule_states(conn));
+        }
+        Command::SlotHistory(workflow, limit, reply) => {
+            let _ = reply.send(queries::slot_history(conn, &workflow, limit));
         }
         Command::Count(table, reply) => {
             let _ = reply.send(queries::count(conn, &table));

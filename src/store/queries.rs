@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use duckdb::{params_from_iter, Connection, Row};
 
 use super::owner::ts;
-use super::{LogFilter, RunFilter, StoreError, UnfinishedRun};
+use super::{LogFilter, RunFilter, ScheduleState, StoreError, UnfinishedRun};
 use crate::model::{AgentId, RunId, RunStatus, TaskId, TaskStatus, WorkflowId};
 use crate::protocol::agent::Stream;
-use crate::protocol::control::{RunDetail, RunSummary, TaskRunView};
+use crate::protocol::control::{RunDetail, RunSummary, SlotRecord, TaskRunView};
 use crate::protocol::logs::LogLine;
 
 fn time(us: Option<i64>) -> Option<DateTime<Utc>> {
@@ -267,8 +267,65 @@ pub fn max_log_id(conn: &Connection) -> Result<u64, StoreError> {
 
 pub fn count(conn: &Connection, table: &str) -> Result<i64, StoreError> {
     let table = match table {
-        "runs" | "task_runs" | "transitions" | "logs" | "agents" => table,
+        "runs" | "task_runs" | "transitions" | "logs" | "agents" | "schedules"
+        | "schedule_slots" => table,
         other => return Err(StoreError::Corrupt(format!("no table `{other}`"))),
     };
     Ok(conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?)
+}
+
+pub fn schedule_states(conn: &Connection) -> Result<Vec<ScheduleState>, StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT workflow_id, epoch_us(last_slot), paused FROM schedules")?;
+    let rows = stmt.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, Option<i64>>(1)?,
+            row.get::<_, bool>(2)?,
+        ))
+    })?;
+    rows.map(|r| {
+        let (workflow, last, paused) = r?;
+        Ok(ScheduleState {
+            workflow_id: WorkflowId::new(workflow),
+            last_slot: time(last),
+            paused,
+        })
+    })
+    .collect()
+}
+
+pub fn slot_history(
+    conn: &Connection,
+    workflow: &str,
+    limit: u32,
+) -> Result<Vec<SlotRecord>, StoreError> {
+    let sql = format!(
+        "SELECT workflow_id, epoch_us(slot), fate, run_id, note, epoch_us(recorded_at) \
+         FROM schedule_slots WHERE workflow_id = ? ORDER BY slot DESC, recorded_at DESC LIMIT {}",
+        limit.max(1)
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map([workflow], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, Option<String>>(3)?,
+            row.get::<_, Option<String>>(4)?,
+            row.get::<_, i64>(5)?,
+        ))
+    })?;
+    rows.map(|r| {
+        let (workflow, slot, fate, run_id, note, recorded) = r?;
+        Ok(SlotRecord {
+            workflow_id: WorkflowId::new(workflow),
+            slot: required_time(slot)?,
+            fate,
+            run_id: run_id.map(RunId::new),
+            note,
+            recorded_at: required_time(recorded)?,
+        })
+    })
+    .collect()
 }

@@ -9,7 +9,7 @@ use duckdb::Connection;
 
 use super::StoreError;
 
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const V1: &str = "
 CREATE TABLE runs (
@@ -67,6 +67,24 @@ CREATE TABLE agents (
 );
 ";
 
+/// Version 2: schedules. `schedules` holds each scheduled workflow's last handled slot and its
+/// pause flag (both survive restarts); `schedule_slots` records every slot's fate.
+const V2: &str = "
+CREATE TABLE schedules (
+    workflow_id VARCHAR NOT NULL,
+    last_slot TIMESTAMP,
+    paused BOOLEAN NOT NULL
+);
+CREATE TABLE schedule_slots (
+    workflow_id VARCHAR NOT NULL,
+    slot TIMESTAMP NOT NULL,
+    fate VARCHAR NOT NULL,
+    run_id VARCHAR,
+    note VARCHAR,
+    recorded_at TIMESTAMP NOT NULL
+);
+";
+
 pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL)",
@@ -82,7 +100,7 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
              upgrade cdktr or point it at another file"
         )));
     }
-    let migrations: [&str; 1] = [V1];
+    let migrations: [&str; 2] = [V1, V2];
     for (index, sql) in migrations.iter().enumerate() {
         let version = index as i64 + 1;
         if version <= current {

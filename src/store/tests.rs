@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::protocol::agent::Stream;
+use crate::protocol::control::SlotRecord;
 
 fn new_run(id: &str, wf: &str) -> NewRun {
     NewRun {
@@ -180,4 +181,48 @@ fn refuses_a_newer_schema() {
     }
     let err = Store::open(&path).err().expect("must refuse").to_string();
     assert!(err.contains("schema version 99"), "{err}");
+}
+
+#[tokio::test]
+async fn schedule_state_and_slots_persist() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let slot = |s: u32, fate: &str| {
+        Write::Slot(SlotRecord {
+            workflow_id: WorkflowId::new("etl"),
+            slot: chrono::TimeZone::with_ymd_and_hms(&Utc, 2025, 1, 1, 0, 0, s)
+                .single()
+                .unwrap(),
+            fate: fate.into(),
+            run_id: (fate == "fired").then(|| RunId::new(format!("r{s}"))),
+            note: None,
+            recorded_at: Utc::now(),
+        })
+    };
+    {
+        let (store, guard) = Store::open(&path).unwrap();
+        store
+            .write(vec![
+                slot(1, "fired"),
+                slot(2, "skipped-overlap"),
+                Write::Paused {
+                    workflow_id: WorkflowId::new("etl"),
+                    paused: true,
+                },
+                slot(3, "paused"),
+            ])
+            .await
+            .unwrap();
+        drop(store);
+        guard.close();
+    }
+    let (store, _guard) = Store::open(&path).unwrap();
+    let states = store.schedule_states().await.unwrap();
+    assert_eq!(states.len(), 1);
+    assert!(states[0].paused);
+    assert_eq!(states[0].last_slot.map(|t| t.timestamp() % 60), Some(3));
+    let history = store.slot_history("etl", 10).await.unwrap();
+    let fates: Vec<&str> = history.iter().map(|h| h.fate.as_str()).collect();
+    assert_eq!(fates, ["paused", "skipped-overlap", "fired"]);
+    assert_eq!(history[2].run_id.as_ref().map(|r| r.as_str()), Some("r1"));
 }

@@ -49,6 +49,9 @@ pub struct InvalidFile {
     pub id: Option<WorkflowId>,
     pub file: PathBuf,
     pub errors: Vec<String>,
+    /// The workflow's last valid version is still active (the file broke after loading).
+    #[serde(default)]
+    pub previous_version_active: bool,
 }
 
 /// The valid workflows of a directory, and a report for every workflow file seen.
@@ -88,6 +91,10 @@ impl Catalog {
                     .filter(|d| d.is_error())
                     .map(|d| d.to_string())
                     .collect(),
+                previous_version_active: f
+                    .id
+                    .as_ref()
+                    .is_some_and(|id| self.workflows.contains_key(id)),
             })
             .collect()
     }

@@ -6,5 +6,6 @@ mod daemon;
 mod execution;
 mod protocol;
 mod readme;
+mod schedule;
 mod tui;
 mod workflow_cli;

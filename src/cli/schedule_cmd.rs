@@ -1,0 +1,191 @@
+//! `cdktr schedule list|pause|resume|explain|history`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use chrono::{Offset, Utc};
+use serde::Serialize;
+
+use super::format::clock;
+use super::output::{human_time, human_utc, print_json, rfc3339, Table};
+use super::remote::Remote;
+use crate::config::Config;
+use crate::model::Workflow;
+use crate::protocol::control::{ControlReply, ControlRequest};
+use crate::workflow::load_dir;
+
+pub async fn list(remote: &Remote, json: bool) -> anyhow::Result<ExitCode> {
+    let ControlReply::Schedules { schedules } = remote.ask(ControlRequest::ListSchedules).await?
+    else {
+        anyhow::bail!("unexpected reply to a schedule listing");
+    };
+    if json {
+        print_json(&schedules)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = Table::new(&[
+        "WORKFLOW",
+        "CRON",
+        "ZONE",
+        "NEXT FIRE (UTC)",
+        "PAUSED",
+        "OVERLAP",
+        "CATCHUP",
+    ]);
+    for s in &schedules {
+        table.row(vec![
+            s.workflow_id.to_string(),
+            s.cron.clone(),
+            s.timezone.clone(),
+            clock(&s.next_fire),
+            if s.paused { "yes".into() } else { "no".into() },
+            format!("{:?}", s.overlap).to_lowercase(),
+            format!("{:?}", s.catchup).to_lowercase(),
+        ]);
+    }
+    table.write(&mut std::io::stdout().lock())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn set_paused(
+    remote: &Remote,
+    workflow: String,
+    paused: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let reply = remote
+        .ask(ControlRequest::SetSchedulePaused { workflow, paused })
+        .await?;
+    let ControlReply::SchedulePaused { workflow, paused } = reply else {
+        anyhow::bail!("unexpected reply to a pause request");
+    };
+    if json {
+        print_json(&serde_json::json!({ "workflow": workflow, "paused": paused }))?;
+    } else if paused {
+        println!("schedule of {workflow} paused: its slots are recorded as `paused` until resumed");
+    } else {
+        println!("schedule of {workflow} resumed");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn history(
+    remote: &Remote,
+    workflow: String,
+    limit: u32,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let request = ControlRequest::ScheduleHistory {
+        workflow,
+        limit: Some(limit),
+    };
+    let ControlReply::Slots { slots } = remote.ask(request).await? else {
+        anyhow::bail!("unexpected reply to a schedule history request");
+    };
+    if json {
+        print_json(&slots)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = Table::new(&["SLOT (UTC)", "FATE", "RUN", "NOTE"]);
+    for s in &slots {
+        table.row(vec![
+            s.slot.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+            s.fate.clone(),
+            s.run_id
+                .as_ref()
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "-".into()),
+            s.note.clone().unwrap_or_default(),
+        ]);
+    }
+    table.write(&mut std::io::stdout().lock())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct Fire {
+    local: String,
+    utc: String,
+    offset: String,
+    /// The zone's UTC offset differs from the previous fire's: a DST change lies between.
+    dst_change: bool,
+}
+
+/// The next fires of a workflow, read from the principal when it answers, else the files.
+pub async fn explain(
+    config: &Config,
+    workflow: String,
+    count: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let request = ControlRequest::ShowWorkflow {
+        id: workflow.clone(),
+    };
+    let definition: Workflow = match super::workflow_cmd::ask_principal(config, request).await {
+        Some(reply) => match reply? {
+            ControlReply::Workflow { workflow } => *workflow,
+            _ => anyhow::bail!("unexpected reply to a workflow lookup"),
+        },
+        None => {
+            let catalog = load_dir(&config.principal.workflow_dir)?;
+            catalog
+                .workflows
+                .get(&workflow.as_str().into())
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("no workflow `{workflow}`"))?
+        }
+    };
+    let Some(schedule) = &definition.schedule else {
+        anyhow::bail!("workflow `{workflow}` has no schedule (no `cron`)");
+    };
+    let fires = definition.next_fires(Utc::now(), count);
+    let mut previous = None;
+    let rows: Vec<Fire> = fires
+        .iter()
+        .map(|t| {
+            let offset = t.offset().fix();
+            let dst_change = previous.is_some_and(|p| p != offset);
+            previous = Some(offset);
+            Fire {
+                local: rfc3339(t),
+                utc: crate::model::time::format(&t.with_timezone(&Utc)),
+                offset: offset.to_string(),
+                dst_change,
+            }
+        })
+        .collect();
+    if json {
+        print_json(&serde_json::json!({
+            "workflow": definition.id,
+            "cron": schedule.expr(),
+            "timezone": schedule.timezone().name(),
+            "fires": rows,
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{}: `{}` in {} (overlap {}, catchup {})",
+        definition.id,
+        schedule.expr(),
+        schedule.timezone().name(),
+        format!("{:?}", definition.overlap).to_lowercase(),
+        format!("{:?}", definition.catchup).to_lowercase()
+    )?;
+    let mut table = Table::new(&["#", "LOCAL", "UTC", "NOTE"]);
+    for (i, (t, row)) in fires.iter().zip(&rows).enumerate() {
+        table.row(vec![
+            (i + 1).to_string(),
+            format!("{} ({})", human_time(t), row.offset),
+            human_utc(&t.with_timezone(&Utc)),
+            if row.dst_change {
+                "DST change since the previous fire".into()
+            } else {
+                String::new()
+            },
+        ]);
+    }
+    table.write(&mut out)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,146 @@
+//! Keeping the catalog current: the workflow directory is watched (debounced), and SIGHUP and
+//! `cdktr workflow reload` reload on demand. A file edited into an invalid state keeps its last
+//! valid version active (the error is reported), so a typo never unschedules a workflow.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::PrincipalConfig;
+use crate::workflow::{load_dir, Catalog, Diagnostic};
+
+/// How long file events settle before a reload (editors write in several steps).
+const DEBOUNCE: Duration = Duration::from_millis(150);
+
+#[derive(Clone)]
+pub struct ReloadHandle {
+    tx: mpsc::UnboundedSender<oneshot::Sender<(usize, usize)>>,
+}
+
+impl ReloadHandle {
+    /// Reloads now; answers (valid, invalid) once the new catalog is active.
+    pub async fn reload(&self) -> Option<(usize, usize)> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(reply).ok()?;
+        rx.await.ok()
+    }
+}
+
+pub async fn load(config: &PrincipalConfig) -> Catalog {
+    let dir = config.workflow_dir.clone();
+    match tokio::task::spawn_blocking(move || load_dir(&dir)).await {
+        Ok(Ok(catalog)) => {
+            for d in catalog.diagnostics() {
+                tracing::warn!("{d}");
+            }
+            tracing::info!(
+                dir = %config.workflow_dir.display(),
+                valid = catalog.valid_count(),
+                invalid = catalog.invalid_count(),
+                "workflows loaded"
+            );
+            catalog
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot load workflows; serving none until the directory is readable");
+            Catalog::default()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "workflow loader failed");
+            Catalog::default()
+        }
+    }
+}
+
+/// `fresh` with the previous valid version of every workflow whose file is now invalid.
+pub fn keep_last_valid(previous: &Catalog, mut fresh: Catalog) -> Catalog {
+    for report in fresh.files.iter_mut() {
+        let Some(id) = report.id.clone() else {
+            continue;
+        };
+        if report.status != crate::workflow::FileStatus::Invalid
+            || fresh.workflows.contains_key(&id)
+        {
+            continue;
+        }
+        if let Some(old) = previous.workflows.get(&id) {
+            fresh.workflows.insert(id.clone(), old.clone());
+            report.diagnostics.push(Diagnostic::warning(
+                &report.file,
+                "the last valid version of this workflow stays active until the file is fixed",
+            ));
+            tracing::warn!(workflow = %id, "invalid edit: keeping the last valid version");
+        }
+    }
+    fresh
+}
+
+pub fn spawn(
+    tracker: &TaskTracker,
+    config: PrincipalConfig,
+    catalog: watch::Sender<Arc<Catalog>>,
+    sighup: Arc<Notify>,
+    stop: CancellationToken,
+) -> ReloadHandle {
+    let (tx, mut requests) = mpsc::unbounded_channel::<oneshot::Sender<(usize, usize)>>();
+    let (fs_tx, mut fs_events) = mpsc::unbounded_channel::<()>();
+    let watcher = watch_dir(&config.workflow_dir, fs_tx);
+    tracker.spawn(async move {
+        let _watcher = watcher; // Dropping it stops the watch.
+        loop {
+            let reply = tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = sighup.notified() => None,
+                event = fs_events.recv() => {
+                    if event.is_none() {
+                        return;
+                    }
+                    while fs_events.try_recv().is_ok() {}
+                    None
+                }
+                r = requests.recv() => match r {
+                    Some(r) => Some(r),
+                    None => return,
+                },
+            };
+            let fresh = load(&config).await;
+            let merged = keep_last_valid(&catalog.borrow(), fresh);
+            let counts = (merged.workflows.len(), merged.invalid_count());
+            catalog.send_replace(Arc::new(merged));
+            if let Some(reply) = reply {
+                let _ = reply.send(counts);
+            }
+        }
+    });
+    ReloadHandle { tx }
+}
+
+type Watcher = notify_debouncer_full::Debouncer<
+    notify::RecommendedWatcher,
+    notify_debouncer_full::RecommendedCache,
+>;
+
+/// Watches the directory (recursively, not the files: editors save by rename).
+fn watch_dir(dir: &Path, events: mpsc::UnboundedSender<()>) -> Option<Watcher> {
+    let handler = move |result: notify_debouncer_full::DebounceEventResult| {
+        if matches!(result, Ok(ref e) if !e.is_empty()) {
+            let _ = events.send(());
+        }
+    };
+    let mut debouncer = match notify_debouncer_full::new_debouncer(DEBOUNCE, None, handler) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the workflow directory; reload with SIGHUP or `cdktr workflow reload`");
+            return None;
+        }
+    };
+    if let Err(e) = debouncer.watch(dir, notify::RecursiveMode::Recursive) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the workflow directory; reload with SIGHUP or `cdktr workflow reload`");
+        return None;
+    }
+    Some(debouncer)
+}
