@@ -53,7 +53,10 @@ pub fn identity(config: &AgentConfig) -> AgentInfo {
 #[derive(Clone, Default)]
 struct Running {
     inner: Arc<Mutex<HashMap<RunId, AttemptRef>>>,
+    /// Wakes the pull loop when a slot frees.
     freed: Arc<Notify>,
+    /// Wakes the heartbeat so the principal learns at once that a slot is free.
+    beat: Arc<Notify>,
 }
 
 impl Running {
@@ -99,9 +102,11 @@ pub async fn run(
     let runs_cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
 
-    if !register(&client, &info, &running, &shutdown).await {
+    let Some(suggested) = register(&client, &info, &running, &shutdown).await else {
         return;
-    }
+    };
+    // Beat at least as often as the principal asks, so its timeout never fires on a live agent.
+    let interval = config.heartbeat_interval.min(suggested);
     tracing::info!(agent = %agent_id, principal = %config.principal, slots = info.slots, "registered");
     on_ready(&agent_id);
 
@@ -110,7 +115,7 @@ pub async fn run(
         client.clone(),
         info.clone(),
         running.clone(),
-        config.heartbeat_interval,
+        interval,
         reregister.clone(),
         shutdown.clone(),
     ));
@@ -154,6 +159,14 @@ pub async fn run(
     }
 
     tracing::info!(runs = running.len(), "shutting down: taking no more work");
+    // A pull may still be waiting at the principal: tell it nothing is free before draining.
+    let _ = client
+        .request(Request::Agent(AgentRequest::Heartbeat {
+            agent_id: agent_id.clone(),
+            running: running.list(),
+            free_slots: 0,
+        }))
+        .await;
     runs_cancel.cancel();
     tracker.close();
     if tokio::time::timeout(DRAIN_LIMIT, tracker.wait())
@@ -178,13 +191,14 @@ async fn pause(shutdown: &CancellationToken, d: Duration) {
     }
 }
 
-/// Registers, retrying with back-off until it works; false if shut down first.
+/// Registers, retrying with back-off until it works; returns the heartbeat interval the
+/// principal asks for, or None if shut down first.
 async fn register(
     client: &Client,
     info: &AgentInfo,
     running: &Running,
     shutdown: &CancellationToken,
-) -> bool {
+) -> Option<Duration> {
     let mut backoff = Duration::from_millis(100);
     loop {
         let request = Request::Agent(AgentRequest::Register {
@@ -192,13 +206,15 @@ async fn register(
             running: running.list(),
         });
         match client.request(request).await {
-            Ok(Response::Agent(AgentReply::Registered { .. })) => return true,
+            Ok(Response::Agent(AgentReply::Registered {
+                heartbeat_interval_ms,
+            })) => return Some(Duration::from_millis(heartbeat_interval_ms.max(50))),
             Ok(other) => tracing::warn!(?other, "unexpected reply to registration"),
             Err(e) => tracing::warn!(error = %e, "registration failed; retrying"),
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.cancelled() => return false,
+            _ = shutdown.cancelled() => return None,
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
@@ -215,6 +231,7 @@ async fn heartbeat(
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
+            _ = running.beat.notified() => {}
             _ = reregister.notified() => {
                 register(&client, &info, &running, &shutdown).await;
                 continue;

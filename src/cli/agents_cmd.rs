@@ -1,5 +1,6 @@
 //! `cdktr agents list` and `cdktr status`.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use super::format::clock;
@@ -45,26 +46,32 @@ pub async fn status(remote: &Remote, json: bool) -> anyhow::Result<ExitCode> {
         print_json(&s)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    let mut out = std::io::stdout().lock();
+    let uptime = humantime::format_duration(std::time::Duration::from_secs(s.uptime_secs));
+    writeln!(
+        out,
         "principal:  {} (version {}, protocol {})",
         remote.client.endpoint(),
         s.version,
         s.protocol
-    );
-    println!(
-        "uptime:     {}",
-        humantime::format_duration(std::time::Duration::from_secs(s.uptime_secs))
-    );
-    println!(
+    )?;
+    writeln!(out, "uptime:     {uptime}")?;
+    writeln!(
+        out,
         "workflows:  {} loaded, {} invalid",
         s.workflows_loaded, s.workflows_invalid
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "queue:      {} queued, {} running",
         s.queue_length, s.runs_active
-    );
-    println!("agents:     {} alive of {}", s.agents_alive, s.agents_total);
-    println!("store:      {}", s.store);
-    println!("log stream: {}", s.logs_publish);
+    )?;
+    writeln!(
+        out,
+        "agents:     {} alive of {}",
+        s.agents_alive, s.agents_total
+    )?;
+    writeln!(out, "store:      {}", s.store)?;
+    writeln!(out, "log stream: {}", s.logs_publish)?;
     Ok(ExitCode::SUCCESS)
 }

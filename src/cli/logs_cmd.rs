@@ -1,5 +1,6 @@
 //! `cdktr logs RUN [--follow]`, `cdktr logs query`, `cdktr logs tail`.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -39,12 +40,14 @@ fn print(out: &mut impl Write, line: &LogLine, json: bool) -> std::io::Result<()
     }
 }
 
-/// Prints every stored page of `request` (re-sent with the cursor); returns the last id seen.
+/// Prints every stored page of `request` (re-sent with the cursor), except lines already
+/// printed; returns the store cursor (the last id read).
 async fn page_through(
     remote: &Remote,
     mut request: impl FnMut(Option<u64>) -> ControlRequest,
     mut after: Option<u64>,
     json: bool,
+    printed: &BTreeSet<u64>,
 ) -> anyhow::Result<Option<u64>> {
     let mut out = std::io::stdout().lock();
     loop {
@@ -52,7 +55,9 @@ async fn page_through(
             anyhow::bail!("unexpected reply to a log request");
         };
         for line in &lines {
-            print(&mut out, line, json)?;
+            if !printed.contains(&line.id) {
+                print(&mut out, line, json)?;
+            }
             after = Some(line.id);
         }
         if next.is_none() {
@@ -75,8 +80,9 @@ pub async fn run_logs(
         after,
         limit: None,
     };
+    let mut printed = BTreeSet::new();
     if !follow {
-        page_through(remote, request, None, json).await?;
+        page_through(remote, request, None, json, &printed).await?;
         return Ok(ExitCode::SUCCESS);
     }
     let run = fetch(remote, run_id).await?;
@@ -85,24 +91,27 @@ pub async fn run_logs(
     let mut events = remote
         .subscribe(&topic_prefix(Some(&workflow), Some(run_id), None))
         .await?;
-    let mut last = page_through(remote, request, None, json).await?;
+    // Live lines print at once; the store is re-read after each pause in the stream so any
+    // line the stream dropped is printed too (once: `printed` remembers what the stream showed).
+    let mut cursor = page_through(remote, request, None, json, &printed).await?;
     let mut status = run.summary.status;
     while !status.is_terminal() {
         events
             .until_run_end_or_recheck(|event| {
                 if let LogEvent::Line(line) = event {
                     let wanted = task.as_deref().is_none_or(|t| t == line.task_id.as_str());
-                    if wanted && Some(line.id) > last {
+                    if wanted && Some(line.id) > cursor && printed.insert(line.id) {
                         print(&mut std::io::stdout().lock(), &line, json)?;
-                        last = Some(line.id);
                     }
                 }
                 Ok(())
             })
             .await?;
         status = fetch(remote, run_id).await?.summary.status;
-        // Anything the live stream dropped is in the store.
-        last = page_through(remote, request, last, json).await?.or(last);
+        cursor = page_through(remote, request, cursor, json, &printed)
+            .await?
+            .or(cursor);
+        printed.retain(|id| Some(*id) > cursor);
     }
     Ok(exit_for(status))
 }
@@ -133,7 +142,7 @@ pub async fn query(
         after,
         limit: None,
     };
-    page_through(remote, request, None, json).await?;
+    page_through(remote, request, None, json, &BTreeSet::new()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

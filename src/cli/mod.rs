@@ -287,7 +287,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 if json {
                     output::print_json(&serde_json::json!({ "valid": valid, "invalid": invalid }))?;
                 } else {
-                    println!("reloaded: {valid} workflows active, {invalid} invalid files");
+                    use std::io::Write;
+                    writeln!(
+                        std::io::stdout().lock(),
+                        "reloaded: {valid} workflows active, {invalid} invalid files"
+                    )?;
                 }
                 Ok(ExitCode::SUCCESS)
             })

@@ -41,7 +41,7 @@ pub async fn run(
         if json {
             print_json(&serde_json::json!({ "run_id": run_id }))?;
         } else {
-            println!("{run_id}");
+            writeln!(std::io::stdout().lock(), "{run_id}")?;
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -52,7 +52,7 @@ pub async fn run(
     if json {
         print_json(&run)?;
     } else {
-        println!();
+        writeln!(std::io::stdout().lock())?;
         print_detail(&run, &mut std::io::stdout().lock())?;
     }
     Ok(exit_for(run.summary.status))

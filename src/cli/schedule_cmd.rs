@@ -62,9 +62,12 @@ pub async fn set_paused(
     if json {
         print_json(&serde_json::json!({ "workflow": workflow, "paused": paused }))?;
     } else if paused {
-        println!("schedule of {workflow} paused: its slots are recorded as `paused` until resumed");
+        writeln!(
+            std::io::stdout().lock(),
+            "schedule of {workflow} paused: its slots are recorded as `paused` until resumed"
+        )?;
     } else {
-        println!("schedule of {workflow} resumed");
+        writeln!(std::io::stdout().lock(), "schedule of {workflow} resumed")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -76,6 +76,10 @@ pub fn duration(v: Value<'_>) -> Result<Duration, String> {
     if d.is_zero() {
         return Err(format!("`{s}` must be longer than zero"));
     }
+    // Far beyond any sensible setting, and far from the limits of clock arithmetic.
+    if d > std::time::Duration::from_secs(10 * 365 * 24 * 3600) {
+        return Err(format!("`{s}` is longer than ten years"));
+    }
     Ok(d)
 }
 
@@ -154,6 +158,7 @@ mod tests {
         assert_eq!(duration(Value::Text("2h")), Ok(Duration::from_secs(7200)));
         assert!(duration(Value::Text("soon")).is_err());
         assert!(duration(Value::Text("0s")).is_err());
+        assert!(duration(Value::Text("300000000000y")).is_err());
     }
 
     #[test]

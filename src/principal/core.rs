@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 use super::publisher::Publisher;
 use super::server::{Replier, ReplyTo};
 use crate::model::{AgentId, Overlap, RunId, RunStatus, TaskId, TaskStatus, Workflow, WorkflowId};
-use crate::protocol::agent::{AgentReply, AgentRequest, Assignment};
+use crate::protocol::agent::{AgentReply, AgentRequest, Assignment, AttemptRef};
 use crate::protocol::control::{AgentView, StatusView};
 use crate::protocol::{ErrorCode, ErrorReply, Response};
 use crate::store::{NewRun, Store, StoreError, Write};
@@ -115,6 +115,8 @@ pub(super) struct ActiveRun {
     pub orphan_deadline: Option<Instant>,
     /// Starts only when no other run of the workflow is running (`overlap: queue`).
     pub serial: bool,
+    /// When the current attempt was handed to an agent.
+    pub assigned_at: Option<Instant>,
 }
 
 pub(super) struct Core {
@@ -137,6 +139,7 @@ pub async fn spawn(
     replier: Replier,
     publisher: Publisher,
     catalog: watch::Receiver<Arc<Catalog>>,
+    undelivered: mpsc::UnboundedReceiver<Vec<RunId>>,
     stop: CancellationToken,
 ) -> Result<CoreHandle, StoreError> {
     let mut core = Core {
@@ -153,12 +156,17 @@ pub async fn spawn(
     };
     super::recovery::recover(&mut core).await?;
     let (tx, rx) = mpsc::unbounded_channel();
-    tracker.spawn(core.run(rx, stop));
+    tracker.spawn(core.run(rx, undelivered, stop));
     Ok(CoreHandle { tx })
 }
 
 impl Core {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<CoreMsg>, stop: CancellationToken) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<CoreMsg>,
+        mut undelivered: mpsc::UnboundedReceiver<Vec<RunId>>,
+        stop: CancellationToken,
+    ) {
         loop {
             let deadline = self.next_deadline();
             tokio::select! {
@@ -167,6 +175,12 @@ impl Core {
                     Some(msg) => self.handle(msg),
                     None => break,
                 },
+                Some(runs) = undelivered.recv() => {
+                    for run_id in runs {
+                        self.requeue_or_crash(&run_id, "its assignment could not be delivered to the agent");
+                    }
+                    self.dispatch();
+                }
                 _ = tokio::time::sleep_until(deadline.into()) => self.expire(Instant::now()),
             }
         }
@@ -199,11 +213,25 @@ impl Core {
     fn agent_request(&mut self, request: AgentRequest, reply: ReplyTo) {
         match request {
             AgentRequest::Register { agent, running } => self.register(agent, running, reply),
-            AgentRequest::Heartbeat { agent_id, .. } => {
-                let known = self.agents.heartbeat(&agent_id, Instant::now());
+            AgentRequest::Heartbeat {
+                agent_id,
+                running,
+                free_slots,
+            } => {
+                let known = self.agents.heartbeat(&agent_id, free_slots, Instant::now());
                 self.agent_reply(&reply, AgentReply::HeartbeatAck { known });
+                if known {
+                    // An assignment older than a third of the heartbeat timeout that the agent
+                    // does not list never arrived.
+                    let grace = self.settings.heartbeat_timeout / 3;
+                    self.reconcile(&agent_id, &running, grace);
+                    self.dispatch();
+                }
             }
-            AgentRequest::PullWork { agent_id, .. } => {
+            AgentRequest::PullWork {
+                agent_id,
+                free_slots,
+            } => {
                 if !self.agents.is_alive(&agent_id) {
                     self.replier.error(
                         &reply,
@@ -213,7 +241,7 @@ impl Core {
                     return;
                 }
                 let expires = Instant::now() + self.settings.long_poll;
-                if let Some(old) = self.agents.set_pull(&agent_id, reply, expires) {
+                if let Some(old) = self.agents.set_pull(&agent_id, free_slots, reply, expires) {
                     self.agent_reply(
                         &old,
                         AgentReply::Work {
@@ -321,6 +349,7 @@ impl Core {
                 last_seq: 0,
                 orphan_deadline: None,
                 serial,
+                assigned_at: None,
             },
         );
         self.queue.push_back(run_id.clone());
@@ -399,8 +428,63 @@ impl Core {
                     assignments.push(a);
                 }
             }
-            self.agent_reply(&pull, AgentReply::Work { assignments });
+            self.replier.send_work(&pull, assignments);
         }
+    }
+
+    /// Compares what an agent says it runs with what the principal assigned it: a run
+    /// assigned more than `grace` ago that the agent does not know never reached it (queued
+    /// again) or was lost by it after it started (CRASHED).
+    pub(super) fn reconcile(
+        &mut self,
+        agent_id: &AgentId,
+        running: &[AttemptRef],
+        grace: Duration,
+    ) {
+        let now = Instant::now();
+        for run_id in self.agents.runs_of(agent_id) {
+            let Some(run) = self.runs.get(&run_id) else {
+                continue;
+            };
+            let known = running
+                .iter()
+                .any(|a| a.run_id == run_id && a.attempt == run.attempt && a.token == run.token);
+            let settled = run.assigned_at.is_none_or(|at| at + grace <= now);
+            if !known && settled {
+                self.requeue_or_crash(&run_id, &format!("agent {agent_id} does not run it"));
+            }
+        }
+    }
+
+    /// A run its agent never started goes back to the front of the queue (a new attempt
+    /// follows); one that had started is CRASHED.
+    fn requeue_or_crash(&mut self, run_id: &RunId, reason: &str) {
+        let Some(run) = self.runs.get_mut(run_id) else {
+            return;
+        };
+        if run.status != RunStatus::Running {
+            return;
+        }
+        if run.last_seq > 0 {
+            self.crash_run(run_id, reason);
+            return;
+        }
+        if let Some(agent) = run.agent.take() {
+            self.agents.remove_run(&agent, run_id);
+        }
+        run.status = RunStatus::Queued;
+        run.assigned_at = None;
+        self.queue.push_front(run_id.clone());
+        tracing::warn!(run = %run_id, reason, "run queued again");
+        self.store.write_later(vec![Write::Run {
+            run_id: run_id.clone(),
+            status: RunStatus::Queued,
+            ts: Utc::now(),
+            agent: None,
+            attempt: run.attempt,
+            token: None,
+            reason: Some(format!("queued again: {reason}")),
+        }]);
     }
 
     /// Where in the queue the first run is that may start now: a serial run waits while
@@ -423,6 +507,7 @@ impl Core {
             return None;
         }
         run.status = RunStatus::Running;
+        run.assigned_at = Some(Instant::now());
         run.attempt += 1;
         run.token = ulid::Ulid::new().to_string();
         run.agent = Some(agent_id.clone());
@@ -453,6 +538,9 @@ impl Core {
         let Some(mut run) = self.runs.remove(run_id) else {
             return;
         };
+        if let Some(agent) = &run.agent {
+            self.agents.remove_run(agent, run_id);
+        }
         let now = Utc::now();
         let mut writes = Vec::new();
         for (task_id, status) in run.tasks.iter_mut() {
@@ -542,8 +630,14 @@ impl Core {
             self.store.write_later(vec![w]);
         }
         for run_id in runs {
-            self.crash_run(&run_id, reason);
+            if state == "gone" {
+                // It flushed its records before leaving: a run with none never started.
+                self.requeue_or_crash(&run_id, reason);
+            } else {
+                self.crash_run(&run_id, reason);
+            }
         }
+        self.dispatch();
     }
 
     fn status(&self) -> StatusView {

@@ -103,7 +103,8 @@ pub async fn run(
 
     let tracker = TaskTracker::new();
     let publisher = publisher::spawn(&tracker, sockets.publish, shutdown.child_token());
-    let (replier, reply_task) = server::replier();
+    let (undelivered_tx, undelivered) = tokio::sync::mpsc::unbounded_channel();
+    let (replier, reply_task) = server::replier(undelivered_tx);
     let core = core::spawn(
         &tracker,
         core::Settings {
@@ -115,6 +116,7 @@ pub async fn run(
         replier.clone(),
         publisher,
         catalog_rx.clone(),
+        undelivered,
         shutdown.child_token(),
     )
     .await?;

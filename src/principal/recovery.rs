@@ -21,8 +21,13 @@ pub(super) async fn recover(core: &mut Core) -> Result<(), StoreError> {
                 continue;
             }
         };
-        let params: BTreeMap<String, String> =
-            serde_json::from_str(&r.params_json).unwrap_or_default();
+        let params: BTreeMap<String, String> = match serde_json::from_str(&r.params_json) {
+            Ok(p) => p,
+            Err(e) => {
+                broken.push((r.run_id, format!("stored parameters unreadable: {e}")));
+                continue;
+            }
+        };
         let serial = r.trigger == "schedule" && workflow.overlap == crate::model::Overlap::Queue;
         let run = ActiveRun {
             run_id: r.run_id.clone(),
@@ -36,6 +41,7 @@ pub(super) async fn recover(core: &mut Core) -> Result<(), StoreError> {
             tasks: r.tasks.into_iter().collect(),
             orphan_deadline: (r.status == RunStatus::Running).then_some(deadline),
             serial,
+            assigned_at: None,
         };
         if r.status == RunStatus::Queued {
             core.queue.push_back(r.run_id.clone());

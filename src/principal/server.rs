@@ -13,6 +13,8 @@ use zeromq::{SocketRecv, SocketSend};
 use super::core::{CoreHandle, CoreMsg};
 use super::reload::ReloadHandle;
 use super::scheduler::SchedulerHandle;
+use crate::model::RunId;
+use crate::protocol::agent::{AgentReply, Assignment};
 use crate::protocol::codec::error_response;
 use crate::protocol::{self, ErrorCode, ErrorReply, Request, Response, ResponseEnvelope, VERSION};
 use crate::store::Store;
@@ -28,10 +30,13 @@ pub struct ReplyTo {
     pub id: u64,
 }
 
+/// A reply waiting to be written, with the runs it assigns (reported back if undeliverable).
+type Outgoing = (ReplyTo, ResponseEnvelope, Vec<RunId>);
+
 /// Sends replies from any task without blocking it.
 #[derive(Clone)]
 pub struct Replier {
-    tx: mpsc::UnboundedSender<(ReplyTo, ResponseEnvelope)>,
+    tx: mpsc::UnboundedSender<Outgoing>,
 }
 
 impl Replier {
@@ -41,7 +46,18 @@ impl Replier {
             id: to.id,
             response,
         };
-        let _ = self.tx.send((to.clone(), envelope));
+        let _ = self.tx.send((to.clone(), envelope, Vec::new()));
+    }
+
+    /// Sends assignments; if the peer is gone, the runs come back on the undelivered channel.
+    pub fn send_work(&self, to: &ReplyTo, assignments: Vec<Assignment>) {
+        let runs = assignments.iter().map(|a| a.run_id.clone()).collect();
+        let envelope = ResponseEnvelope {
+            v: VERSION,
+            id: to.id,
+            response: Response::Agent(AgentReply::Work { assignments }),
+        };
+        let _ = self.tx.send((to.clone(), envelope, runs));
     }
 
     pub fn error(&self, to: &ReplyTo, code: ErrorCode, message: impl Into<String>) {
@@ -51,12 +67,15 @@ impl Replier {
 
 /// The receiving end of the replier: given to [`serve`], which owns the socket.
 pub struct ReplyTask {
-    rx: mpsc::UnboundedReceiver<(ReplyTo, ResponseEnvelope)>,
+    rx: mpsc::UnboundedReceiver<Outgoing>,
+    undelivered: mpsc::UnboundedSender<Vec<RunId>>,
 }
 
-pub fn replier() -> (Replier, ReplyTask) {
+/// The replier, and the receiving end for [`serve`]. Assignments that cannot be delivered are
+/// sent to `undelivered` so the coordinator can queue them again.
+pub fn replier(undelivered: mpsc::UnboundedSender<Vec<RunId>>) -> (Replier, ReplyTask) {
     let (tx, rx) = mpsc::unbounded_channel();
-    (Replier { tx }, ReplyTask { rx })
+    (Replier { tx }, ReplyTask { rx, undelivered })
 }
 
 pub struct Context {
@@ -89,12 +108,17 @@ pub async fn serve(
                         replies.rx.try_recv().ok()
                     }
                 };
-                let Some((to, envelope)) = next else { return };
+                let Some((to, envelope, runs)) = next else {
+                    return;
+                };
                 let mut frames = vec![to.identity];
                 frames.extend(to.delimiters);
                 frames.push(Bytes::from(protocol::encode(&envelope)));
                 if let Err(e) = send.send(message(frames)).await {
                     tracing::debug!(error = %e, "reply not delivered (peer gone)");
+                    if !runs.is_empty() {
+                        let _ = replies.undelivered.send(runs);
+                    }
                 }
             }
         })

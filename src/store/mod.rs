@@ -31,6 +31,8 @@ pub enum StoreError {
     Db(#[from] duckdb::Error),
     #[error("the store has shut down")]
     Closed,
+    #[error("writing to the database failed: {0}")]
+    Write(String),
     #[error("stored data is not readable: {0}")]
     Corrupt(String),
 }

@@ -116,24 +116,33 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
                 token,
                 reason,
             } => {
-                let started = (*status == crate::model::RunStatus::Running).then_some(at);
-                let finished = status.is_terminal().then_some(at);
-                conn.execute(
-                    "UPDATE runs SET status = ?, started_at = coalesce(?, started_at), \
-                     finished_at = coalesce(?, finished_at), agent_id = coalesce(?, agent_id), \
-                     token = coalesce(?, token), attempt = ?, last_seq = CASE WHEN attempt = ? THEN last_seq ELSE 0 END \
-                     WHERE run_id = ?",
-                    params![
-                        status.as_str(),
-                        opt_ts(started),
-                        opt_ts(finished),
-                        agent.as_ref().map(|a| a.as_str()),
-                        token,
-                        attempt,
-                        attempt,
-                        run_id.as_str()
-                    ],
-                )?;
+                if *status == crate::model::RunStatus::Queued {
+                    // Queued again: the attempt that was assigned never started.
+                    conn.execute(
+                        "UPDATE runs SET status = 'QUEUED', started_at = NULL, agent_id = NULL, \
+                         token = NULL, attempt = ?, last_seq = 0 WHERE run_id = ?",
+                        params![attempt, run_id.as_str()],
+                    )?;
+                } else {
+                    let started = (*status == crate::model::RunStatus::Running).then_some(at);
+                    let finished = status.is_terminal().then_some(at);
+                    conn.execute(
+                        "UPDATE runs SET status = ?, started_at = coalesce(?, started_at), \
+                         finished_at = coalesce(?, finished_at), agent_id = coalesce(?, agent_id), \
+                         token = coalesce(?, token), attempt = ?, last_seq = CASE WHEN attempt = ? THEN last_seq ELSE 0 END \
+                         WHERE run_id = ?",
+                        params![
+                            status.as_str(),
+                            opt_ts(started),
+                            opt_ts(finished),
+                            agent.as_ref().map(|a| a.as_str()),
+                            token,
+                            attempt,
+                            attempt,
+                            run_id.as_str()
+                        ],
+                    )?;
+                }
                 conn.execute(
                     "INSERT INTO transitions (run_id, task_id, attempt, status, ts, reason) \
                      VALUES (?, NULL, ?, ?, ?, ?)",

@@ -316,3 +316,108 @@ fn killed_agent_makes_its_run_and_running_tasks_crashed() {
     let agents = api.agents();
     assert_eq!(agents[0].state, "lost");
 }
+
+#[test]
+fn an_agent_restarted_under_its_name_gets_its_lost_run_resolved_at_once() {
+    let ws = Workspace::new();
+    ws.write(
+        "wf/slow.yml",
+        "name: Slow\ntasks:\n  wait: {name: W, config: !Shell {script: \"echo started; sleep 3\"}}\n",
+    );
+    // The default 30 s heartbeat timeout: the run must not wait for it.
+    let p = Principal::start(&ws, &[], &[]);
+    let mut agent = start_agent(&ws, &p.api, "phoenix", 1, &[]);
+    let api = Api::connect(&p.api);
+    let first = api.trigger("slow");
+    wait_for(LONG, "the task to print", || {
+        api.logs(&first)
+            .iter()
+            .any(|l| l.line == "started")
+            .then_some(())
+    });
+    agent.child.kill().unwrap();
+    let _again = start_agent(&ws, &p.api, "phoenix", 1, &[]);
+    let run = api.wait_status(&first, RunStatus::Crashed, Duration::from_secs(10));
+    assert_eq!(task(&run, "wait").status, TaskStatus::Crashed);
+    // The restarted agent has its slot back and takes new work.
+    let second = api.trigger("slow");
+    assert_eq!(
+        api.wait_done(&second, LONG).summary.status,
+        RunStatus::Completed
+    );
+}
+
+#[test]
+fn a_run_the_agent_never_received_is_queued_again_and_completed_elsewhere() {
+    use cdktr::model::AgentId;
+    use cdktr::protocol::agent::{AgentInfo, AgentReply, AgentRequest};
+    use cdktr::protocol::{Request, Response};
+    use cdktr::transport::Client;
+
+    let ws = Workspace::new();
+    ws.write(
+        "wf/hello.yml",
+        "name: Hello\ntasks:\n  a: {name: A, config: !Shell {script: \"echo hi\"}}\n",
+    );
+    let p = Principal::start(&ws, &["--heartbeat-timeout", "3s"], &[]);
+    let api = Api::connect(&p.api);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // A simulated agent that takes a run and then, in its heartbeats, does not list it (as if
+    // the assignment had been lost on the way).
+    let id = AgentId::new("ghost@test");
+    let ghost = rt.block_on(async { Client::connect(&p.api, Duration::from_secs(5)) });
+    let ask = |request: AgentRequest| {
+        rt.block_on(ghost.request_within(Request::Agent(request), Duration::from_secs(30)))
+    };
+    let info = AgentInfo {
+        id: id.clone(),
+        name: "ghost".into(),
+        host: "test".into(),
+        slots: 1,
+        labels: Default::default(),
+        version: "test".into(),
+    };
+    assert!(matches!(
+        ask(AgentRequest::Register {
+            agent: info,
+            running: vec![]
+        }),
+        Ok(Response::Agent(AgentReply::Registered { .. }))
+    ));
+    let run_id = api.trigger("hello");
+    match ask(AgentRequest::PullWork {
+        agent_id: id.clone(),
+        free_slots: 1,
+    }) {
+        Ok(Response::Agent(AgentReply::Work { assignments })) => {
+            assert_eq!(assignments.len(), 1);
+            assert_eq!(assignments[0].run_id.as_str(), run_id);
+        }
+        other => panic!("expected work: {other:?}"),
+    }
+    assert_eq!(api.run(&run_id).summary.attempt, 1);
+    // Heartbeats without the run, past the grace period (a third of the 3 s timeout).
+    wait_for(LONG, "the run to be queued again", || {
+        let _ = ask(AgentRequest::Heartbeat {
+            agent_id: id.clone(),
+            running: vec![],
+            free_slots: 0,
+        });
+        (api.run(&run_id).summary.status == RunStatus::Queued).then_some(())
+    });
+    let _agent = start_agent(&ws, &p.api, "real", 1, &[]);
+    let run = api.wait_done(&run_id, LONG);
+    assert_eq!(run.summary.status, RunStatus::Completed);
+    assert_eq!(
+        run.summary.attempt, 2,
+        "a new attempt, with a new fencing token"
+    );
+    assert!(run
+        .summary
+        .agent
+        .as_ref()
+        .is_some_and(|a| a.as_str().starts_with("real@")));
+}

@@ -24,6 +24,8 @@ pub struct Entry {
 
 pub struct Pull {
     pub reply: ReplyTo,
+    /// What the agent says it has free; refreshed by its heartbeats while the pull waits.
+    pub free_slots: u32,
     pub expires: Instant,
 }
 
@@ -33,8 +35,9 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Registers (or re-registers) an agent; it is alive from now on.
-    pub fn register(&mut self, info: AgentInfo, now: Instant) -> &mut Entry {
+    /// Registers (or re-registers) an agent; it is alive from now on. A pull left by the
+    /// agent's previous connection is returned so it can be answered (with nothing).
+    pub fn register(&mut self, info: AgentInfo, now: Instant) -> Option<ReplyTo> {
         let id = info.id.clone();
         let registered_at = Utc::now();
         let entry = self.agents.entry(id).or_insert_with(|| Entry {
@@ -54,19 +57,31 @@ impl Registry {
             entry.registered_at = Utc::now();
             entry.runs.clear();
         }
-        entry
+        entry.pull.take().map(|p| p.reply)
     }
 
-    /// Records a heartbeat; false if the agent must register (again) first.
-    pub fn heartbeat(&mut self, id: &AgentId, now: Instant) -> bool {
+    /// Records a heartbeat (refreshing a waiting pull's free slots); false if the agent must
+    /// register (again) first.
+    pub fn heartbeat(&mut self, id: &AgentId, free_slots: u32, now: Instant) -> bool {
         match self.agents.get_mut(id) {
             Some(e) if e.state == "alive" => {
                 e.last_seen = now;
                 e.last_seen_at = Utc::now();
+                if let Some(pull) = e.pull.as_mut() {
+                    pull.free_slots = free_slots;
+                }
                 true
             }
             _ => false,
         }
+    }
+
+    /// The runs the principal believes this agent holds.
+    pub fn runs_of(&self, id: &AgentId) -> Vec<RunId> {
+        self.agents
+            .get(id)
+            .map(|e| e.runs.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn is_alive(&self, id: &AgentId) -> bool {
@@ -74,27 +89,39 @@ impl Registry {
     }
 
     /// Stores a long poll, returning the one it replaces (which must be answered).
-    pub fn set_pull(&mut self, id: &AgentId, reply: ReplyTo, expires: Instant) -> Option<ReplyTo> {
+    pub fn set_pull(
+        &mut self,
+        id: &AgentId,
+        free_slots: u32,
+        reply: ReplyTo,
+        expires: Instant,
+    ) -> Option<ReplyTo> {
         let e = self.agents.get_mut(id)?;
         e.last_seen = Instant::now();
-        e.pull.replace(Pull { reply, expires }).map(|p| p.reply)
+        e.pull
+            .replace(Pull {
+                reply,
+                free_slots,
+                expires,
+            })
+            .map(|p| p.reply)
     }
 
     pub fn take_pull(&mut self, id: &AgentId) -> Option<ReplyTo> {
         self.agents.get_mut(id)?.pull.take().map(|p| p.reply)
     }
 
-    /// The waiting agent with the most free capacity: its slots minus the runs it holds here.
-    /// The principal's count is authoritative: a run stops counting only when its agent has
-    /// reported it finished, so this never exceeds what the agent really has free.
+    /// The waiting agent with the most free capacity: the smaller of what it says it has free
+    /// and its slots minus the runs it holds here (a run stops counting only when its agent
+    /// reported it finished), so an agent never gets more runs than it has free slots.
     pub fn best_waiting(&self) -> Option<(AgentId, u32)> {
         self.agents
             .iter()
             .filter(|(_, e)| e.state == "alive")
             .filter_map(|(id, e)| {
-                e.pull.as_ref()?;
+                let pull = e.pull.as_ref()?;
                 let held = u32::try_from(e.runs.len()).unwrap_or(u32::MAX);
-                let free = e.info.slots.saturating_sub(held);
+                let free = e.info.slots.saturating_sub(held).min(pull.free_slots);
                 (free > 0).then(|| (id.clone(), free))
             })
             .max_by_key(|(_, free)| *free)

@@ -15,9 +15,16 @@ impl Core {
     pub(super) fn register(&mut self, info: AgentInfo, running: Vec<AttemptRef>, reply: ReplyTo) {
         let agent_id = info.id.clone();
         tracing::info!(agent = %agent_id, slots = info.slots, running = running.len(), "agent registered");
-        self.agents.register(info, Instant::now());
+        if let Some(old) = self.agents.register(info, Instant::now()) {
+            self.agent_reply(
+                &old,
+                AgentReply::Work {
+                    assignments: vec![],
+                },
+            );
+        }
         // Re-adopt attempts this agent still runs (after a principal restart or a reconnect).
-        for attempt in running {
+        for attempt in &running {
             let Some(run) = self.runs.get_mut(&attempt.run_id) else {
                 continue;
             };
@@ -30,6 +37,8 @@ impl Core {
                 self.agents.add_run(&agent_id, &attempt.run_id);
             }
         }
+        // What it held here but no longer runs (it restarted) never comes back.
+        self.reconcile(&agent_id, &running, std::time::Duration::ZERO);
         if let Some(w) = self.agents.store_write(&agent_id) {
             self.store.write_later(vec![w]);
         }
