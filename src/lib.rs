@@ -10,6 +10,7 @@
 //! - [`principal`]: the coordinator daemon (queue, registry, dispatch, API server);
 //! - [`agent`]: the worker daemon (DAG runner, executors, reporter);
 //! - [`runtime`] and [`daemon`]: logging, signals, sd-notify, daemon entry points;
+//! - [`listener`]: event listeners (trigger client API, webhook, file arrival);
 //! - [`cli`]: the `cdktr` command line, one file per command family;
 //! - [`tui`]: the `cdktr-tui` cockpit (actions, app state, drawing).
 //!
@@ -19,6 +20,7 @@ pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod listener;
 pub mod model;
 pub mod principal;
 pub mod protocol;

@@ -6,6 +6,7 @@
 mod agents_cmd;
 mod config_cmd;
 pub mod format;
+mod listen_cmd;
 mod logs_cmd;
 mod output;
 mod remote;
@@ -76,6 +77,9 @@ pub enum Command {
     /// Schedules: list, pause and resume, explain the next fires, slot history.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Event listeners that trigger runs: an HTTP webhook, file arrival.
+    #[command(subcommand)]
+    Listen(ListenCommand),
     /// The principal's health: version, uptime, workflows, queue, agents, store.
     Status {
         #[arg(long)]
@@ -150,6 +154,35 @@ pub enum ScheduleCommand {
         limit: u32,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ListenCommand {
+    /// HTTP: `POST /trigger/<workflow>` with a JSON object of parameters queues a run.
+    Webhook {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: String,
+        /// Shared token callers must send (Authorization: Bearer <token>).
+        #[arg(long, env = "CDKTR_WEBHOOK_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Accept requests without a token (only sensible on a trusted loopback).
+        #[arg(long, conflicts_with = "token")]
+        no_auth: bool,
+    },
+    /// A file arriving in a directory (created or moved in) triggers a workflow.
+    Files {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Glob on the file name, e.g. '*.csv'.
+        #[arg(long, default_value = "*")]
+        pattern: String,
+        #[arg(long)]
+        workflow: String,
+        /// The parameter that receives the file's absolute path (declare it in the workflow).
+        #[arg(long, default_value = "file")]
+        param: String,
     },
 }
 
@@ -296,6 +329,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             })
         }
+        Command::Listen(cmd) => listen_cmd::run(cmd, &resolved.config),
         Command::Schedule(ScheduleCommand::Explain {
             workflow,
             count,
@@ -402,6 +436,7 @@ async fn remote_command(command: Command, config: &config::Config) -> anyhow::Re
         Command::Config { .. }
         | Command::Workflow(_)
         | Command::Start(_)
+        | Command::Listen(_)
         | Command::Schedule(ScheduleCommand::Explain { .. }) => {
             anyhow::bail!("internal error: this command does not talk to the principal")
         }

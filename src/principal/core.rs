@@ -132,16 +132,29 @@ pub(super) struct Core {
     pub started: Instant,
 }
 
+/// What the coordinator talks to.
+pub struct Links {
+    pub store: Store,
+    pub replier: Replier,
+    pub publisher: Publisher,
+    pub catalog: watch::Receiver<Arc<Catalog>>,
+    /// Assignments the server could not deliver.
+    pub undelivered: mpsc::UnboundedReceiver<Vec<RunId>>,
+}
+
 pub async fn spawn(
     tracker: &TaskTracker,
     settings: Settings,
-    store: Store,
-    replier: Replier,
-    publisher: Publisher,
-    catalog: watch::Receiver<Arc<Catalog>>,
-    undelivered: mpsc::UnboundedReceiver<Vec<RunId>>,
+    links: Links,
     stop: CancellationToken,
 ) -> Result<CoreHandle, StoreError> {
+    let Links {
+        store,
+        replier,
+        publisher,
+        catalog,
+        undelivered,
+    } = links;
     let mut core = Core {
         settings,
         next_log_id: store.max_log_id().await? + 1,

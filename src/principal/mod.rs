@@ -112,11 +112,13 @@ pub async fn run(
             long_poll: Duration::from_secs(20),
             logs_publish: sockets.publish_endpoint.clone(),
         },
-        store.clone(),
-        replier.clone(),
-        publisher,
-        catalog_rx.clone(),
-        undelivered,
+        core::Links {
+            store: store.clone(),
+            replier: replier.clone(),
+            publisher,
+            catalog: catalog_rx.clone(),
+            undelivered,
+        },
         shutdown.child_token(),
     )
     .await?;

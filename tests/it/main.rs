@@ -4,6 +4,7 @@ mod common;
 mod config_cli;
 mod daemon;
 mod execution;
+mod listeners;
 mod protocol;
 mod readme;
 mod schedule;
