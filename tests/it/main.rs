@@ -3,6 +3,7 @@
 mod common;
 mod config_cli;
 mod daemon;
+mod durability;
 mod execution;
 mod listeners;
 mod protocol;

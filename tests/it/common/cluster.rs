@@ -129,10 +129,20 @@ impl Principal {
     /// Starts `cdktr-principal` on ephemeral ports with `ws/wf` as workflow directory and
     /// `ws/data` as data directory.
     pub fn start(ws: &Workspace, extra: &[&str], env: &[(&str, &str)]) -> Principal {
+        Principal::start_at(ws, "tcp://127.0.0.1:0", extra, env)
+    }
+
+    /// The same, on a given API endpoint (a restart where agents expect it).
+    pub fn start_at(
+        ws: &Workspace,
+        listen: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Principal {
         let mut cmd = daemon_command(ws, env!("CARGO_BIN_EXE_cdktr-principal"));
         cmd.args([
             "--listen",
-            "tcp://127.0.0.1:0",
+            listen,
             "--logs-publish",
             "tcp://127.0.0.1:0",
             "--workflow-dir",

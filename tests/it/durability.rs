@@ -1,0 +1,106 @@
+//! Crashes with real processes: kill -9 of the principal with runs queued and with runs
+//! executing. Nothing triggered is lost, nothing runs twice, every log line is stored once.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use cdktr::model::RunStatus;
+
+use crate::common::cluster::{db_rows, start_agent, wait_for, Api, Principal};
+use crate::common::Workspace;
+
+const LONG: Duration = Duration::from_secs(120);
+
+fn kill9(p: &mut Principal) {
+    p.daemon.child.kill().unwrap();
+    p.daemon.child.wait().unwrap();
+}
+
+fn port_of(endpoint: &str) -> String {
+    endpoint.rsplit(':').next().unwrap().to_owned()
+}
+
+#[test]
+fn a_thousand_queued_runs_survive_kill_9_and_each_runs_exactly_once() {
+    const RUNS: usize = 1000;
+    let ws = Workspace::new();
+    ws.write("wf/job.yml", "name: Job\ntasks:\n  t: {name: T, config: !Shell {script: \"echo $CDKTR_RUN_ID >> done.txt\"}}\n");
+    let mut p = Principal::start(&ws, &[], &[]);
+    let api = Api::connect(&p.api);
+    let ids: BTreeSet<String> = (0..RUNS).map(|_| api.trigger("job")).collect();
+    assert_eq!(ids.len(), RUNS);
+    assert_eq!(api.status().queue_length, RUNS);
+    kill9(&mut p);
+
+    let mut p = Principal::start(&ws, &[], &[]);
+    let api = Api::connect(&p.api);
+    assert_eq!(
+        api.status().queue_length,
+        RUNS,
+        "every acknowledged trigger came back"
+    );
+    let _a = start_agent(&ws, &p.api, "a", 8, &[]);
+    let _b = start_agent(&ws, &p.api, "b", 8, &[]);
+    wait_for(LONG, "all runs to finish", || {
+        let s = api.status();
+        (s.queue_length == 0 && s.runs_active == 0).then_some(())
+    });
+    p.daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(p.daemon.wait_exit(LONG).success());
+
+    let done: Vec<String> = std::fs::read_to_string(ws.path().join("done.txt"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(done.len(), RUNS, "each run executed once");
+    assert_eq!(done.iter().cloned().collect::<BTreeSet<_>>(), ids);
+    let count = |sql: &str| db_rows(&p.db, sql)[0][0].clone();
+    assert_eq!(
+        count("SELECT count(*) FROM runs WHERE status = 'COMPLETED'"),
+        RUNS.to_string()
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM transitions WHERE task_id IS NULL AND status = 'RUNNING'"),
+        RUNS.to_string(),
+        "each run started once"
+    );
+}
+
+#[test]
+fn runs_executing_through_a_principal_kill_9_finish_with_their_full_logs() {
+    const LINES: u64 = 60;
+    let ws = Workspace::new();
+    ws.write(
+        "wf/count.yml",
+        &format!(
+            "name: Count\ntasks:\n  c: {{name: C, config: !Shell {{script: \"i=1; while [ $i -le {LINES} ]; do echo line $i; sleep 0.05; i=$((i+1)); done\"}}}}\n"
+        ),
+    );
+    let mut p = Principal::start(&ws, &[], &[]);
+    let port = port_of(&p.api);
+    let _agent = start_agent(&ws, &p.api, "steady", 4, &["--heartbeat-interval", "200ms"]);
+    let api = Api::connect(&p.api);
+    let runs: Vec<String> = (0..3).map(|_| api.trigger("count")).collect();
+    wait_for(LONG, "output from every run", || {
+        runs.iter().all(|r| api.logs(r).len() >= 5).then_some(())
+    });
+    kill9(&mut p);
+
+    let listen = format!("tcp://127.0.0.1:{port}");
+    let p = Principal::start_at(&ws, &listen, &[], &[]);
+    let api = Api::connect(&p.api);
+    for run_id in &runs {
+        let run = api.wait_done(run_id, LONG);
+        assert_eq!(run.summary.status, RunStatus::Completed, "{run:#?}");
+        assert_eq!(run.summary.attempt, 1, "the same attempt went on");
+        let lines = api.logs(run_id);
+        let seqs: Vec<u64> = lines.iter().map(|l| l.seq).collect();
+        assert_eq!(
+            seqs,
+            (1..=LINES).collect::<Vec<_>>(),
+            "every line once, in order"
+        );
+        assert!(lines.iter().all(|l| l.line == format!("line {}", l.seq)));
+    }
+}
