@@ -151,6 +151,9 @@ pub struct RunDetail {
     #[serde(default)]
     pub params: BTreeMap<String, String>,
     pub tasks: Vec<TaskRunView>,
+    /// Records that arrived for a closed attempt of this run (kept, never applied).
+    #[serde(default)]
+    pub late_records: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

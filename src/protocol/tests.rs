@@ -168,6 +168,7 @@ fn responses() -> Vec<Response> {
             run: Box::new(RunDetail {
                 summary,
                 params: BTreeMap::new(),
+                late_records: 0,
                 tasks: vec![TaskRunView {
                     task_id: TaskId::new("a"),
                     status: TaskStatus::Skipped,

@@ -68,6 +68,12 @@ pub enum Write {
     Log(LogLine),
     /// A schedule slot's fate; also advances the workflow's last handled slot.
     Slot(SlotRecord),
+    /// A record of an attempt that is already closed: kept, never applied.
+    Late {
+        record: crate::protocol::agent::Record,
+        agent: AgentId,
+        reason: String,
+    },
     /// A workflow's schedule paused or resumed.
     Paused {
         workflow_id: WorkflowId,

@@ -232,6 +232,26 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
                     )?;
                 }
             }
+            Write::Late {
+                record,
+                agent,
+                reason,
+            } => {
+                conn.execute(
+                    "INSERT INTO late_records (run_id, attempt, seq, agent_id, ts, event, reason, \
+                     received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    params![
+                        record.run_id.as_str(),
+                        record.attempt,
+                        record.seq as i64,
+                        agent.as_str(),
+                        ts(&record.ts),
+                        serde_json::to_string(&record.event).unwrap_or_default(),
+                        reason,
+                        ts(&chrono::Utc::now())
+                    ],
+                )?;
+            }
             Write::Paused {
                 workflow_id,
                 paused,

@@ -103,10 +103,16 @@ pub fn get_run(conn: &Connection, id: &str) -> Result<Option<RunDetail>, StoreEr
         .map_err(|e| StoreError::Corrupt(format!("params of run {id}: {e}")))?;
     let summary = summary(raw)?;
     let tasks = task_runs(conn, id)?;
+    let late: i64 = conn.query_row(
+        "SELECT count(*) FROM late_records WHERE run_id = ?",
+        [id],
+        |r| r.get(0),
+    )?;
     Ok(Some(RunDetail {
         summary,
         params,
         tasks,
+        late_records: late.max(0) as u64,
     }))
 }
 

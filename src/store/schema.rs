@@ -9,7 +9,7 @@ use duckdb::Connection;
 
 use super::StoreError;
 
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const V1: &str = "
 CREATE TABLE runs (
@@ -85,6 +85,21 @@ CREATE TABLE schedule_slots (
 );
 ";
 
+/// Version 3: records that arrived for an attempt the principal had already closed (its run
+/// CRASHED, CANCELLED or reassigned). Kept for the record; they never change a run.
+const V3: &str = "
+CREATE TABLE late_records (
+    run_id VARCHAR NOT NULL,
+    attempt INTEGER NOT NULL,
+    seq BIGINT NOT NULL,
+    agent_id VARCHAR NOT NULL,
+    ts TIMESTAMP NOT NULL,
+    event VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL,
+    received_at TIMESTAMP NOT NULL
+);
+";
+
 pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL)",
@@ -100,7 +115,7 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
              upgrade cdktr or point it at another file"
         )));
     }
-    let migrations: [&str; 2] = [V1, V2];
+    let migrations: [&str; 3] = [V1, V2, V3];
     for (index, sql) in migrations.iter().enumerate() {
         let version = index as i64 + 1;
         if version <= current {

@@ -255,6 +255,7 @@ mod tests {
             detail: Some(RunDetail {
                 summary: runs[0].clone(),
                 params: Default::default(),
+                late_records: 0,
                 tasks: vec![
                     task("extract", TaskStatus::Completed, Some(0), None),
                     task(

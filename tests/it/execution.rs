@@ -315,6 +315,73 @@ fn killed_agent_makes_its_run_and_running_tasks_crashed() {
     assert_eq!(task(&run, "after").status, TaskStatus::Skipped);
     let agents = api.agents();
     assert_eq!(agents[0].state, "lost");
+
+    // The lost agent comes back (a healed partition) and reports that attempt as a success:
+    // the records are kept as late records and change nothing.
+    use cdktr::model::{AgentId, RunId, TaskId};
+    use cdktr::protocol::agent::{AgentInfo, AgentReply, AgentRequest, Record, RecordEvent};
+    use cdktr::protocol::{Request, Response};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ghost =
+        rt.block_on(async { cdktr::transport::Client::connect(&p.api, Duration::from_secs(5)) });
+    let id: AgentId = agents[0].agent_id.clone();
+    let ask = |r: AgentRequest| rt.block_on(ghost.request(Request::Agent(r)));
+    let info = AgentInfo {
+        id: id.clone(),
+        name: "doomed".into(),
+        host: agents[0].host.clone(),
+        slots: 1,
+        labels: Default::default(),
+        version: "late".into(),
+    };
+    assert!(ask(AgentRequest::Register {
+        agent: info,
+        running: vec![]
+    })
+    .is_ok());
+    let record = |seq, event| Record {
+        run_id: RunId::new(run_id.as_str()),
+        attempt: 1,
+        token: "whatever-it-had".into(),
+        seq,
+        ts: chrono::Utc::now(),
+        event,
+    };
+    let late = vec![
+        record(
+            90,
+            RecordEvent::Task {
+                task_id: TaskId::new("wait"),
+                status: TaskStatus::Completed,
+                exit_code: Some(0),
+                reason: None,
+            },
+        ),
+        record(
+            91,
+            RecordEvent::RunFinished {
+                status: RunStatus::Completed,
+            },
+        ),
+    ];
+    match ask(AgentRequest::Report {
+        agent_id: id,
+        records: late,
+    }) {
+        Ok(Response::Agent(AgentReply::ReportAck { acks })) => assert_eq!(acks[0].up_to, 91),
+        other => panic!("late report: {other:?}"),
+    }
+    let after = api.run(&run_id);
+    assert_eq!(
+        after.summary.status,
+        RunStatus::Crashed,
+        "a late report never changes a closed run"
+    );
+    assert_eq!(task(&after, "wait").status, TaskStatus::Crashed);
+    assert_eq!(after.late_records, 2);
 }
 
 #[test]

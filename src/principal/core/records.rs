@@ -70,14 +70,16 @@ impl Core {
         for record in records {
             let key = (record.run_id.clone(), record.attempt);
             let Some(run) = self.runs.get_mut(&record.run_id) else {
-                // A run that has ended (or never existed here): acknowledge so the agent can
-                // drop it; it changes nothing.
+                // A run that has ended (or never existed here): kept as a late record and
+                // acknowledged so the agent drops it; it changes nothing.
                 acks.insert(key, record.seq);
+                writes.push(late(record, agent_id, "the run is no longer active"));
                 continue;
             };
             if run.attempt != record.attempt || run.token != record.token {
-                tracing::debug!(run = %record.run_id, attempt = record.attempt, "record of a stale attempt ignored");
+                tracing::debug!(run = %record.run_id, attempt = record.attempt, "record of a stale attempt kept as late");
                 acks.insert(key, record.seq);
+                writes.push(late(record, agent_id, "the attempt was closed or replaced"));
                 continue;
             }
             if record.seq <= run.last_seq {
@@ -197,5 +199,13 @@ impl Core {
                 Err(e) => replier.error(&reply, ErrorCode::Unavailable, format!("store: {e}")),
             }
         });
+    }
+}
+
+fn late(record: Record, agent: &AgentId, reason: &str) -> Write {
+    Write::Late {
+        record,
+        agent: agent.clone(),
+        reason: reason.to_owned(),
     }
 }
