@@ -138,6 +138,25 @@ async fn answer(request: ControlRequest, services: &Services) -> Result<ControlR
                 invalid: catalog.invalid_files(),
             })
         }
+        ControlRequest::Failpoint { name, duration_ms } => {
+            if std::env::var_os("CDKTR_FAILPOINTS").is_none_or(|v| v != "1") {
+                return Err(ErrorReply::new(
+                    ErrorCode::Invalid,
+                    "failpoints are disabled (start the principal with CDKTR_FAILPOINTS=1 to test with them)",
+                ));
+            }
+            match name.as_str() {
+                "store_writes" => {
+                    tracing::warn!(duration_ms, "failpoint: store writes fail");
+                    store.fail_writes_for(std::time::Duration::from_millis(duration_ms));
+                    Ok(ControlReply::FailpointSet)
+                }
+                other => Err(ErrorReply::new(
+                    ErrorCode::Invalid,
+                    format!("field `name`: unknown failpoint `{other}` (known: store_writes)"),
+                )),
+            }
+        }
         ControlRequest::ReloadWorkflows => {
             let (valid, invalid) = reloader.reload().await.ok_or_else(gone)?;
             Ok(ControlReply::Reloaded { valid, invalid })

@@ -671,7 +671,7 @@ impl Core {
             agents_alive: alive,
             agents_total: total,
             logs_publish: self.settings.logs_publish.clone(),
-            store: "ok".into(),
+            store: self.store.health(),
         }
     }
 }

@@ -80,6 +80,12 @@ pub enum ControlRequest {
         #[serde(default)]
         limit: Option<u32>,
     },
+    /// Fault injection for tests; refused unless the principal runs with `CDKTR_FAILPOINTS=1`.
+    /// `store_writes`: every store write fails for `duration_ms` (and is journaled).
+    Failpoint {
+        name: String,
+        duration_ms: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -126,6 +132,7 @@ pub enum ControlReply {
     Slots {
         slots: Vec<SlotRecord>,
     },
+    FailpointSet,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -5,6 +5,7 @@
 //! Writes that arrive together are applied in one transaction (log lines through the
 //! appender), and every SQL statement is parameterised.
 
+mod journal;
 mod owner;
 mod queries;
 mod schema;
@@ -20,15 +21,15 @@ use crate::protocol::logs::LogLine;
 
 pub use schema::SCHEMA_VERSION;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("store {}: {source}", path.display())]
     Open {
         path: PathBuf,
-        source: Box<dyn std::error::Error + Send + Sync>,
+        source: std::sync::Arc<dyn std::error::Error + Send + Sync>,
     },
     #[error("database error: {0}")]
-    Db(#[from] duckdb::Error),
+    Db(std::sync::Arc<duckdb::Error>),
     #[error("the store has shut down")]
     Closed,
     #[error("writing to the database failed: {0}")]
@@ -37,8 +38,9 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// A write. Writes sent together are applied in order, in one transaction.
-#[derive(Clone, Debug)]
+/// A write. Writes sent together are applied in order, in one transaction. Serialisable so
+/// they can wait in the journal while the database refuses writes.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum Write {
     RunQueued(NewRun),
     Run {
@@ -97,7 +99,7 @@ pub struct ScheduleState {
     pub paused: bool,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct NewRun {
     pub run_id: RunId,
     pub workflow_id: WorkflowId,
@@ -158,10 +160,17 @@ enum Command {
     Count(String, Reply<i64>),
 }
 
+impl From<duckdb::Error> for StoreError {
+    fn from(e: duckdb::Error) -> Self {
+        StoreError::Db(std::sync::Arc::new(e))
+    }
+}
+
 /// Cheap, cloneable handle to the owner thread.
 #[derive(Clone)]
 pub struct Store {
     tx: std::sync::mpsc::Sender<Command>,
+    health: std::sync::Arc<owner::Health>,
 }
 
 /// Joins the owner thread when dropped last: the file is closed cleanly.
@@ -184,20 +193,30 @@ impl Store {
     pub fn open(path: &Path) -> Result<(Store, StoreGuard), StoreError> {
         let open_err = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
             path: path.to_path_buf(),
-            source,
+            source: source.into(),
         };
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| open_err(Box::new(e)))?;
         }
         let conn = duckdb::Connection::open(path).map_err(|e| open_err(Box::new(e)))?;
         schema::migrate(&conn).map_err(|e| open_err(Box::new(e)))?;
+        let journal = journal::Journal::beside(path);
+        let replayed = owner::replay(&conn, &journal).map_err(|e| open_err(Box::new(e)))?;
+        if replayed > 0 {
+            tracing::info!(
+                writes = replayed,
+                "applied writes journaled while the database refused them"
+            );
+        }
+        let health = std::sync::Arc::new(owner::Health::default());
+        let owner = owner::Owner::new(conn, journal, health.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("cdktr-store".into())
-            .spawn(move || owner::run(conn, rx))
+            .spawn(move || owner.run(rx))
             .map_err(|e| open_err(Box::new(e)))?;
         Ok((
-            Store { tx },
+            Store { tx, health },
             StoreGuard {
                 thread: Some(thread),
             },
@@ -267,6 +286,34 @@ impl Store {
     ) -> Result<Vec<SlotRecord>, StoreError> {
         let workflow = workflow.to_owned();
         self.ask(|r| Command::SlotHistory(workflow, limit, r)).await
+    }
+
+    /// `ok`, or `degraded: <why> (<n> writes journaled)` while the database refuses writes.
+    pub fn health(&self) -> String {
+        let degraded = self
+            .health
+            .degraded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match degraded {
+            None => "ok".into(),
+            Some(why) => format!(
+                "degraded: {why} ({} writes journaled, retrying)",
+                self.health
+                    .backlog
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            ),
+        }
+    }
+
+    /// Failpoint for tests: every write fails for `duration` (they are journaled and retried).
+    pub fn fail_writes_for(&self, duration: std::time::Duration) {
+        let until =
+            chrono::Utc::now().timestamp_millis().max(0) as u64 + duration.as_millis() as u64;
+        self.health
+            .fail_until_ms
+            .store(until, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Rows in one of the store's tables (for tests and status).

@@ -226,3 +226,67 @@ async fn schedule_state_and_slots_persist() {
     assert_eq!(fates, ["paused", "skipped-overlap", "fired"]);
     assert_eq!(history[2].run_id.as_ref().map(|r| r.as_str()), Some("r1"));
 }
+
+#[tokio::test]
+async fn refused_writes_are_journaled_acknowledged_and_applied_once_the_database_accepts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let (store, _guard) = Store::open(&path).unwrap();
+    store.fail_writes_for(std::time::Duration::from_millis(600));
+    // Acknowledged as durable (journaled) although the database refuses them.
+    store
+        .write(vec![Write::RunQueued(new_run("r1", "wf"))])
+        .await
+        .unwrap();
+    store
+        .write(vec![line(1, "r1", 1), line(2, "r1", 2)])
+        .await
+        .unwrap();
+    assert!(
+        store.health().starts_with("degraded:") && store.health().contains("injected failure"),
+        "{}",
+        store.health()
+    );
+    assert!(dir.path().join("db.journal").is_file());
+    // Later writes keep their order behind the held ones, and land once writes work again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while store.health() != "ok" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the store never recovered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let _ = store.count("runs").await;
+    }
+    store.write(vec![line(3, "r1", 3)]).await.unwrap();
+    assert_eq!(store.count("runs").await.unwrap(), 1);
+    assert_eq!(store.count("logs").await.unwrap(), 3);
+    assert!(!dir.path().join("db.journal").exists());
+}
+
+#[tokio::test]
+async fn a_journal_left_by_a_crash_is_replayed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let (store, guard) = Store::open(&path).unwrap();
+        drop(store);
+        guard.close();
+    }
+    // As if the principal died while the database refused writes.
+    let journal = journal::Journal::beside(&path);
+    journal
+        .append(&[Write::RunQueued(new_run("r9", "wf"))])
+        .unwrap();
+    journal.append(&[line(1, "r9", 1)]).unwrap();
+    {
+        let (store, guard) = Store::open(&path).unwrap();
+        assert_eq!(store.count("runs").await.unwrap(), 1);
+        assert_eq!(store.count("logs").await.unwrap(), 1);
+        drop(store);
+        guard.close();
+    }
+    assert!(!journal.path().exists());
+    let (store, _guard) = Store::open(&path).unwrap();
+    assert_eq!(store.count("logs").await.unwrap(), 1, "not applied twice");
+}

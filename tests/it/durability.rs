@@ -104,3 +104,63 @@ fn runs_executing_through_a_principal_kill_9_finish_with_their_full_logs() {
         assert!(lines.iter().all(|l| l.line == format!("line {}", l.seq)));
     }
 }
+
+#[test]
+fn ten_seconds_of_store_failures_lose_nothing_and_dispatch_goes_on() {
+    use cdktr::protocol::control::{ControlReply, ControlRequest};
+    const LINES: u64 = 20;
+    let ws = Workspace::new();
+    ws.write(
+        "wf/work.yml",
+        &format!("name: Work\ntasks:\n  w: {{name: W, config: !Shell {{script: \"for i in $(seq 1 {LINES}); do echo line $i; done\"}}}}\n"),
+    );
+    let p = Principal::start(&ws, &["--with-agent"], &[("CDKTR_FAILPOINTS", "1")]);
+    let api = Api::connect(&p.api);
+    let set = api.ask(ControlRequest::Failpoint {
+        name: "store_writes".into(),
+        duration_ms: 10_000,
+    });
+    assert!(matches!(set, Ok(ControlReply::FailpointSet)), "{set:?}");
+    // Triggers are acknowledged (journaled) and runs are dispatched and executed meanwhile.
+    let runs: Vec<String> = (0..5).map(|_| api.trigger("work")).collect();
+    let degraded = api.status().store;
+    assert!(degraded.starts_with("degraded:"), "{degraded}");
+    wait_for(
+        Duration::from_secs(5),
+        "the runs to execute during the outage",
+        || (api.status().queue_length == 0).then_some(()),
+    );
+    wait_for(LONG, "the store to recover", || {
+        (api.status().store == "ok").then_some(())
+    });
+    for run_id in &runs {
+        let run = api.wait_done(run_id, LONG);
+        assert_eq!(run.summary.status, RunStatus::Completed);
+        let seqs: Vec<u64> = api.logs(run_id).iter().map(|l| l.seq).collect();
+        assert_eq!(
+            seqs,
+            (1..=LINES).collect::<Vec<_>>(),
+            "every line once, in order"
+        );
+    }
+}
+
+#[test]
+fn failpoints_are_refused_unless_enabled() {
+    use cdktr::protocol::control::ControlRequest;
+    let ws = Workspace::new();
+    ws.write(
+        "wf/x.yml",
+        "name: X\ntasks:\n  a: {name: A, config: !Shell {script: \"true\"}}\n",
+    );
+    let p = Principal::start(&ws, &[], &[]);
+    let api = Api::connect(&p.api);
+    let refused = api.ask(ControlRequest::Failpoint {
+        name: "store_writes".into(),
+        duration_ms: 1,
+    });
+    assert!(
+        format!("{refused:?}").contains("failpoints are disabled"),
+        "{refused:?}"
+    );
+}
