@@ -29,3 +29,6 @@ pub mod store;
 pub mod transport;
 pub mod tui;
 pub mod workflow;
+
+#[cfg(test)]
+mod fuzz;

@@ -10,6 +10,7 @@ pub mod executor;
 pub mod output;
 pub mod reporter;
 pub mod runner;
+pub mod spool;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -97,7 +98,19 @@ pub async fn run(
     let agent_id = info.id.clone();
     let client = Client::connect(&config.principal, REQUEST_TIMEOUT);
     let reporter_stop = CancellationToken::new();
-    let reporter = Reporter::spawn(client.clone(), agent_id.clone(), reporter_stop.clone());
+    let spool = spool::Spool::new(
+        config.data_dir.join(format!(
+            "spool-{}.jsonl",
+            agent_id.as_str().replace(['/', '\\'], "_")
+        )),
+        config.max_buffered_records,
+    );
+    let reporter = Reporter::spawn(
+        client.clone(),
+        agent_id.clone(),
+        spool,
+        reporter_stop.clone(),
+    );
     let running = Running::default();
     let runs_cancel = CancellationToken::new();
     let tracker = TaskTracker::new();

@@ -14,6 +14,7 @@ use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::spool::Spool;
 use crate::model::{AgentId, RunId, RunStatus, TaskId, TaskStatus};
 use crate::protocol::agent::{AgentReply, AgentRequest, Record, RecordEvent, Stream};
 use crate::protocol::{Request, Response};
@@ -120,10 +121,15 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    pub fn spawn(client: Client, agent_id: AgentId, stop: CancellationToken) -> Reporter {
+    pub fn spawn(
+        client: Client,
+        agent_id: AgentId,
+        spool: Spool,
+        stop: CancellationToken,
+    ) -> Reporter {
         let (sink, rx) = mpsc::unbounded_channel();
         let (acked_tx, acked) = watch::channel(0);
-        tokio::spawn(deliver(client, agent_id, rx, acked_tx, stop));
+        tokio::spawn(deliver(client, agent_id, spool, rx, acked_tx, stop));
         Reporter {
             sink,
             produced: Arc::new(AtomicU64::new(0)),
@@ -156,43 +162,44 @@ impl Reporter {
 async fn deliver(
     client: Client,
     agent_id: AgentId,
+    mut outbox: Spool,
     mut rx: mpsc::UnboundedReceiver<Record>,
     acked: watch::Sender<u64>,
     stop: CancellationToken,
 ) {
-    let mut outbox: VecDeque<Record> = VecDeque::new();
     let mut backoff = Duration::from_millis(100);
     loop {
         if outbox.is_empty() {
             tokio::select! {
                 r = rx.recv() => match r {
-                    Some(r) => outbox.push_back(r),
+                    Some(r) => outbox.push(r),
                     None => return,
                 },
                 _ = stop.cancelled() => return,
             }
         }
         while let Ok(r) = rx.try_recv() {
-            outbox.push_back(r);
+            outbox.push(r);
         }
-        let batch = batch(&outbox);
+        let batch = batch(outbox.in_memory());
         let sent = batch.len();
-        let reply = client
-            .request(Request::Agent(AgentRequest::Report {
-                agent_id: agent_id.clone(),
-                records: batch,
-            }))
-            .await;
+        let request = client.request(Request::Agent(AgentRequest::Report {
+            agent_id: agent_id.clone(),
+            records: batch,
+        }));
+        tokio::pin!(request);
+        // Keep taking records into the spool while the report is in flight, so memory stays
+        // bounded however long the principal takes to answer.
+        let reply = loop {
+            tokio::select! {
+                reply = &mut request => break reply,
+                Some(r) = rx.recv() => outbox.push(r),
+            }
+        };
         match reply {
             Ok(Response::Agent(AgentReply::ReportAck { acks })) => {
                 backoff = Duration::from_millis(100);
-                let before = outbox.len();
-                outbox.retain(|r| {
-                    !acks
-                        .iter()
-                        .any(|a| a.run_id == r.run_id && a.attempt == r.attempt && r.seq <= a.up_to)
-                });
-                let removed = (before - outbox.len()) as u64;
+                let removed = outbox.acknowledge(&acks) as u64;
                 if removed == 0 && sent > 0 {
                     tracing::debug!("report acknowledged nothing new");
                 }

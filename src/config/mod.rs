@@ -57,6 +57,10 @@ pub struct AgentConfig {
     pub max_concurrent_workflows: usize,
     #[serde(with = "value::duration_text")]
     pub heartbeat_interval: Duration,
+    /// Where the agent spills records the principal has not acknowledged yet.
+    pub data_dir: PathBuf,
+    /// Records kept in memory while unacknowledged; the rest wait in the spool file.
+    pub max_buffered_records: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -86,6 +90,8 @@ impl Default for Config {
                 name: String::new(),
                 max_concurrent_workflows: 5,
                 heartbeat_interval: Duration::from_secs(5),
+                data_dir: ".cdktr/agent".into(),
+                max_buffered_records: 100_000,
             },
             client: ClientConfig {
                 principal: "tcp://127.0.0.1:5561".into(),
@@ -408,6 +414,11 @@ impl Resolver {
             Some(Source::Env(_) | Source::Flag(_)) => cwd.to_path_buf(),
             _ => file_base.to_path_buf(),
         };
+        let agent_dir = absolute(
+            &base_for(&self.sources, "agent.data_dir"),
+            &self.config.agent.data_dir,
+        );
+        self.config.agent.data_dir = agent_dir;
         let p = &mut self.config.principal;
         p.workflow_dir = absolute(
             &base_for(&self.sources, "principal.workflow_dir"),

@@ -164,3 +164,130 @@ fn failpoints_are_refused_unless_enabled() {
         "{refused:?}"
     );
 }
+
+/// A TCP proxy whose traffic can be blackholed: connections stay open, bytes vanish.
+struct Proxy {
+    address: String,
+    blackhole: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Proxy {
+    fn start(target: &str) -> Proxy {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let target = target.trim_start_matches("tcp://").to_owned();
+        let blackhole = Arc::new(AtomicBool::new(false));
+        let flag = blackhole.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    let flag = flag.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16 * 1024];
+                        loop {
+                            match from.read(&mut buf) {
+                                Ok(0) | Err(_) => {
+                                    let _ = to.shutdown(std::net::Shutdown::Both);
+                                    return;
+                                }
+                                Ok(n) if !flag.load(Ordering::SeqCst) => {
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        return;
+                                    }
+                                }
+                                Ok(_) => {} // blackholed
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        Proxy { address, blackhole }
+    }
+
+    fn set_blackhole(&self, on: bool) {
+        self.blackhole
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_ten_second_partition_loses_no_line_and_duplicates_none() {
+    const LINES: u64 = 1500; // one every 10 ms: 15 s of output
+    let ws = Workspace::new();
+    ws.write(
+        "wf/ticker.yml",
+        &format!(
+            "name: Ticker\ntasks:\n  t: {{name: T, config: !Shell {{script: \"i=1; while [ $i -le {LINES} ]; do echo line $i; sleep 0.01; i=$((i+1)); done\"}}}}\n"
+        ),
+    );
+    let p = Principal::start(&ws, &[], &[]);
+    let proxy = Proxy::start(&p.api);
+    let via_proxy = format!("tcp://{}", proxy.address);
+    // A small memory budget, so the records of the partition spill to the agent's spool file.
+    ws.write(
+        "cdktr.toml",
+        "[agent]\nmax_buffered_records = 100\ndata_dir = \"agent-data\"\n",
+    );
+    let _agent = start_agent(
+        &ws,
+        &via_proxy,
+        "far",
+        1,
+        &["--heartbeat-interval", "200ms"],
+    );
+    let api = Api::connect(&p.api);
+    let run_id = api.trigger("ticker");
+    wait_for(LONG, "the first lines", || {
+        (api.logs(&run_id).len() >= 50).then_some(())
+    });
+    proxy.set_blackhole(true);
+    let stored_at_cut = api.logs(&run_id).len();
+    let spool_dir = ws.path().join("agent-data");
+    let spilled = wait_for(
+        Duration::from_secs(8),
+        "records to spill to the spool file",
+        || {
+            std::fs::read_dir(&spool_dir)
+                .ok()?
+                .flatten()
+                .find(|e| e.file_name().to_string_lossy().starts_with("spool-"))
+                .map(|e| e.path())
+        },
+    );
+    // The partition itself lasts ten seconds.
+    std::thread::sleep(Duration::from_secs(10));
+    let stored_during = api.logs(&run_id).len();
+    assert!(
+        stored_during <= stored_at_cut + 200,
+        "nothing (beyond what was in flight) crossed the partition"
+    );
+    proxy.set_blackhole(false);
+    let run = api.wait_done(&run_id, LONG);
+    assert_eq!(run.summary.status, RunStatus::Completed, "{run:#?}");
+    assert_eq!(run.summary.attempt, 1);
+    let lines = api.logs(&run_id);
+    let seqs: Vec<u64> = lines.iter().map(|l| l.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=LINES).collect::<Vec<_>>(),
+        "every line exactly once, in order"
+    );
+    assert!(lines.iter().all(|l| l.line == format!("line {}", l.seq)));
+    wait_for(
+        Duration::from_secs(10),
+        "the drained spool file to be removed",
+        || (!spilled.exists()).then_some(()),
+    );
+}
