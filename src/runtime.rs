@@ -65,3 +65,20 @@ pub fn notify_stopping() {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     }
 }
+
+/// Runs one unit of a component's work; a panic in it is logged with the component's name and
+/// contained, so one bad input cannot stop a daemon. Returns None when it panicked.
+pub fn contained<T>(component: &str, what: &str, work: impl FnOnce() -> T) -> Option<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+        Ok(v) => Some(v),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(component, what, %message, "contained a failure; the component goes on");
+            None
+        }
+    }
+}

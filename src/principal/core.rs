@@ -22,6 +22,7 @@ use crate::model::{AgentId, Overlap, RunId, RunStatus, TaskId, TaskStatus, Workf
 use crate::protocol::agent::{AgentReply, AgentRequest, Assignment, AttemptRef};
 use crate::protocol::control::{AgentView, StatusView};
 use crate::protocol::{ErrorCode, ErrorReply, Response};
+use crate::runtime::contained;
 use crate::store::{NewRun, Store, StoreError, Write};
 use crate::workflow::Catalog;
 
@@ -46,6 +47,10 @@ pub enum CoreMsg {
     },
     Status(oneshot::Sender<StatusView>),
     Agents(oneshot::Sender<Vec<AgentView>>),
+    /// Failpoint: the next message's handling panics (to test containment).
+    PanicNext,
+    /// A connection to the API socket dropped.
+    PeerGone(bytes::Bytes),
     /// A schedule slot is due; the workflow's overlap policy decides what happens.
     Fire {
         workflow: WorkflowId,
@@ -130,6 +135,8 @@ pub(super) struct Core {
     pub agents: agents::Registry,
     pub next_log_id: u64,
     pub started: Instant,
+    /// Failpoint `core_panic` is armed.
+    pub panic_next: bool,
 }
 
 /// What the coordinator talks to.
@@ -166,6 +173,7 @@ pub async fn spawn(
         runs: HashMap::new(),
         agents: agents::Registry::default(),
         started: Instant::now(),
+        panic_next: false,
     };
     super::recovery::recover(&mut core).await?;
     let (tx, rx) = mpsc::unbounded_channel();
@@ -185,23 +193,35 @@ impl Core {
             tokio::select! {
                 _ = stop.cancelled() => break,
                 msg = rx.recv() => match msg {
-                    Some(msg) => self.handle(msg),
+                    Some(msg) => {
+                        contained("coordinator", "a request", || self.handle(msg));
+                    }
                     None => break,
                 },
                 Some(runs) = undelivered.recv() => {
-                    for run_id in runs {
-                        self.requeue_or_crash(&run_id, "its assignment could not be delivered to the agent");
-                    }
-                    self.dispatch();
+                    contained("coordinator", "an undelivered assignment", || {
+                        for run_id in runs {
+                            self.requeue_or_crash(&run_id, "its assignment could not be delivered to the agent");
+                        }
+                        self.dispatch();
+                    });
                 }
-                _ = tokio::time::sleep_until(deadline.into()) => self.expire(Instant::now()),
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    contained("coordinator", "deadlines", || self.expire(Instant::now()));
+                }
             }
         }
         tracing::debug!("coordinator stopped");
     }
 
     fn handle(&mut self, msg: CoreMsg) {
+        if self.panic_next {
+            self.panic_next = false;
+            panic!("failpoint core_panic");
+        }
         match msg {
+            CoreMsg::PanicNext => self.panic_next = true,
+            CoreMsg::PeerGone(peer) => self.agents.peer_gone(&peer, Instant::now()),
             CoreMsg::Agent { request, reply } => self.agent_request(request, reply),
             CoreMsg::Trigger {
                 workflow,
@@ -224,6 +244,21 @@ impl Core {
     }
 
     fn agent_request(&mut self, request: AgentRequest, reply: ReplyTo) {
+        let agent_id = match &request {
+            AgentRequest::Register { agent, .. } => &agent.id,
+            AgentRequest::Heartbeat { agent_id, .. }
+            | AgentRequest::PullWork { agent_id, .. }
+            | AgentRequest::Report { agent_id, .. }
+            | AgentRequest::Deregister { agent_id } => agent_id,
+        };
+        let agent_id = agent_id.clone();
+        let peer = reply.peer().clone();
+        self.agent_request_inner(request, reply);
+        // Whatever it asked, the agent is reachable on this connection now.
+        self.agents.seen_on(&agent_id, peer);
+    }
+
+    fn agent_request_inner(&mut self, request: AgentRequest, reply: ReplyTo) {
         match request {
             AgentRequest::Register { agent, running } => self.register(agent, running, reply),
             AgentRequest::Heartbeat {

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::core::{CoreHandle, CoreMsg};
 use crate::model::{Catchup, Workflow, WorkflowId};
 use crate::protocol::control::{ScheduleView, SlotRecord};
+use crate::runtime::contained;
 use crate::store::{Store, StoreError, Write};
 use crate::workflow::Catalog;
 
@@ -235,13 +236,17 @@ impl Scheduler {
                     if changed.is_err() {
                         return;
                     }
-                    self.rebuild(Utc::now());
+                    contained("scheduler", "a workflow change", || self.rebuild(Utc::now()));
                 }
                 msg = rx.recv() => match msg {
-                    Some(msg) => self.command(msg),
+                    Some(msg) => {
+                        contained("scheduler", "a command", || self.command(msg));
+                    }
                     None => return,
                 },
-                _ = tokio::time::sleep(wait) => self.fire_due(Utc::now()),
+                _ = tokio::time::sleep(wait) => {
+                    contained("scheduler", "due slots", || self.fire_due(Utc::now()));
+                }
             }
         }
     }

@@ -98,7 +98,7 @@ impl Owner {
                 let _ = ack.send(result.clone());
             }
             for q in queries {
-                answer(&self.conn, q);
+                crate::runtime::contained("store", "a query", || answer(&self.conn, q));
             }
         }
         if !self.backlog.is_empty() {
@@ -195,7 +195,14 @@ impl Owner {
                 "injected failure (failpoint store_writes)".into(),
             ));
         }
-        apply(&self.conn, batches, journal_marker).map_err(|e| StoreError::Write(e.to_string()))
+        match crate::runtime::contained("store", "a write", || {
+            apply(&self.conn, batches, journal_marker)
+        }) {
+            Some(result) => result.map_err(|e| StoreError::Write(e.to_string())),
+            None => Err(StoreError::Write(
+                "the write panicked (see the log); it is retried".into(),
+            )),
+        }
     }
 }
 

@@ -291,3 +291,32 @@ fn a_ten_second_partition_loses_no_line_and_duplicates_none() {
         || (!spilled.exists()).then_some(()),
     );
 }
+
+#[test]
+fn a_panic_in_the_coordinator_is_contained_and_the_principal_keeps_working() {
+    use cdktr::protocol::control::{ControlReply, ControlRequest};
+    let ws = Workspace::new();
+    ws.write(
+        "wf/x.yml",
+        "name: X\ntasks:\n  a: {name: A, config: !Shell {script: \"echo ok\"}}\n",
+    );
+    let p = Principal::start(&ws, &["--with-agent"], &[("CDKTR_FAILPOINTS", "1")]);
+    let api = Api::connect(&p.api);
+    let set = api.ask(ControlRequest::Failpoint {
+        name: "core_panic".into(),
+        duration_ms: 0,
+    });
+    assert!(matches!(set, Ok(ControlReply::FailpointSet)), "{set:?}");
+    // The request that meets the panic fails; the coordinator goes on.
+    assert!(api.ask(ControlRequest::Status).is_err());
+    let run = api.trigger("x");
+    assert_eq!(
+        api.wait_done(&run, LONG).summary.status,
+        RunStatus::Completed
+    );
+    let stderr = std::fs::read_to_string(&p.daemon.stderr).unwrap();
+    assert!(
+        stderr.contains("contained a failure") && stderr.contains("coordinator"),
+        "{stderr}"
+    );
+}
