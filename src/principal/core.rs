@@ -49,8 +49,6 @@ pub enum CoreMsg {
     Agents(oneshot::Sender<Vec<AgentView>>),
     /// Failpoint: the next message's handling panics (to test containment).
     PanicNext,
-    /// A connection to the API socket dropped.
-    PeerGone(bytes::Bytes),
     /// A schedule slot is due; the workflow's overlap policy decides what happens.
     Fire {
         workflow: WorkflowId,
@@ -221,7 +219,6 @@ impl Core {
         }
         match msg {
             CoreMsg::PanicNext => self.panic_next = true,
-            CoreMsg::PeerGone(peer) => self.agents.peer_gone(&peer, Instant::now()),
             CoreMsg::Agent { request, reply } => self.agent_request(request, reply),
             CoreMsg::Trigger {
                 workflow,
@@ -244,21 +241,6 @@ impl Core {
     }
 
     fn agent_request(&mut self, request: AgentRequest, reply: ReplyTo) {
-        let agent_id = match &request {
-            AgentRequest::Register { agent, .. } => &agent.id,
-            AgentRequest::Heartbeat { agent_id, .. }
-            | AgentRequest::PullWork { agent_id, .. }
-            | AgentRequest::Report { agent_id, .. }
-            | AgentRequest::Deregister { agent_id } => agent_id,
-        };
-        let agent_id = agent_id.clone();
-        let peer = reply.peer().clone();
-        self.agent_request_inner(request, reply);
-        // Whatever it asked, the agent is reachable on this connection now.
-        self.agents.seen_on(&agent_id, peer);
-    }
-
-    fn agent_request_inner(&mut self, request: AgentRequest, reply: ReplyTo) {
         match request {
             AgentRequest::Register { agent, running } => self.register(agent, running, reply),
             AgentRequest::Heartbeat {

@@ -30,13 +30,6 @@ pub struct ReplyTo {
     pub id: u64,
 }
 
-impl ReplyTo {
-    /// The connection this request came over.
-    pub fn peer(&self) -> &Bytes {
-        &self.identity
-    }
-}
-
 /// A reply waiting to be written, with the runs it assigns (reported back if undeliverable).
 type Outgoing = (ReplyTo, ResponseEnvelope, Vec<RunId>);
 
@@ -102,19 +95,6 @@ pub async fn serve(
     ctx: Context,
     stop: CancellationToken,
 ) {
-    // Connections that drop are reported to the coordinator, which then expects their agent
-    // back on a new connection soon (a lost agent is detected in seconds, not a full timeout).
-    let mut socket = socket;
-    let mut monitor = zeromq::Socket::monitor(&mut socket);
-    let core = ctx.core.clone();
-    tokio::spawn(async move {
-        use futures::StreamExt;
-        while let Some(event) = monitor.next().await {
-            if let zeromq::SocketEvent::Disconnected(peer) = event {
-                core.send(CoreMsg::PeerGone(Bytes::from(peer)));
-            }
-        }
-    });
     let (mut send, mut recv) = socket.split();
     let writer_stop = CancellationToken::new();
     let writer = {

@@ -20,9 +20,6 @@ pub struct Entry {
     /// `alive`, `lost` or `gone`.
     pub state: &'static str,
     pub pull: Option<Pull>,
-    /// The connection it last spoke on, and when that connection dropped (if it did since).
-    pub peer: Option<bytes::Bytes>,
-    pub disconnected_at: Option<Instant>,
 }
 
 pub struct Pull {
@@ -51,8 +48,6 @@ impl Registry {
             runs: BTreeSet::new(),
             state: "alive",
             pull: None,
-            peer: None,
-            disconnected_at: None,
         });
         entry.info = info;
         entry.last_seen = now;
@@ -87,24 +82,6 @@ impl Registry {
             .get(id)
             .map(|e| e.runs.iter().cloned().collect())
             .unwrap_or_default()
-    }
-
-    /// The agent spoke on `peer`: it is connected.
-    pub fn seen_on(&mut self, id: &AgentId, peer: bytes::Bytes) {
-        if let Some(e) = self.agents.get_mut(id) {
-            e.peer = Some(peer);
-            e.disconnected_at = None;
-        }
-    }
-
-    /// A connection dropped: the agent that last spoke on it must come back soon.
-    pub fn peer_gone(&mut self, peer: &bytes::Bytes, now: Instant) {
-        for e in self.agents.values_mut() {
-            if e.state == "alive" && e.peer.as_ref() == Some(peer) {
-                e.disconnected_at = Some(now);
-                tracing::info!(agent = %e.info.id, "agent connection dropped; expecting it back");
-            }
-        }
     }
 
     pub fn is_alive(&self, id: &AgentId) -> bool {
@@ -173,23 +150,13 @@ impl Registry {
         Some(std::mem::take(&mut e.runs).into_iter().collect())
     }
 
-    /// When an agent counts as lost: `timeout` after it was last heard, or a third of that
-    /// after its connection dropped without it coming back.
-    fn lost_at(e: &Entry, timeout: Duration) -> Instant {
-        let silent = e.last_seen + timeout;
-        match e.disconnected_at {
-            Some(at) => silent.min(at + timeout / 3),
-            None => silent,
-        }
-    }
-
     pub fn deadlines(&self, timeout: Duration) -> impl Iterator<Item = Instant> + '_ {
         self.agents
             .values()
             .filter(|e| e.state == "alive")
             .flat_map(move |e| {
                 [
-                    Some(Self::lost_at(e, timeout)),
+                    Some(e.last_seen + timeout),
                     e.pull.as_ref().map(|p| p.expires),
                 ]
             })
@@ -199,7 +166,7 @@ impl Registry {
     pub fn silent_since(&self, now: Instant, timeout: Duration) -> Vec<AgentId> {
         self.agents
             .iter()
-            .filter(|(_, e)| e.state == "alive" && Self::lost_at(e, timeout) <= now)
+            .filter(|(_, e)| e.state == "alive" && e.last_seen + timeout <= now)
             .map(|(id, _)| id.clone())
             .collect()
     }
@@ -243,47 +210,5 @@ impl Registry {
                 version: e.info.version.clone(),
             })
             .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn info(name: &str) -> AgentInfo {
-        AgentInfo {
-            id: AgentId::new(format!("{name}@h")),
-            name: name.into(),
-            host: "h".into(),
-            slots: 1,
-            labels: Default::default(),
-            version: "t".into(),
-        }
-    }
-
-    #[test]
-    fn a_dropped_connection_shortens_the_deadline_until_the_agent_speaks_again() {
-        let mut r = Registry::default();
-        let t0 = Instant::now();
-        let timeout = Duration::from_secs(30);
-        r.register(info("a"), t0);
-        r.register(info("b"), t0);
-        let id = AgentId::new("a@h");
-        r.seen_on(&id, bytes::Bytes::from_static(b"conn-1"));
-        r.seen_on(&AgentId::new("b@h"), bytes::Bytes::from_static(b"conn-2"));
-        r.peer_gone(&bytes::Bytes::from_static(b"conn-1"), t0);
-        assert!(r
-            .silent_since(t0 + Duration::from_secs(9), timeout)
-            .is_empty());
-        assert_eq!(
-            r.silent_since(t0 + Duration::from_secs(10), timeout),
-            vec![id.clone()]
-        );
-        // Back on a new connection: the normal timeout applies again.
-        r.seen_on(&id, bytes::Bytes::from_static(b"conn-3"));
-        assert!(r
-            .silent_since(t0 + Duration::from_secs(10), timeout)
-            .is_empty());
-        assert_eq!(r.silent_since(t0 + timeout, timeout).len(), 2);
     }
 }
