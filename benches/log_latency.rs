@@ -1,0 +1,117 @@
+//! Log visibility: how long after a task prints a line the line can be read back through the
+//! API (stored in DuckDB). Target: within 1 s.
+//!
+//! Starts a real principal with an embedded agent; a task prints 100 lines, each carrying the
+//! time it was printed, 50 ms apart; the benchmark polls `logs` every 5 ms and records, for
+//! each line, first-seen minus printed. Prints p50, p99 and max.
+//!
+//! Run: `cargo bench --profile dev --bench log_latency`.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use cdktr::protocol::control::{ControlReply, ControlRequest};
+use cdktr::protocol::{Request, Response};
+use cdktr::transport::Client;
+
+const LINES: usize = 100;
+
+fn main() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    std::fs::create_dir_all(dir.path().join("wf"))?;
+    std::fs::write(
+        dir.path().join("wf/tick.yml"),
+        format!(
+            "name: Tick\ntasks:\n  t: {{name: T, config: !Shell {{script: \"for i in $(seq 1 {LINES}); do echo $(date +%s%N); sleep 0.05; done\"}}}}\n"
+        ),
+    )?;
+    std::fs::write(dir.path().join("cdktr.toml"), "")?;
+    let mut principal = Command::new(env!("CARGO_BIN_EXE_cdktr-principal"))
+        .current_dir(dir.path())
+        .args([
+            "--listen",
+            "tcp://127.0.0.1:0",
+            "--logs-publish",
+            "tcp://127.0.0.1:0",
+        ])
+        .args(["--workflow-dir", "wf", "--data-dir", "data", "--with-agent"])
+        .env("CDKTR_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let stdout = principal
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    let ready = lines
+        .find(|l| l.starts_with("cdktr-principal ready"))
+        .ok_or_else(|| anyhow::anyhow!("principal did not start"))?;
+    let api = ready
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("api="))
+        .ok_or_else(|| anyhow::anyhow!("no api= in {ready}"))?
+        .to_owned();
+    let _ = lines.find(|l| l.starts_with("cdktr-agent ready"));
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let latencies = rt.block_on(async {
+        let client = Client::connect(&api, Duration::from_secs(10));
+        let ask = |r: ControlRequest| client.request(Request::Control(r));
+        let Ok(Response::Control(ControlReply::Triggered { run_id })) =
+            ask(ControlRequest::Trigger {
+                workflow: "tick".into(),
+                params: BTreeMap::new(),
+                trigger: None,
+            })
+            .await
+        else {
+            anyhow::bail!("trigger failed");
+        };
+        let mut seen: Vec<f64> = Vec::new();
+        let mut after = None;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while seen.len() < LINES && std::time::Instant::now() < deadline {
+            if let Ok(Response::Control(ControlReply::LogLines { lines, .. })) =
+                ask(ControlRequest::Logs {
+                    run_id: run_id.to_string(),
+                    task: None,
+                    after,
+                    limit: None,
+                })
+                .await
+            {
+                let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+                for l in &lines {
+                    after = Some(l.id);
+                    if let Ok(printed) = l.line.trim().parse::<i64>() {
+                        seen.push((now - printed) as f64 / 1e6);
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(seen)
+    })?;
+    let _ = principal.kill();
+    let _ = principal.wait();
+    anyhow::ensure!(
+        latencies.len() == LINES,
+        "saw {} of {LINES} lines",
+        latencies.len()
+    );
+    let mut l = latencies;
+    l.sort_by(f64::total_cmp);
+    let at = |q: f64| l[((l.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "log line printed -> readable through the API over {} lines: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (target < 1000 ms)",
+        l.len(),
+        at(0.5),
+        at(0.99),
+        l[l.len() - 1]
+    );
+    Ok(())
+}
