@@ -7,13 +7,14 @@
 //! Run: `cargo bench --profile dev --bench fire_lag` (the dev profile shares the one DuckDB
 //! build with the tests).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use cdktr::protocol::control::{ControlReply, ControlRequest};
 use cdktr::protocol::{Request, Response};
 use cdktr::transport::Client;
+
+#[path = "common/mod.rs"]
+mod common;
 
 const WORKFLOWS: usize = 12;
 const SECONDS: u64 = 10;
@@ -27,33 +28,7 @@ fn main() -> anyhow::Result<()> {
             "name: W\ncron: \"* * * * * *\"\noverlap: allow\ntasks:\n  t: {name: T, config: !Shell {script: \"true\"}}\n",
         )?;
     }
-    std::fs::write(dir.path().join("cdktr.toml"), "")?;
-    let mut principal = Command::new(env!("CARGO_BIN_EXE_cdktr-principal"))
-        .current_dir(dir.path())
-        .args([
-            "--listen",
-            "tcp://127.0.0.1:0",
-            "--logs-publish",
-            "tcp://127.0.0.1:0",
-        ])
-        .args(["--workflow-dir", "wf", "--data-dir", "data"])
-        .env("CDKTR_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let stdout = principal
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let ready = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find(|l| l.starts_with("cdktr-principal ready"))
-        .ok_or_else(|| anyhow::anyhow!("principal did not start"))?;
-    let api = ready
-        .split_whitespace()
-        .find_map(|kv| kv.strip_prefix("api="))
-        .ok_or_else(|| anyhow::anyhow!("no api= in {ready}"))?
-        .to_owned();
+    let (mut principal, api) = common::start_principal(dir.path(), &[])?;
     eprintln!("fire lag: {WORKFLOWS} workflows on a 1 s cron for {SECONDS} s ...");
     std::thread::sleep(Duration::from_secs(SECONDS));
 

@@ -8,13 +8,14 @@
 //! Run: `cargo bench --profile dev --bench log_latency`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use cdktr::protocol::control::{ControlReply, ControlRequest};
 use cdktr::protocol::{Request, Response};
 use cdktr::transport::Client;
+
+#[path = "common/mod.rs"]
+mod common;
 
 const LINES: usize = 100;
 
@@ -27,33 +28,7 @@ fn main() -> anyhow::Result<()> {
             "name: Tick\ntasks:\n  t: {{name: T, config: !Shell {{script: \"for i in $(seq 1 {LINES}); do echo $(date +%s%N); sleep 0.05; done\"}}}}\n"
         ),
     )?;
-    std::fs::write(dir.path().join("cdktr.toml"), "")?;
-    let mut principal = Command::new(env!("CARGO_BIN_EXE_cdktr-principal"))
-        .current_dir(dir.path())
-        .args([
-            "--listen",
-            "tcp://127.0.0.1:0",
-            "--logs-publish",
-            "tcp://127.0.0.1:0",
-        ])
-        .args(["--workflow-dir", "wf", "--data-dir", "data", "--with-agent"])
-        .env("CDKTR_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let stdout = principal
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
-    let ready = lines
-        .find(|l| l.starts_with("cdktr-principal ready"))
-        .ok_or_else(|| anyhow::anyhow!("principal did not start"))?;
-    let api = ready
-        .split_whitespace()
-        .find_map(|kv| kv.strip_prefix("api="))
-        .ok_or_else(|| anyhow::anyhow!("no api= in {ready}"))?
-        .to_owned();
-    let _ = lines.find(|l| l.starts_with("cdktr-agent ready"));
+    let (mut principal, api) = common::start_principal(dir.path(), &["--with-agent"])?;
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
