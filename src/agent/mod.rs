@@ -124,13 +124,16 @@ pub async fn run(
     on_ready(&agent_id);
 
     let reregister = Arc::new(Notify::new());
-    tracker.spawn(heartbeat(
+    // Beats until deregistration (not just until shutdown starts): draining can take longer
+    // than the principal's timeout, and a silent agent would have its runs crashed.
+    let heartbeat_stop = CancellationToken::new();
+    let heartbeat_task = tokio::spawn(heartbeat(
         client.clone(),
         info.clone(),
         running.clone(),
         interval,
         reregister.clone(),
-        shutdown.clone(),
+        heartbeat_stop.clone(),
     ));
 
     loop {
@@ -195,6 +198,8 @@ pub async fn run(
     let _ = client
         .request(Request::Agent(AgentRequest::Deregister { agent_id }))
         .await;
+    heartbeat_stop.cancel();
+    let _ = heartbeat_task.await;
 }
 
 async fn pause(shutdown: &CancellationToken, d: Duration) {
@@ -293,7 +298,7 @@ fn start_run(
     for (k, v) in &a.params {
         env.insert(format!("CDKTR_PARAM_{}", k.to_uppercase()), v.clone());
     }
-    let (running, cancel) = (running.clone(), cancel.clone());
+    let (running, cancel, reporter) = (running.clone(), cancel.clone(), reporter.clone());
     let mut a = a;
     for task in &mut a.workflow.tasks {
         task.config = task.config.with_params(&a.params);
@@ -303,6 +308,13 @@ fn start_run(
         let status = runner::run_dag(&a.workflow, &env, &recorder, &cancel).await;
         recorder.finished(status);
         tracing::info!(run = %a.run_id, %status, "run ended");
+        // Keep listing the attempt (heartbeats, re-registration) until the principal has its
+        // last record, so it is never taken for lost while its output is still on the way.
+        while !reporter.flush(Duration::from_secs(5)).await {
+            if cancel.is_cancelled() {
+                break;
+            }
+        }
         running.remove(&a.run_id);
     });
 }

@@ -30,6 +30,9 @@ pub fn run(cmd: ListenCommand, config: &Config) -> anyhow::Result<ExitCode> {
             token,
             no_auth,
         } => {
+            if token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+                anyhow::bail!("the webhook token is empty (is CDKTR_WEBHOOK_TOKEN set?): refusing to run without auth");
+            }
             if token.is_none() && !no_auth {
                 anyhow::bail!(
                     "a webhook needs a shared token: --token T (or CDKTR_WEBHOOK_TOKEN), or --no-auth on a trusted network"

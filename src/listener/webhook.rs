@@ -66,9 +66,24 @@ fn error(status: u16, message: impl Into<String>) -> (u16, Value) {
 fn authorised(request: &tiny_http::Request, token: &str) -> bool {
     request.headers().iter().any(|h| {
         let value = h.value.as_str();
-        (h.field.equiv("Authorization") && value.strip_prefix("Bearer ") == Some(token))
-            || (h.field.equiv("X-Cdktr-Token") && value == token)
+        let given = if h.field.equiv("Authorization") {
+            value.strip_prefix("Bearer ")
+        } else if h.field.equiv("X-Cdktr-Token") {
+            Some(value)
+        } else {
+            None
+        };
+        given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes()))
     })
+}
+
+/// Compares in time that depends only on the lengths, not on where the bytes differ.
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = u8::from(given.len() != expected.len());
+    for (i, e) in expected.iter().enumerate() {
+        diff |= given.get(i).copied().unwrap_or(0) ^ e;
+    }
+    diff == 0
 }
 
 fn handle(
@@ -148,6 +163,15 @@ fn parse_params(body: &str) -> Result<BTreeMap<String, String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret(b"s3cret", b"s3cret"));
+        assert!(!same_secret(b"s3cre", b"s3cret"));
+        assert!(!same_secret(b"s3cret!", b"s3cret"));
+        assert!(!same_secret(b"", b"s3cret"));
+        assert!(!same_secret(b"S3cret", b"s3cret"));
+    }
 
     #[test]
     fn params_from_json() {

@@ -83,8 +83,9 @@ impl Schedule {
     /// instant; a local time that occurs twice (fall back) fires once, at its first occurrence.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Tz>> {
         let mut cursor = after.with_timezone(&self.timezone);
-        // At most one repeated wall-clock time can be skipped per transition; bound the loop.
-        for _ in 0..4 {
+        // Skip the instants of the repeated hour (3,600 for a seconds cron); bounded so that a
+        // pathological expression can never spin.
+        for _ in 0..10_000 {
             let next = self.cron.find_next_occurrence(&cursor, false).ok()?;
             if !is_repeat_of_an_earlier_instant(&next) {
                 return Some(next);

@@ -26,6 +26,9 @@ use crate::runtime::contained;
 use crate::store::{NewRun, Store, StoreError, Write};
 use crate::workflow::Catalog;
 
+/// Most slots one agent may declare.
+const MAX_AGENT_SLOTS: u32 = 10_000;
+
 pub struct Settings {
     pub heartbeat_timeout: Duration,
     /// How long a PullWork waits for work before an empty answer.
@@ -242,6 +245,18 @@ impl Core {
 
     fn agent_request(&mut self, request: AgentRequest, reply: ReplyTo) {
         match request {
+            AgentRequest::Register { agent, .. }
+                if !(1..=MAX_AGENT_SLOTS).contains(&agent.slots) =>
+            {
+                self.replier.error(
+                    &reply,
+                    ErrorCode::Invalid,
+                    format!(
+                        "field `slots`: {} is not between 1 and {MAX_AGENT_SLOTS}",
+                        agent.slots
+                    ),
+                );
+            }
             AgentRequest::Register { agent, running } => self.register(agent, running, reply),
             AgentRequest::Heartbeat {
                 agent_id,
@@ -412,7 +427,9 @@ impl Core {
             .values()
             .find(|r| r.workflow.id == workflow)
             .map(|r| r.run_id.clone());
-        if let (Overlap::Skip, Some(active)) = (definition.overlap, &active) {
+        // Caught-up slots run one after another whatever the overlap policy says: `catchup`
+        // asked for each of them to run.
+        if let (false, Overlap::Skip, Some(active)) = (catch_up, definition.overlap, &active) {
             record(
                 &self.store,
                 "skipped-overlap",
@@ -429,7 +446,8 @@ impl Core {
                 return;
             }
         };
-        let serial = definition.overlap == Overlap::Queue;
+        let serial = definition.overlap == Overlap::Queue
+            || (catch_up && definition.overlap == Overlap::Skip);
         let (run_id, _committed) = self.enqueue(&definition, params, "schedule".into(), serial);
         let fate = if catch_up { "caught-up" } else { "fired" };
         tracing::info!(workflow = %workflow, %slot, run = %run_id, fate, "schedule slot");

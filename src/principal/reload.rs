@@ -30,7 +30,13 @@ impl ReloadHandle {
     }
 }
 
+/// The catalog at start: empty (and logged) if the directory cannot be read.
 pub async fn load(config: &PrincipalConfig) -> Catalog {
+    try_load(config).await.unwrap_or_default()
+}
+
+/// The directory's catalog, or None (logged) when it cannot be read.
+async fn try_load(config: &PrincipalConfig) -> Option<Catalog> {
     let dir = config.workflow_dir.clone();
     match tokio::task::spawn_blocking(move || load_dir(&dir)).await {
         Ok(Ok(catalog)) => {
@@ -43,15 +49,15 @@ pub async fn load(config: &PrincipalConfig) -> Catalog {
                 invalid = catalog.invalid_count(),
                 "workflows loaded"
             );
-            catalog
+            Some(catalog)
         }
         Ok(Err(e)) => {
-            tracing::error!(error = %e, "cannot load workflows; serving none until the directory is readable");
-            Catalog::default()
+            tracing::error!(error = %e, "cannot read the workflow directory; keeping the workflows loaded before");
+            None
         }
         Err(e) => {
-            tracing::error!(error = %e, "workflow loader failed");
-            Catalog::default()
+            tracing::error!(error = %e, "workflow loader failed; keeping the workflows loaded before");
+            None
         }
     }
 }
@@ -89,15 +95,18 @@ pub fn spawn(
     let (tx, mut requests) = mpsc::unbounded_channel::<oneshot::Sender<(usize, usize)>>();
     let (fs_tx, mut fs_events) = mpsc::unbounded_channel::<()>();
     let watcher = watch_dir(&config.workflow_dir, fs_tx);
+    // Without a watcher its channel closes at once; SIGHUP and requests still reload.
+    let mut watching = watcher.is_some();
     tracker.spawn(async move {
         let _watcher = watcher; // Dropping it stops the watch.
         loop {
             let reply = tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = sighup.notified() => None,
-                event = fs_events.recv() => {
+                event = fs_events.recv(), if watching => {
                     if event.is_none() {
-                        return;
+                        watching = false;
+                        continue;
                     }
                     while fs_events.try_recv().is_ok() {}
                     None
@@ -107,7 +116,14 @@ pub fn spawn(
                     None => return,
                 },
             };
-            let fresh = load(&config).await;
+            let Some(fresh) = try_load(&config).await else {
+                // The directory could not be read: keep everything as it is.
+                if let Some(reply) = reply {
+                    let current = catalog.borrow();
+                    let _ = reply.send((current.workflows.len(), current.invalid_count()));
+                }
+                continue;
+            };
             let merged = keep_last_valid(&catalog.borrow(), fresh);
             let counts = (merged.workflows.len(), merged.invalid_count());
             catalog.send_replace(Arc::new(merged));

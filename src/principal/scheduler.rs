@@ -20,8 +20,12 @@ use crate::runtime::contained;
 use crate::store::{Store, StoreError, Write};
 use crate::workflow::Catalog;
 
-/// Most slots enumerated when working out what was missed during a long downtime.
+/// Most slots listed one by one when working out what was missed during a downtime.
 const MAX_SLOTS_SCANNED: usize = 200_000;
+
+/// Missed slots older than this before now are not enumerated (a per-second cron over a long
+/// downtime would mean millions): they are summarised in one note.
+const CATCHUP_WINDOW: chrono::Duration = chrono::Duration::hours(48);
 
 pub enum SchedulerMsg {
     List(oneshot::Sender<Vec<ScheduleView>>),
@@ -82,8 +86,8 @@ pub fn catchup_plan(
     };
     let start = w.start_time.map(|t| t.with_timezone(&Utc));
     let mut slots = VecDeque::new();
-    let mut cursor = last;
-    let mut unlisted = false;
+    let mut unlisted = last < now - CATCHUP_WINDOW;
+    let mut cursor = last.max(now - CATCHUP_WINDOW);
     while let Some(next) = schedule.next_after(cursor).map(|t| t.with_timezone(&Utc)) {
         if next > now {
             break;
@@ -194,16 +198,16 @@ impl Scheduler {
             };
             let plan = catchup_plan(&entry.workflow, since, now, self.catchup_limit);
             let mut writes = Vec::new();
-            if plan.unlisted {
-                writes.push(slot_write(id, since, "missed", Some(format!("more than {MAX_SLOTS_SCANNED} slots missed since this one; only the latest are listed"))));
-            }
-            for slot in &plan.missed {
-                writes.push(slot_write(
-                    id,
-                    *slot,
-                    "missed",
-                    Some("the principal was not running".into()),
-                ));
+            for (i, slot) in plan.missed.iter().enumerate() {
+                let note = if i == 0 && plan.unlisted {
+                    format!(
+                        "the principal was not running (earlier slots since {} were missed too, not listed one by one)",
+                        crate::model::time::format(&since)
+                    )
+                } else {
+                    "the principal was not running".to_owned()
+                };
+                writes.push(slot_write(id, *slot, "missed", Some(note)));
             }
             self.store.write_later(writes);
             for slot in plan.run {
@@ -383,6 +387,20 @@ mod tests {
         let bounded = catchup_plan(&workflow("all", None), t(0), t(55), 2);
         assert_eq!(bounded.run, vec![t(40), t(50)]);
         assert_eq!(bounded.missed, vec![t(10), t(20), t(30)]);
+    }
+
+    #[test]
+    fn a_long_downtime_is_summarised_not_enumerated() {
+        // A per-second cron, last handled three days ago: only the last 48 h are listed.
+        let w = workflow("none", None);
+        let now = t(0) + chrono::Duration::hours(72);
+        let plan = catchup_plan(&w, t(0), now, 100);
+        assert!(plan.unlisted);
+        assert!(plan
+            .missed
+            .first()
+            .is_some_and(|s| *s >= now - CATCHUP_WINDOW));
+        assert_eq!(plan.missed.len(), MAX_SLOTS_SCANNED.min(48 * 360));
     }
 
     #[test]

@@ -1,6 +1,9 @@
-//! The write-ahead journal used while DuckDB refuses writes: one JSON line per batch, appended
-//! and fsynced before the batch is acknowledged, replayed in order once DuckDB accepts writes
-//! again (and on start, after a crash), then truncated.
+//! The write-ahead journal used while DuckDB refuses writes: a header line with the journal's
+//! unique id, then one JSON line per batch, appended and fsynced before the batch is
+//! acknowledged. It is replayed in order once DuckDB accepts writes again (and on start, after
+//! a crash), then removed. The id is recorded in DuckDB in the same transaction that applies
+//! the journal, so a journal is never applied twice, and a later journal (a new id) is never
+//! mistaken for an applied one.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write as _};
@@ -10,6 +13,11 @@ use super::Write;
 
 pub struct Journal {
     path: PathBuf,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Header {
+    journal_id: String,
 }
 
 impl Journal {
@@ -25,35 +33,55 @@ impl Journal {
         &self.path
     }
 
-    /// Appends one batch durably.
+    /// Appends one batch durably (a new file starts with a header holding a fresh id). A
+    /// failed append is cut off again, so the file never holds half a line.
     pub fn append(&self, batch: &[Write]) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(batch).map_err(std::io::Error::other)?;
-        line.push(b'\n');
+        let mut bytes = Vec::new();
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)?;
-        file.write_all(&line)?;
-        file.sync_data()
+        let length = file.metadata()?.len();
+        if length == 0 {
+            let header = Header {
+                journal_id: ulid::Ulid::new().to_string(),
+            };
+            serde_json::to_writer(&mut bytes, &header).map_err(std::io::Error::other)?;
+            bytes.push(b'\n');
+        }
+        serde_json::to_writer(&mut bytes, batch).map_err(std::io::Error::other)?;
+        bytes.push(b'\n');
+        let written = file.write_all(&bytes).and_then(|()| file.sync_data());
+        if written.is_err() {
+            let _ = file.set_len(length);
+        }
+        written
     }
 
-    /// Every batch in the journal, oldest first. A torn last line (a crash mid-append, never
-    /// acknowledged) is skipped.
-    pub fn read(&self) -> std::io::Result<Vec<Vec<Write>>> {
+    /// The journal's id and every batch in it, oldest first; None when there is no journal.
+    /// An unreadable batch line (never acknowledged) is skipped.
+    pub fn read(&self) -> std::io::Result<Option<(String, Vec<Vec<Write>>)>> {
         let file = match File::open(&self.path) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
+        let mut lines = BufReader::new(file).lines();
+        let Some(first) = lines.next().transpose()? else {
+            return Ok(None);
+        };
+        let id = serde_json::from_str::<Header>(&first)
+            .map(|h| h.journal_id)
+            .map_err(|e| std::io::Error::other(format!("journal header unreadable: {e}")))?;
         let mut batches = Vec::new();
-        for line in BufReader::new(file).lines() {
+        for line in lines {
             let line = line?;
             match serde_json::from_str(&line) {
                 Ok(batch) => batches.push(batch),
                 Err(e) => tracing::warn!(error = %e, "skipping an unreadable journal line"),
             }
         }
-        Ok(batches)
+        Ok(Some((id, batches)))
     }
 
     pub fn clear(&self) -> std::io::Result<()> {

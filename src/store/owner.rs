@@ -161,7 +161,17 @@ impl Owner {
     /// transaction, so a crash before the journal is removed cannot apply it twice).
     fn retry_backlog(&mut self) {
         let batches: Vec<&[Write]> = self.backlog.iter().map(Vec::as_slice).collect();
-        let marker = self.journal.path().display().to_string();
+        // The journal's unique id marks it applied in the same transaction.
+        let marker = match self.journal.read() {
+            Ok(Some((id, _))) => id,
+            Ok(None) => ulid::Ulid::new().to_string(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the journal; retrying later");
+                self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
+                self.next_retry = Instant::now() + self.backoff;
+                return;
+            }
+        };
         match self.apply(&batches, Some(&marker)) {
             Ok(()) => {
                 if let Err(e) = self.journal.clear() {
@@ -209,30 +219,28 @@ impl Owner {
 /// Replays a journal left by a crash while the database refused writes, unless its marker
 /// shows it was applied already.
 pub fn replay(conn: &Connection, journal: &Journal) -> Result<usize, StoreError> {
-    let batches = journal
+    let read = journal
         .read()
         .map_err(|e| StoreError::Write(format!("reading {}: {e}", journal.path().display())))?;
-    if batches.is_empty() {
-        journal
-            .clear()
-            .map_err(|e| StoreError::Write(e.to_string()))?;
+    let Some((id, batches)) = read else {
         return Ok(0);
-    }
-    let marker = journal.path().display().to_string();
+    };
     let applied: i64 = conn.query_row(
         "SELECT count(*) FROM meta WHERE key = 'journal_applied' AND value = ?",
-        [&marker],
+        [&id],
         |r| r.get(0),
     )?;
-    let count = batches.iter().map(Vec::len).sum();
-    if applied == 0 {
+    let count = if applied == 0 {
         let refs: Vec<&[Write]> = batches.iter().map(Vec::as_slice).collect();
-        apply(conn, &refs, Some(&marker))?;
-    }
+        apply(conn, &refs, Some(&id))?;
+        batches.iter().map(Vec::len).sum()
+    } else {
+        0
+    };
     journal
         .clear()
         .map_err(|e| StoreError::Write(e.to_string()))?;
-    Ok(if applied == 0 { count } else { 0 })
+    Ok(count)
 }
 
 pub fn ts(t: &DateTime<Utc>) -> Value {
@@ -437,8 +445,9 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
                      received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     params![
                         record.run_id.as_str(),
-                        record.attempt,
-                        record.seq as i64,
+                        // Late records come from outside: keep them storable whatever they say.
+                        i32::try_from(record.attempt).unwrap_or(i32::MAX),
+                        i64::try_from(record.seq).unwrap_or(i64::MAX),
                         agent.as_str(),
                         ts(&record.ts),
                         serde_json::to_string(&record.event).unwrap_or_default(),

@@ -287,6 +287,12 @@ async fn a_journal_left_by_a_crash_is_replayed_once() {
         guard.close();
     }
     assert!(!journal.path().exists());
-    let (store, _guard) = Store::open(&path).unwrap();
+    let (store, guard) = Store::open(&path).unwrap();
     assert_eq!(store.count("logs").await.unwrap(), 1, "not applied twice");
+    drop(store);
+    guard.close();
+    // A second outage's journal (same path, new id) is applied too, not mistaken for the first.
+    journal.append(&[line(2, "r9", 2)]).unwrap();
+    let (store, _guard) = Store::open(&path).unwrap();
+    assert_eq!(store.count("logs").await.unwrap(), 2);
 }
