@@ -47,6 +47,7 @@ pub fn identity(config: &AgentConfig) -> AgentInfo {
         slots: u32::try_from(config.max_concurrent_workflows).unwrap_or(u32::MAX),
         labels: BTreeMap::new(),
         version: env!("CARGO_PKG_VERSION").into(),
+        instance: ulid::Ulid::new().to_string(),
     }
 }
 

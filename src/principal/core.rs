@@ -522,6 +522,8 @@ impl Core {
         }
         run.status = RunStatus::Queued;
         run.assigned_at = None;
+        // The closed attempt's token: its late records must not match the run any more.
+        run.token.clear();
         self.queue.push_front(run_id.clone());
         tracing::warn!(run = %run_id, reason, "run queued again");
         self.store.write_later(vec![Write::Run {

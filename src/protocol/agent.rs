@@ -66,6 +66,10 @@ pub struct AgentInfo {
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     pub version: String,
+    /// Unique per agent process: a registration with a new instance is a restarted agent,
+    /// whose earlier runs are gone; the same instance registering again is a reconnect.
+    #[serde(default)]
+    pub instance: String,
 }
 
 /// One attempt of one run, as both sides name it.

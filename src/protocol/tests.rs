@@ -31,6 +31,7 @@ fn requests() -> Vec<Request> {
         slots: 2,
         labels: BTreeMap::from([("gpu".into(), "no".into())]),
         version: "1".into(),
+        instance: "i1".into(),
     };
     let attempt = AttemptRef {
         run_id: RunId::new("r"),

@@ -336,6 +336,7 @@ fn killed_agent_makes_its_run_and_running_tasks_crashed() {
         slots: 1,
         labels: Default::default(),
         version: "late".into(),
+        instance: "late-1".into(),
     };
     assert!(ask(AgentRequest::Register {
         agent: info,
@@ -446,6 +447,7 @@ fn a_run_the_agent_never_received_is_queued_again_and_completed_elsewhere() {
         slots: 1,
         labels: Default::default(),
         version: "test".into(),
+        instance: "ghost-1".into(),
     };
     assert!(matches!(
         ask(AgentRequest::Register {

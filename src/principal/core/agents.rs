@@ -35,9 +35,10 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Registers (or re-registers) an agent; it is alive from now on. A pull left by the
-    /// agent's previous connection is returned so it can be answered (with nothing).
-    pub fn register(&mut self, info: AgentInfo, now: Instant) -> Option<ReplyTo> {
+    /// Registers (or re-registers) an agent; it is alive from now on. Returns a pull left by
+    /// the agent's previous connection (to be answered with nothing), and whether this is a
+    /// new process under a name that was alive (its earlier runs are gone).
+    pub fn register(&mut self, info: AgentInfo, now: Instant) -> (Option<ReplyTo>, bool) {
         let id = info.id.clone();
         let registered_at = Utc::now();
         let entry = self.agents.entry(id).or_insert_with(|| Entry {
@@ -49,6 +50,7 @@ impl Registry {
             state: "alive",
             pull: None,
         });
+        let restarted = entry.state == "alive" && entry.info.instance != info.instance;
         entry.info = info;
         entry.last_seen = now;
         entry.last_seen_at = Utc::now();
@@ -57,7 +59,7 @@ impl Registry {
             entry.registered_at = Utc::now();
             entry.runs.clear();
         }
-        entry.pull.take().map(|p| p.reply)
+        (entry.pull.take().map(|p| p.reply), restarted)
     }
 
     /// Records a heartbeat (refreshing a waiting pull's free slots); false if the agent must

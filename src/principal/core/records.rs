@@ -15,7 +15,8 @@ impl Core {
     pub(super) fn register(&mut self, info: AgentInfo, running: Vec<AttemptRef>, reply: ReplyTo) {
         let agent_id = info.id.clone();
         tracing::info!(agent = %agent_id, slots = info.slots, running = running.len(), "agent registered");
-        if let Some(old) = self.agents.register(info, Instant::now()) {
+        let (old_pull, restarted) = self.agents.register(info, Instant::now());
+        if let Some(old) = old_pull {
             self.agent_reply(
                 &old,
                 AgentReply::Work {
@@ -37,8 +38,14 @@ impl Core {
                 self.agents.add_run(&agent_id, &attempt.run_id);
             }
         }
-        // What it held here but no longer runs (it restarted) never comes back.
-        self.reconcile(&agent_id, &running, std::time::Duration::ZERO);
+        // A restarted process runs nothing it held before: reconcile at once. The same process
+        // reconnecting may have an assignment still on its way: give it the usual grace.
+        let grace = if restarted {
+            std::time::Duration::ZERO
+        } else {
+            self.settings.heartbeat_timeout / 3
+        };
+        self.reconcile(&agent_id, &running, grace);
         if let Some(w) = self.agents.store_write(&agent_id) {
             self.store.write_later(vec![w]);
         }
@@ -76,7 +83,10 @@ impl Core {
                 writes.push(late(record, agent_id, "the run is no longer active"));
                 continue;
             };
-            if run.attempt != record.attempt || run.token != record.token {
+            if run.status != RunStatus::Running
+                || run.attempt != record.attempt
+                || run.token != record.token
+            {
                 tracing::debug!(run = %record.run_id, attempt = record.attempt, "record of a stale attempt kept as late");
                 acks.insert(key, record.seq);
                 writes.push(late(record, agent_id, "the attempt was closed or replaced"));
