@@ -342,7 +342,15 @@ impl Core {
             }
         };
         let definition = definition.clone();
-        let (run_id, committed) = self.enqueue(&definition, params, trigger, false);
+        let run_id = RunId::generate();
+        let committed = self.enqueue(
+            run_id.clone(),
+            &definition,
+            params,
+            trigger,
+            false,
+            Vec::new(),
+        );
         // The trigger is acknowledged once the queued run is durable.
         tokio::spawn(async move {
             let result = committed
@@ -356,17 +364,16 @@ impl Core {
 
     /// Queues a run of `definition` (a snapshot: later edits of the file do not change it) and
     /// returns its id and a future that resolves when the queued run is committed.
+    /// `with` is stored in the same transaction as the queued run.
     fn enqueue(
         &mut self,
+        run_id: RunId,
         definition: &Workflow,
         params: BTreeMap<String, String>,
         trigger: String,
         serial: bool,
-    ) -> (
-        RunId,
-        impl std::future::Future<Output = Result<(), StoreError>>,
-    ) {
-        let run_id = RunId::generate();
+        with: Vec<Write>,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> {
         let new_run = NewRun {
             run_id: run_id.clone(),
             workflow_id: definition.id.clone(),
@@ -398,8 +405,9 @@ impl Core {
             },
         );
         self.queue.push_back(run_id.clone());
-        let committed = self.store.submit(vec![Write::RunQueued(new_run)]);
-        (run_id, committed)
+        let mut writes = vec![Write::RunQueued(new_run)];
+        writes.extend(with);
+        self.store.submit(writes)
     }
 
     /// A schedule slot: skipped while an earlier run is active (`overlap: skip`), queued behind
@@ -448,10 +456,23 @@ impl Core {
         };
         let serial = definition.overlap == Overlap::Queue
             || (catch_up && definition.overlap == Overlap::Skip);
-        let (run_id, _committed) = self.enqueue(&definition, params, "schedule".into(), serial);
+        let run_id = RunId::generate();
         let fate = if catch_up { "caught-up" } else { "fired" };
+        let mut slot_record = super::scheduler::slot_write(&workflow, slot, fate, None);
+        if let Write::Slot(r) = &mut slot_record {
+            r.run_id = Some(run_id.clone());
+        }
+        // The slot's fate and its run are stored together: a crash cannot keep one and lose
+        // the other (which would catch the slot up a second time).
+        let _committed = self.enqueue(
+            run_id.clone(),
+            &definition,
+            params,
+            "schedule".into(),
+            serial,
+            vec![slot_record],
+        );
         tracing::info!(workflow = %workflow, %slot, run = %run_id, fate, "schedule slot");
-        record(&self.store, fate, Some(run_id), None);
         self.dispatch();
     }
 
@@ -465,6 +486,7 @@ impl Core {
                 return;
             };
             let mut assignments = Vec::new();
+            let mut writes = Vec::new();
             while assignments.len() < free as usize {
                 let Some(run_id) = self
                     .eligible_position()
@@ -472,11 +494,21 @@ impl Core {
                 else {
                     break;
                 };
-                if let Some(a) = self.assign(&run_id, &agent_id) {
+                if let Some((a, w)) = self.assign(&run_id, &agent_id) {
                     assignments.push(a);
+                    writes.push(w);
                 }
             }
-            self.replier.send_work(&pull, assignments);
+            // The agent hears of an attempt only once it is durable: a principal that crashes
+            // in between never hands the same attempt number out twice.
+            let committed = self.store.submit(writes);
+            let replier = self.replier.clone();
+            tokio::spawn(async move {
+                if let Err(e) = committed.await {
+                    tracing::error!(error = %e, "assignment not stored; sending it anyway");
+                }
+                replier.send_work(&pull, assignments);
+            });
         }
     }
 
@@ -551,7 +583,9 @@ impl Core {
         })
     }
 
-    fn assign(&mut self, run_id: &RunId, agent_id: &AgentId) -> Option<Assignment> {
+    /// Marks a queued run RUNNING on `agent_id` with a new attempt and token; returns what to
+    /// send the agent and the write that records it.
+    fn assign(&mut self, run_id: &RunId, agent_id: &AgentId) -> Option<(Assignment, Write)> {
         let run = self.runs.get_mut(run_id)?;
         if run.status != RunStatus::Queued {
             return None;
@@ -563,7 +597,7 @@ impl Core {
         run.agent = Some(agent_id.clone());
         run.last_seq = 0;
         self.agents.add_run(agent_id, run_id);
-        self.store.write_later(vec![Write::Run {
+        let write = Write::Run {
             run_id: run_id.clone(),
             status: RunStatus::Running,
             ts: Utc::now(),
@@ -571,15 +605,16 @@ impl Core {
             attempt: run.attempt,
             token: Some(run.token.clone()),
             reason: None,
-        }]);
+        };
         tracing::info!(run = %run_id, workflow = %run.workflow.id, agent = %agent_id, attempt = run.attempt, "assigned");
-        Some(Assignment {
+        let assignment = Assignment {
             run_id: run_id.clone(),
             attempt: run.attempt,
             token: run.token.clone(),
             workflow: run.workflow.clone(),
             params: run.params.clone(),
-        })
+        };
+        Some((assignment, write))
     }
 
     /// Ends a run that is not finished by its agent (agent lost, never reconnected): running
