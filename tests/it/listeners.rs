@@ -201,6 +201,23 @@ fn arriving_files_trigger_a_run_each_with_their_path() {
         2,
         "notes.txt does not match and each file triggers once"
     );
+
+    // Removed and dropped in again (a recurring export): it triggers again. The removal must
+    // land in an earlier batch of the listener's 300 ms debounce window than the re-arrival,
+    // or the two are folded into one change of a file that is still there.
+    std::fs::remove_file(ws.path().join("inbox/data.csv")).unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    ws.write("inbox/data.csv", "d\n");
+    wait_for(LONG, "a third run for the re-arrived file", || {
+        match api.ask(ControlRequest::ListRuns {
+            workflow: Some("ingest".into()),
+            status: None,
+            limit: Some(10),
+        }) {
+            Ok(ControlReply::Runs { runs }) if runs.len() == 3 => Some(()),
+            _ => None,
+        }
+    });
 }
 
 #[test]
