@@ -198,12 +198,16 @@ async fn deliver(
         };
         match reply {
             Ok(Response::Agent(AgentReply::ReportAck { acks })) => {
-                backoff = Duration::from_millis(100);
                 let removed = outbox.acknowledge(&acks) as u64;
-                if removed == 0 && sent > 0 {
-                    tracing::debug!("report acknowledged nothing new");
-                }
                 acked.send_modify(|n| *n += removed);
+                if removed > 0 {
+                    backoff = Duration::from_millis(100);
+                } else if sent > 0 {
+                    // The principal is waiting for an earlier record first: do not spin.
+                    tracing::debug!("report acknowledged nothing new");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
             }
             Ok(other) => {
                 tracing::warn!(?other, "unexpected reply to a report");

@@ -22,6 +22,8 @@ struct SpillFile {
     reader: BufReader<File>,
     /// Records in the file not read back yet.
     pending: usize,
+    /// Bytes of complete records written; a failed write is cut back to this.
+    good_len: u64,
 }
 
 impl Spool {
@@ -75,11 +77,22 @@ impl Spool {
                 writer: BufWriter::new(writer),
                 reader: BufReader::new(reader),
                 pending: 0,
+                good_len: 0,
             });
         }
         if let Some(f) = self.file.as_mut() {
-            serde_json::to_writer(&mut f.writer, record).map_err(std::io::Error::other)?;
-            f.writer.write_all(b"\n")?;
+            let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
+            line.push(b'\n');
+            let written = f.writer.write_all(&line).and_then(|()| f.writer.flush());
+            if let Err(e) = written {
+                // Never leave half a record in the file: cut it back and drop what the buffer
+                // still holds (the caller keeps the record in memory).
+                let file = f.writer.get_ref().try_clone()?;
+                file.set_len(f.good_len)?;
+                f.writer = BufWriter::new(OpenOptions::new().append(true).open(&self.path)?);
+                return Err(e);
+            }
+            f.good_len += line.len() as u64;
             f.pending += 1;
         }
         Ok(())
