@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cdktr::protocol::control::{ControlReply, ControlRequest};
-use cdktr::protocol::{Request, Response};
 use cdktr::transport::Client;
 
 #[path = "common/mod.rs"]
@@ -35,14 +34,13 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let latencies = rt.block_on(async {
         let client = Client::connect(&api, Duration::from_secs(10));
-        let ask = |r: ControlRequest| client.request(Request::Control(r));
-        let Ok(Response::Control(ControlReply::Triggered { run_id })) =
-            ask(ControlRequest::Trigger {
-                workflow: "tick".into(),
-                params: BTreeMap::new(),
-                trigger: None,
-            })
-            .await
+        let ask = |r: ControlRequest| client.control(r);
+        let Ok(ControlReply::Triggered { run_id }) = ask(ControlRequest::Trigger {
+            workflow: "tick".into(),
+            params: BTreeMap::new(),
+            trigger: None,
+        })
+        .await
         else {
             anyhow::bail!("trigger failed");
         };
@@ -50,14 +48,13 @@ fn main() -> anyhow::Result<()> {
         let mut after = None;
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while seen.len() < LINES && std::time::Instant::now() < deadline {
-            if let Ok(Response::Control(ControlReply::LogLines { lines, .. })) =
-                ask(ControlRequest::Logs {
-                    run_id: run_id.to_string(),
-                    task: None,
-                    after,
-                    limit: None,
-                })
-                .await
+            if let Ok(ControlReply::LogLines { lines, .. }) = ask(ControlRequest::Logs {
+                run_id: run_id.to_string(),
+                task: None,
+                after,
+                limit: None,
+            })
+            .await
             {
                 let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
                 for l in &lines {

@@ -2,7 +2,6 @@
 //! `cdktr start principal|agent`: resolve configuration, set up logging, signals and the
 //! runtime, run, map the outcome to an exit code.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -154,13 +153,6 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
-/// Prints the machine-readable ready line on stdout (tests and scripts wait for it).
-fn ready_line(line: String) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
-
 /// Shared set-up of both daemons: logging, configuration, runtime, signal handling; then
 /// `body` with the resolved configuration, the shutdown token and the reload signal.
 fn run_daemon<F, Fut>(config_file: Option<PathBuf>, flags: Flags, body: F) -> ExitCode
@@ -218,7 +210,7 @@ pub fn principal_main(config_file: Option<PathBuf>, args: PrincipalArgs) -> Exit
                     let agent_stop = agent_stop.clone();
                     tokio::spawn(async move {
                         agent::run(agent_cfg, agent_stop, |id| {
-                            ready_line(format!("cdktr-agent ready id={id}"))
+                            runtime::ready_line(format!("cdktr-agent ready id={id}"))
                         })
                         .await
                     })
@@ -242,7 +234,7 @@ pub fn principal_main(config_file: Option<PathBuf>, args: PrincipalArgs) -> Exit
                 principal_stop,
                 reload,
                 |ready| {
-                    ready_line(format!(
+                    runtime::ready_line(format!(
                         "cdktr-principal ready api={} logs_publish={} workflows={}",
                         ready.api, ready.logs_publish, ready.workflows
                     ));
@@ -271,7 +263,7 @@ pub fn agent_main(config_file: Option<PathBuf>, args: AgentArgs) -> ExitCode {
         args.flags(),
         |cfg, shutdown, _reload| async move {
             agent::run(cfg.agent, shutdown, |id| {
-                ready_line(format!("cdktr-agent ready id={id}"));
+                runtime::ready_line(format!("cdktr-agent ready id={id}"));
                 runtime::notify_ready();
             })
             .await;

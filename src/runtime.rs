@@ -50,6 +50,15 @@ pub fn handle_signals(shutdown: CancellationToken, reload: Arc<Notify>) -> std::
     Ok(())
 }
 
+/// Prints a process's one machine-readable ready line on stdout (`cdktr-principal ready
+/// api=...`); tests and scripts wait for it.
+pub fn ready_line(line: String) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
 /// Tells systemd (Type=notify) the daemon is ready, when started by it.
 pub fn notify_ready() {
     if std::env::var_os("NOTIFY_SOCKET").is_some_and(|s| !s.is_empty()) {

@@ -1,7 +1,6 @@
 //! `cdktr listen webhook|files`: event listeners in the foreground. Each prints one ready line
 //! on stdout (`cdktr listen webhook ready address=...`) once it accepts events.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use super::ListenCommand;
@@ -9,12 +8,6 @@ use crate::config::Config;
 use crate::listener::files::FileListener;
 use crate::listener::webhook::Webhook;
 use crate::listener::TriggerClient;
-
-fn ready(line: String) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
 
 pub fn run(cmd: ListenCommand, config: &Config) -> anyhow::Result<ExitCode> {
     crate::runtime::init_logging();
@@ -39,7 +32,7 @@ pub fn run(cmd: ListenCommand, config: &Config) -> anyhow::Result<ExitCode> {
                 );
             }
             let webhook = Webhook::bind(&bind)?;
-            ready(format!(
+            crate::runtime::ready_line(format!(
                 "cdktr listen webhook ready address={}",
                 webhook.address()
             ));
@@ -59,7 +52,7 @@ pub fn run(cmd: ListenCommand, config: &Config) -> anyhow::Result<ExitCode> {
             let listener = FileListener::new(&dir, &pattern, workflow, param)?;
             let dir = listener.dir.display().to_string();
             rt.block_on(listener.run(client, || {
-                ready(format!("cdktr listen files ready dir={dir}"))
+                crate::runtime::ready_line(format!("cdktr listen files ready dir={dir}"))
             }))?;
             Ok(ExitCode::SUCCESS)
         }

@@ -9,7 +9,6 @@ use zeromq::{Socket, SocketRecv};
 use crate::config::Config;
 use crate::protocol::control::{ControlReply, ControlRequest};
 use crate::protocol::logs::LogEvent;
-use crate::protocol::{Request, Response};
 use crate::transport::{Client, ClientError};
 
 pub struct Remote {
@@ -24,10 +23,7 @@ impl Remote {
     }
 
     pub async fn ask(&self, request: ControlRequest) -> Result<ControlReply, ClientError> {
-        match self.client.request(Request::Control(request)).await? {
-            Response::Control(reply) => Ok(reply),
-            other => Err(ClientError::Unexpected(format!("{other:?}"))),
-        }
+        self.client.control(request).await
     }
 
     /// The live stream endpoint, as this client can reach it: the principal reports what it

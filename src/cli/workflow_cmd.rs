@@ -14,7 +14,6 @@ use super::WorkflowCommand;
 use crate::config::Config;
 use crate::model::{TaskConfig, Workflow};
 use crate::protocol::control::{ControlReply, ControlRequest};
-use crate::protocol::{Request, Response};
 use crate::transport::{Client, ClientError};
 use crate::workflow::diagnostic::suggest;
 use crate::workflow::{
@@ -92,9 +91,7 @@ pub(super) async fn ask_principal(
     request: ControlRequest,
 ) -> Option<Result<ControlReply, ClientError>> {
     let client = Client::connect(&config.client.principal, PROBE_TIMEOUT);
-    match client.request(Request::Control(request)).await {
-        Ok(Response::Control(reply)) => Some(Ok(reply)),
-        Ok(other) => Some(Err(ClientError::Unexpected(format!("{other:?}")))),
+    match client.control(request).await {
         Err(ClientError::Unreachable { endpoint, .. }) => {
             eprintln!(
                 "note: no principal at {endpoint}; reading {}",
@@ -102,7 +99,7 @@ pub(super) async fn ask_principal(
             );
             None
         }
-        Err(e) => Some(Err(e)),
+        reply => Some(reply),
     }
 }
 

@@ -83,7 +83,9 @@ impl FileListener {
         while let Some(change) = rx.recv().await {
             let path = match change {
                 Change::Gone(path) => {
-                    present.remove(&path);
+                    if present.remove(&path) {
+                        tracing::info!(file = %path.display(), "file left; it triggers again if it comes back");
+                    }
                     continue;
                 }
                 Change::Arrived(path) => path,

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use crate::model::RunId;
 use crate::protocol::control::{ControlReply, ControlRequest};
-use crate::protocol::{Request, Response};
 use crate::transport::{Client, ClientError};
 
 /// Triggers runs on a principal over one long-lived connection.
@@ -35,13 +34,13 @@ impl TriggerClient {
         params: BTreeMap<String, String>,
         source: &str,
     ) -> Result<RunId, ClientError> {
-        let request = Request::Control(ControlRequest::Trigger {
+        let request = ControlRequest::Trigger {
             workflow: workflow.to_owned(),
             params,
             trigger: Some(source.to_owned()),
-        });
-        match self.client.request(request).await? {
-            Response::Control(ControlReply::Triggered { run_id }) => Ok(run_id),
+        };
+        match self.client.control(request).await? {
+            ControlReply::Triggered { run_id } => Ok(run_id),
             other => Err(ClientError::Unexpected(format!("{other:?}"))),
         }
     }

@@ -115,29 +115,32 @@ impl fmt::Display for TaskStatus {
 #[error("unknown status `{0}` (expected one of {1})")]
 pub struct UnknownStatus(String, String);
 
+/// The status in `all` whose name is `text` (any case), or an error listing the names.
+fn parse_status<T: Copy>(
+    text: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<T, UnknownStatus> {
+    all.iter()
+        .copied()
+        .find(|v| name(*v).eq_ignore_ascii_case(text.trim()))
+        .ok_or_else(|| {
+            let names: Vec<&str> = all.iter().map(|v| name(*v)).collect();
+            UnknownStatus(text.to_owned(), names.join(", "))
+        })
+}
+
 impl FromStr for RunStatus {
     type Err = UnknownStatus;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        RunStatus::ALL
-            .into_iter()
-            .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| {
-                let all: Vec<&str> = RunStatus::ALL.iter().map(|v| v.as_str()).collect();
-                UnknownStatus(s.to_owned(), all.join(", "))
-            })
+        parse_status(s, &RunStatus::ALL, RunStatus::as_str)
     }
 }
 
 impl FromStr for TaskStatus {
     type Err = UnknownStatus;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        TaskStatus::ALL
-            .into_iter()
-            .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| {
-                let all: Vec<&str> = TaskStatus::ALL.iter().map(|v| v.as_str()).collect();
-                UnknownStatus(s.to_owned(), all.join(", "))
-            })
+        parse_status(s, &TaskStatus::ALL, TaskStatus::as_str)
     }
 }
 

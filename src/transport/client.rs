@@ -9,6 +9,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use zeromq::{Socket, SocketOptions, SocketRecv, SocketSend};
 
+use crate::protocol::control::{ControlReply, ControlRequest};
 use crate::protocol::{
     self, ErrorReply, ProtocolError, Request, RequestEnvelope, Response, ResponseEnvelope,
 };
@@ -100,6 +101,14 @@ impl Client {
                     humantime::format_duration(wait)
                 )))
             }
+        }
+    }
+
+    /// Sends a control request and returns the control reply (any other reply is unexpected).
+    pub async fn control(&self, request: ControlRequest) -> Result<ControlReply, ClientError> {
+        match self.request(Request::Control(request)).await? {
+            Response::Control(reply) => Ok(reply),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
         }
     }
 

@@ -18,7 +18,6 @@ pub use app::{Action, App, Snapshot};
 
 use crate::config::Config;
 use crate::protocol::control::{ControlReply, ControlRequest};
-use crate::protocol::{Request, Response};
 use crate::transport::{Client, ClientError};
 
 /// How often the view refreshes by itself.
@@ -89,35 +88,26 @@ fn spawn_fetch(client: &Client, app: &App, tx: mpsc::UnboundedSender<Action>) {
     });
 }
 
-async fn ask(client: &Client, request: ControlRequest) -> Result<ControlReply, ClientError> {
-    match client.request(Request::Control(request)).await? {
-        Response::Control(r) => Ok(r),
-        other => Err(ClientError::Unexpected(format!("{other:?}"))),
-    }
-}
-
 async fn fetch(client: &Client, selected: Option<String>) -> Result<Snapshot, ClientError> {
-    let ControlReply::Status(status) = ask(client, ControlRequest::Status).await? else {
+    let ControlReply::Status(status) = client.control(ControlRequest::Status).await? else {
         return Err(ClientError::Unexpected("status".into()));
     };
-    let ControlReply::Runs { runs } = ask(
-        client,
-        ControlRequest::ListRuns {
+    let ControlReply::Runs { runs } = client
+        .control(ControlRequest::ListRuns {
             workflow: None,
             status: None,
             limit: Some(100),
-        },
-    )
-    .await?
+        })
+        .await?
     else {
         return Err(ClientError::Unexpected("runs".into()));
     };
-    let ControlReply::Agents { agents } = ask(client, ControlRequest::ListAgents).await? else {
+    let ControlReply::Agents { agents } = client.control(ControlRequest::ListAgents).await? else {
         return Err(ClientError::Unexpected("agents".into()));
     };
     let selected = selected.or_else(|| runs.first().map(|r| r.run_id.to_string()));
     let detail = match selected {
-        Some(run_id) => match ask(client, ControlRequest::ShowRun { run_id }).await {
+        Some(run_id) => match client.control(ControlRequest::ShowRun { run_id }).await {
             Ok(ControlReply::Run { run }) => Some(*run),
             _ => None,
         },

@@ -7,7 +7,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use cdktr::model::RunStatus;
-use cdktr::protocol::control::{ControlReply, ControlRequest};
 
 use crate::common::cluster::{wait_for, Api, Daemon, Principal};
 use crate::common::Workspace;
@@ -147,7 +146,7 @@ fn arriving_files_trigger_a_run_each_with_their_path() {
     std::fs::create_dir(ws.path().join("inbox")).unwrap();
     let p = Principal::start(&ws, &["--with-agent"], &[]);
     let api = Api::connect(&p.api);
-    let _files = listener(
+    let watcher = listener(
         &ws,
         &p.api,
         &[
@@ -171,14 +170,8 @@ fn arriving_files_trigger_a_run_each_with_their_path() {
     .unwrap();
     ws.write("inbox/second.csv", "x\n");
     let runs = wait_for(LONG, "two runs of ingest", || {
-        match api.ask(ControlRequest::ListRuns {
-            workflow: Some("ingest".into()),
-            status: None,
-            limit: Some(10),
-        }) {
-            Ok(ControlReply::Runs { runs }) if runs.len() >= 2 => Some(runs),
-            _ => None,
-        }
+        let runs = api.runs("ingest");
+        (runs.len() >= 2).then_some(runs)
     });
     let mut files = Vec::new();
     for r in &runs {
@@ -202,21 +195,19 @@ fn arriving_files_trigger_a_run_each_with_their_path() {
         "notes.txt does not match and each file triggers once"
     );
 
-    // Removed and dropped in again (a recurring export): it triggers again. The removal must
-    // land in an earlier batch of the listener's 300 ms debounce window than the re-arrival,
-    // or the two are folded into one change of a file that is still there.
+    // Removed and dropped in again (a recurring export): it triggers again. The re-arrival is
+    // written once the listener has seen the removal, or the two would fold into one change
+    // of a file that is still there.
     std::fs::remove_file(ws.path().join("inbox/data.csv")).unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    wait_for(LONG, "the listener to see data.csv leave", || {
+        let log = std::fs::read_to_string(&watcher.stderr).ok()?;
+        log.lines()
+            .any(|l| l.contains("file left") && l.contains("data.csv"))
+            .then_some(())
+    });
     ws.write("inbox/data.csv", "d\n");
     wait_for(LONG, "a third run for the re-arrived file", || {
-        match api.ask(ControlRequest::ListRuns {
-            workflow: Some("ingest".into()),
-            status: None,
-            limit: Some(10),
-        }) {
-            Ok(ControlReply::Runs { runs }) if runs.len() == 3 => Some(()),
-            _ => None,
-        }
+        (api.runs("ingest").len() == 3).then_some(())
     });
 }
 

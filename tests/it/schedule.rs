@@ -103,7 +103,8 @@ fn overlap_queue_runs_every_slot_one_after_another() {
     assert_contiguous(&slots);
     // Runs pile up in the queue instead of running side by side, even with free slots.
     wait_for(Duration::from_secs(30), "three finished runs", || {
-        let done = runs(&api, "serial")
+        let done = api
+            .runs("serial")
             .iter()
             .filter(|r| r.finished_at.is_some())
             .count();
@@ -116,19 +117,9 @@ fn overlap_queue_runs_every_slot_one_after_another() {
     );
 }
 
-fn runs(api: &Api, workflow: &str) -> Vec<cdktr::protocol::control::RunSummary> {
-    match api.ask(ControlRequest::ListRuns {
-        workflow: Some(workflow.into()),
-        status: None,
-        limit: Some(1000),
-    }) {
-        Ok(ControlReply::Runs { runs }) => runs,
-        other => panic!("runs: {other:?}"),
-    }
-}
-
 fn assert_runs_never_overlap(api: &Api, workflow: &str) {
-    let mut started: Vec<_> = runs(api, workflow)
+    let mut started: Vec<_> = api
+        .runs(workflow)
         .into_iter()
         .filter(|r| r.started_at.is_some())
         .collect();

@@ -9,9 +9,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use cdktr::model::RunStatus;
-use cdktr::protocol::control::{AgentView, ControlReply, ControlRequest, RunDetail, StatusView};
+use cdktr::protocol::control::{
+    AgentView, ControlReply, ControlRequest, RunDetail, RunSummary, StatusView,
+};
 use cdktr::protocol::logs::LogLine;
-use cdktr::protocol::{Request, Response};
 use cdktr::transport::{Client, ClientError};
 
 use super::Workspace;
@@ -214,12 +215,7 @@ impl Api {
     }
 
     pub fn ask(&self, request: ControlRequest) -> Result<ControlReply, ClientError> {
-        self.rt.block_on(async {
-            match self.client.request(Request::Control(request)).await? {
-                Response::Control(r) => Ok(r),
-                other => Err(ClientError::Unexpected(format!("{other:?}"))),
-            }
-        })
+        self.rt.block_on(self.client.control(request))
     }
 
     pub fn trigger(&self, workflow: &str) -> String {
@@ -255,6 +251,18 @@ impl Api {
             let run = self.run(run_id);
             (run.summary.status == status).then_some(run)
         })
+    }
+
+    /// The runs of `workflow`, newest first.
+    pub fn runs(&self, workflow: &str) -> Vec<RunSummary> {
+        match self.ask(ControlRequest::ListRuns {
+            workflow: Some(workflow.into()),
+            status: None,
+            limit: Some(1000),
+        }) {
+            Ok(ControlReply::Runs { runs }) => runs,
+            other => panic!("runs of {workflow}: {other:?}"),
+        }
     }
 
     pub fn status(&self) -> StatusView {
