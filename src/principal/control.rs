@@ -151,13 +151,18 @@ async fn answer(request: ControlRequest, services: &Services) -> Result<ControlR
                     store.fail_writes_for(std::time::Duration::from_millis(duration_ms));
                     Ok(ControlReply::FailpointSet)
                 }
+                "store_stall" => {
+                    tracing::warn!(duration_ms, "failpoint: the next store write stalls");
+                    store.stall_next_write(std::time::Duration::from_millis(duration_ms));
+                    Ok(ControlReply::FailpointSet)
+                }
                 "core_panic" => {
                     core.send(super::core::CoreMsg::PanicNext);
                     Ok(ControlReply::FailpointSet)
                 }
                 other => Err(ErrorReply::new(
                     ErrorCode::Invalid,
-                    format!("field `name`: unknown failpoint `{other}` (known: store_writes, core_panic)"),
+                    format!("field `name`: unknown failpoint `{other}` (known: store_writes, store_stall, core_panic)"),
                 )),
             }
         }

@@ -81,7 +81,9 @@ pub enum ControlRequest {
         limit: Option<u32>,
     },
     /// Fault injection for tests; refused unless the principal runs with `CDKTR_FAILPOINTS=1`.
-    /// `store_writes`: every store write fails for `duration_ms` (and is journaled).
+    /// `store_writes`: every store write fails for `duration_ms` (and is journaled);
+    /// `store_stall`: the next store write waits `duration_ms`; `core_panic`: the coordinator
+    /// panics handling its next message.
     Failpoint {
         name: String,
         duration_ms: u64,

@@ -316,6 +316,14 @@ impl Store {
             .store(until, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Failpoint for tests: the next write waits `duration` before it is applied.
+    pub fn stall_next_write(&self, duration: std::time::Duration) {
+        let ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        self.health
+            .stall_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Rows in one of the store's tables (for tests and status).
     pub async fn count(&self, table: &str) -> Result<i64, StoreError> {
         let table = table.to_owned();

@@ -27,6 +27,8 @@ pub struct Health {
     pub backlog: AtomicU64,
     /// Failpoint: writes fail until this time (ms since the epoch); 0 when off.
     pub fail_until_ms: AtomicU64,
+    /// Failpoint: the next write waits this long (ms) before it is applied; 0 when off.
+    pub stall_ms: AtomicU64,
 }
 
 pub struct Owner {
@@ -92,6 +94,10 @@ impl Owner {
             let result = if writes.is_empty() {
                 Ok(())
             } else {
+                let stall = self.health.stall_ms.swap(0, Ordering::Relaxed);
+                if stall > 0 {
+                    std::thread::sleep(Duration::from_millis(stall));
+                }
                 self.write(writes)
             };
             for ack in acks {

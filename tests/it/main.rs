@@ -8,6 +8,7 @@ mod execution;
 mod listeners;
 mod protocol;
 mod readme;
+mod regression;
 mod schedule;
 mod tui;
 mod workflow_cli;
