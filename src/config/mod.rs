@@ -47,6 +47,10 @@ pub struct PrincipalConfig {
     pub max_message_bytes: usize,
     /// With `catchup: all`, at most this many missed slots run after a restart (the latest).
     pub catchup_limit: usize,
+    /// How often the workflow tree is read again to catch changes its watch missed (network
+    /// file systems, a full event queue, a switched symlink); it reloads only on a change.
+    #[serde(with = "value::duration_text")]
+    pub rescan_interval: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -84,6 +88,7 @@ impl Default for Config {
                 heartbeat_timeout: Duration::from_secs(30),
                 max_message_bytes: 4 * 1024 * 1024,
                 catchup_limit: 100,
+                rescan_interval: Duration::from_secs(60),
             },
             agent: AgentConfig {
                 principal: "tcp://127.0.0.1:5561".into(),

@@ -61,6 +61,13 @@ pub enum Catchup {
 }
 
 impl Overlap {
+    /// Whether a scheduled run waits while another run of its workflow is running: always
+    /// under `queue`; under `skip` only a caught-up run (`catchup` asked for each missed slot
+    /// to run, so they run one after another). The one place this is decided.
+    pub fn serialises(self, caught_up: bool) -> bool {
+        self == Overlap::Queue || (caught_up && self == Overlap::Skip)
+    }
+
     pub const NAMES: &'static str = "allow, skip or queue";
     pub fn parse(s: &str) -> Option<Self> {
         match s {

@@ -10,10 +10,13 @@ use super::reload::ReloadHandle;
 use super::scheduler::SchedulerHandle;
 use crate::model::WorkflowId;
 use crate::protocol::control::{ControlReply, ControlRequest};
-use crate::protocol::{ErrorCode, ErrorReply, Response};
+use crate::protocol::{storable, ErrorCode, ErrorReply, Response};
 use crate::store::{LogFilter, RunFilter, Store};
 use crate::workflow::diagnostic::suggest;
 use crate::workflow::{Catalog, FileStatus};
+
+/// Longest a failpoint may last: one day.
+const MAX_FAILPOINT_MS: u64 = 24 * 3600 * 1000;
 
 /// Most log lines one page carries.
 const MAX_PAGE: u32 = 5_000;
@@ -93,6 +96,7 @@ async fn answer(request: ControlRequest, services: &Services) -> Result<ControlR
             after,
             limit,
         } => {
+            let after = after.map(|a| storable("after", a)).transpose()?;
             if store.get_run(&run_id).await.map_err(store_error)?.is_none() {
                 return Err(ErrorReply::new(
                     ErrorCode::NotFound,
@@ -118,6 +122,7 @@ async fn answer(request: ControlRequest, services: &Services) -> Result<ControlR
             after,
             limit,
         } => {
+            let after = after.map(|a| storable("after", a)).transpose()?;
             page(
                 store,
                 LogFilter {
@@ -139,6 +144,12 @@ async fn answer(request: ControlRequest, services: &Services) -> Result<ControlR
             })
         }
         ControlRequest::Failpoint { name, duration_ms } => {
+            if duration_ms > MAX_FAILPOINT_MS {
+                return Err(ErrorReply::invalid(
+                    "duration_ms",
+                    format!("{duration_ms} is more than {MAX_FAILPOINT_MS} (one day)"),
+                ));
+            }
             if std::env::var_os("CDKTR_FAILPOINTS").is_none_or(|v| v != "1") {
                 return Err(ErrorReply::new(
                     ErrorCode::Invalid,

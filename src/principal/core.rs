@@ -138,6 +138,8 @@ pub(super) struct Core {
     pub started: Instant,
     /// Failpoint `core_panic` is armed.
     pub panic_next: bool,
+    /// Replies that wait for a commit; shutdown waits for them before the socket closes.
+    pub pending: TaskTracker,
 }
 
 /// What the coordinator talks to.
@@ -148,6 +150,8 @@ pub struct Links {
     pub catalog: watch::Receiver<Arc<Catalog>>,
     /// Assignments the server could not deliver.
     pub undelivered: mpsc::UnboundedReceiver<Vec<RunId>>,
+    /// Where replies that wait for a commit run (see [`Core::pending`]).
+    pub pending: TaskTracker,
 }
 
 pub async fn spawn(
@@ -162,6 +166,7 @@ pub async fn spawn(
         publisher,
         catalog,
         undelivered,
+        pending,
     } = links;
     let mut core = Core {
         settings,
@@ -175,6 +180,7 @@ pub async fn spawn(
         agents: agents::Registry::default(),
         started: Instant::now(),
         panic_next: false,
+        pending,
     };
     super::recovery::recover(&mut core).await?;
     let (tx, rx) = mpsc::unbounded_channel();
@@ -352,7 +358,7 @@ impl Core {
             Vec::new(),
         );
         // The trigger is acknowledged once the queued run is durable.
-        tokio::spawn(async move {
+        self.pending.spawn(async move {
             let result = committed
                 .await
                 .map(|_| run_id)
@@ -454,8 +460,7 @@ impl Core {
                 return;
             }
         };
-        let serial = definition.overlap == Overlap::Queue
-            || (catch_up && definition.overlap == Overlap::Skip);
+        let serial = definition.overlap.serialises(catch_up);
         let run_id = RunId::generate();
         let fate = if catch_up { "caught-up" } else { "fired" };
         let mut slot_record = super::scheduler::slot_write(&workflow, slot, fate, None);
@@ -503,7 +508,7 @@ impl Core {
             // in between never hands the same attempt number out twice.
             let committed = self.store.submit(writes);
             let replier = self.replier.clone();
-            tokio::spawn(async move {
+            self.pending.spawn(async move {
                 if let Err(e) = committed.await {
                     tracing::error!(error = %e, "assignment not stored; sending it anyway");
                 }

@@ -97,7 +97,9 @@ pub async fn run(
 ) -> Result<(), PrincipalError> {
     let db_path = config.db_path.clone();
     let (store, store_guard) = tokio::task::spawn_blocking(move || Store::open(&db_path)).await??;
-    let catalog = Arc::new(reload::load(&config).await);
+    let loaded = reload::load(&config).await;
+    let fingerprint = loaded.fingerprint;
+    let catalog = Arc::new(loaded.catalog);
     let workflows = catalog.workflows.len();
     let (catalog_tx, catalog_rx) = watch::channel(catalog);
 
@@ -105,6 +107,7 @@ pub async fn run(
     let publisher = publisher::spawn(&tracker, sockets.publish, shutdown.child_token());
     let (undelivered_tx, undelivered) = tokio::sync::mpsc::unbounded_channel();
     let (replier, reply_task) = server::replier(undelivered_tx);
+    let pending = TaskTracker::new();
     let core = core::spawn(
         &tracker,
         core::Settings {
@@ -118,6 +121,7 @@ pub async fn run(
             publisher,
             catalog: catalog_rx.clone(),
             undelivered,
+            pending: pending.clone(),
         },
         shutdown.child_token(),
     )
@@ -135,6 +139,7 @@ pub async fn run(
         &tracker,
         config.clone(),
         catalog_tx,
+        fingerprint,
         reload,
         shutdown.child_token(),
     );
@@ -150,7 +155,7 @@ pub async fn run(
             reloader,
             replier,
             max_message_bytes: config.max_message_bytes,
-            tracker: tracker.clone(),
+            pending,
         },
         server_stop.clone(),
     ));

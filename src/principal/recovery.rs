@@ -28,7 +28,7 @@ pub(super) async fn recover(core: &mut Core) -> Result<(), StoreError> {
                 continue;
             }
         };
-        let serial = r.trigger == "schedule" && workflow.overlap == crate::model::Overlap::Queue;
+        let serial = r.trigger == "schedule" && workflow.overlap.serialises(r.caught_up);
         let run = ActiveRun {
             run_id: r.run_id.clone(),
             workflow,

@@ -1,5 +1,6 @@
-//! Keeping the catalog current: the workflow directory is watched (debounced), and SIGHUP and
-//! `cdktr workflow reload` reload on demand. A file edited into an invalid state keeps its last
+//! Keeping the catalog current: the workflow directory is watched (debounced) and rescanned
+//! every `principal.rescan_interval` for changes the watch missed; both reload only when the
+//! tree's content changed. SIGHUP and `cdktr workflow reload` reload on demand. A file edited into an invalid state keeps its last
 //! valid version active (the error is reported), so a typo never unschedules a workflow.
 
 use std::path::Path;
@@ -11,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::PrincipalConfig;
-use crate::workflow::{load_dir, Catalog, Diagnostic};
+use crate::workflow::{load_dir, Catalog, Diagnostic, Fingerprint};
 
 /// How long file events settle before a reload (editors write in several steps).
 const DEBOUNCE: Duration = Duration::from_millis(150);
@@ -30,9 +31,20 @@ impl ReloadHandle {
     }
 }
 
+/// What was loaded last: the catalog, and the fingerprint of the tree it came from (taken
+/// before reading the files, so a change made during the load is seen at the next check).
+pub struct Loaded {
+    pub catalog: Catalog,
+    pub fingerprint: Option<Fingerprint>,
+}
+
 /// The catalog at start: empty (and logged) if the directory cannot be read.
-pub async fn load(config: &PrincipalConfig) -> Catalog {
-    try_load(config).await.unwrap_or_default()
+pub async fn load(config: &PrincipalConfig) -> Loaded {
+    let fingerprint = fingerprint(config).await;
+    Loaded {
+        catalog: try_load(config).await.unwrap_or_default(),
+        fingerprint,
+    }
 }
 
 /// The directory's catalog, or None (logged) when it cannot be read.
@@ -85,37 +97,58 @@ pub fn keep_last_valid(previous: &Catalog, mut fresh: Catalog) -> Catalog {
     fresh
 }
 
+/// Why the reloader woke up.
+enum Cause {
+    /// SIGHUP or a `reload` request (answered with the counts): always reloads.
+    Asked(Option<oneshot::Sender<(usize, usize)>>),
+    /// The watch saw a change, or the periodic rescan is due: reloads only if the tree's
+    /// content differs from what was loaded last.
+    Maybe,
+}
+
 pub fn spawn(
     tracker: &TaskTracker,
     config: PrincipalConfig,
     catalog: watch::Sender<Arc<Catalog>>,
+    mut loaded: Option<Fingerprint>,
     sighup: Arc<Notify>,
     stop: CancellationToken,
 ) -> ReloadHandle {
     let (tx, mut requests) = mpsc::unbounded_channel::<oneshot::Sender<(usize, usize)>>();
     let (fs_tx, mut fs_events) = mpsc::unbounded_channel::<()>();
     let watcher = watch_dir(&config.workflow_dir, fs_tx);
-    // Without a watcher its channel closes at once; SIGHUP and requests still reload.
+    // Without a watcher its channel closes at once; SIGHUP, requests and rescans still reload.
     let mut watching = watcher.is_some();
     tracker.spawn(async move {
         let _watcher = watcher; // Dropping it stops the watch.
+        let mut rescan = tokio::time::interval(config.rescan_interval);
+        rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        rescan.reset();
         loop {
-            let reply = tokio::select! {
+            let cause = tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = sighup.notified() => None,
+                _ = sighup.notified() => Cause::Asked(None),
                 event = fs_events.recv(), if watching => {
                     if event.is_none() {
                         watching = false;
                         continue;
                     }
                     while fs_events.try_recv().is_ok() {}
-                    None
+                    Cause::Maybe
                 }
+                _ = rescan.tick() => Cause::Maybe,
                 r = requests.recv() => match r {
-                    Some(r) => Some(r),
+                    Some(r) => Cause::Asked(Some(r)),
                     None => return,
                 },
             };
+            let now = fingerprint(&config).await;
+            let reply = match cause {
+                Cause::Asked(reply) => reply,
+                Cause::Maybe if now.is_some() && now == loaded => continue,
+                Cause::Maybe => None,
+            };
+            rescan.reset();
             let Some(fresh) = try_load(&config).await else {
                 // The directory could not be read: keep everything as it is.
                 if let Some(reply) = reply {
@@ -124,6 +157,7 @@ pub fn spawn(
                 }
                 continue;
             };
+            loaded = now;
             let merged = keep_last_valid(&catalog.borrow(), fresh);
             let counts = (merged.workflows.len(), merged.invalid_count());
             catalog.send_replace(Arc::new(merged));
@@ -135,6 +169,15 @@ pub fn spawn(
     ReloadHandle { tx }
 }
 
+/// The tree's fingerprint, or None when it cannot be read (logged by the load that follows).
+async fn fingerprint(config: &PrincipalConfig) -> Option<Fingerprint> {
+    let dir = config.workflow_dir.clone();
+    tokio::task::spawn_blocking(move || crate::workflow::fingerprint(&dir))
+        .await
+        .ok()?
+        .ok()
+}
+
 type Watcher = notify_debouncer_full::Debouncer<
     notify::RecommendedWatcher,
     notify_debouncer_full::RecommendedCache,
@@ -143,7 +186,13 @@ type Watcher = notify_debouncer_full::Debouncer<
 /// Watches the directory (recursively, not the files: editors save by rename).
 fn watch_dir(dir: &Path, events: mpsc::UnboundedSender<()>) -> Option<Watcher> {
     let handler = move |result: notify_debouncer_full::DebounceEventResult| {
-        if matches!(result, Ok(ref e) if !e.is_empty()) {
+        // Reading the tree opens its files and directories: those access events must not
+        // start the next reload (they did, six times a second, for any nested tree).
+        let changed = match result {
+            Ok(events) => events.iter().any(|e| !e.kind.is_access()),
+            Err(_) => true,
+        };
+        if changed {
             let _ = events.send(());
         }
     };

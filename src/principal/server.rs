@@ -21,6 +21,9 @@ use crate::store::Store;
 use crate::transport::message;
 use crate::workflow::Catalog;
 
+/// How long shutdown waits for requests in flight to be answered.
+const PENDING_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Where a reply goes: the peer's routing identity, any envelope frames it sent (a REQ
 /// socket's empty delimiter), and the request id to echo.
 #[derive(Clone, Debug)]
@@ -86,7 +89,9 @@ pub struct Context {
     pub reloader: ReloadHandle,
     pub replier: Replier,
     pub max_message_bytes: usize,
-    pub tracker: TaskTracker,
+    /// In-flight requests and replies that wait for a commit: the socket stays open for
+    /// their answers until they are done.
+    pub pending: TaskTracker,
 }
 
 pub async fn serve(
@@ -139,6 +144,14 @@ pub async fn serve(
             handle_frames(msg.into_vec(), &ctx)
         });
     }
+    // No new requests; answer the ones in flight, then close.
+    ctx.pending.close();
+    if tokio::time::timeout(PENDING_GRACE, ctx.pending.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some requests were not answered within {PENDING_GRACE:?} of shutdown");
+    }
     writer_stop.cancel();
     let _ = writer.await;
 }
@@ -186,7 +199,7 @@ fn handle_frames(mut frames: Vec<Bytes>, ctx: &Context) {
                 reloader: ctx.reloader.clone(),
             };
             let replier = ctx.replier.clone();
-            ctx.tracker.spawn(async move {
+            ctx.pending.spawn(async move {
                 let response = super::control::handle(request, &services).await;
                 replier.send(&to, response);
             });

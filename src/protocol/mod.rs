@@ -89,6 +89,27 @@ impl ErrorReply {
             message: message.into(),
         }
     }
+
+    /// An `invalid` error naming the request field at fault.
+    pub fn invalid(field: &str, problem: impl std::fmt::Display) -> Self {
+        ErrorReply::new(ErrorCode::Invalid, format!("field `{field}`: {problem}"))
+    }
+}
+
+/// Largest number a counter or cursor from the network may carry: the store keeps them as
+/// signed 64-bit integers, and a larger one must be refused, never wrapped.
+pub const MAX_STORED_INT: u64 = i64::MAX as u64;
+
+/// `value` if the store can hold it, else an `invalid` error naming `field`.
+pub fn storable(field: &str, value: u64) -> Result<u64, ErrorReply> {
+    if value <= MAX_STORED_INT {
+        Ok(value)
+    } else {
+        Err(ErrorReply::invalid(
+            field,
+            format!("{value} is larger than {MAX_STORED_INT}"),
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -126,6 +126,8 @@ pub struct UnfinishedRun {
     pub params_json: String,
     pub definition_json: String,
     pub tasks: Vec<(TaskId, TaskStatus)>,
+    /// Queued for a slot missed while the principal was down (its slot's fate is `caught-up`).
+    pub caught_up: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -309,8 +311,8 @@ impl Store {
 
     /// Failpoint for tests: every write fails for `duration` (they are journaled and retried).
     pub fn fail_writes_for(&self, duration: std::time::Duration) {
-        let until =
-            chrono::Utc::now().timestamp_millis().max(0) as u64 + duration.as_millis() as u64;
+        let now = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+        let until = now.saturating_add(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX));
         self.health
             .fail_until_ms
             .store(until, std::sync::atomic::Ordering::Relaxed);

@@ -361,7 +361,7 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
             Write::RunSeq { run_id, last_seq } => {
                 conn.execute(
                     "UPDATE runs SET last_seq = greatest(last_seq, ?) WHERE run_id = ?",
-                    params![*last_seq as i64, run_id.as_str()],
+                    params![saturating_i64(*last_seq), run_id.as_str()],
                 )?;
             }
             Write::Task {
@@ -406,13 +406,13 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
             }
             Write::Log(l) => {
                 logs.append_row(params![
-                    l.id as i64,
+                    saturating_i64(l.id),
                     l.run_id.as_str(),
                     l.workflow_id.as_str(),
                     l.task_id.as_str(),
                     l.attempt,
                     l.stream.as_str(),
-                    l.seq as i64,
+                    saturating_i64(l.seq),
                     ts(&l.ts),
                     l.line
                 ])?;
@@ -540,4 +540,10 @@ fn answer(conn: &Connection, cmd: Command) {
             let _ = reply.send(queries::count(conn, &table));
         }
     }
+}
+
+/// Counters are validated at the protocol edge (`protocol::storable`); this only keeps a
+/// value that slipped through from wrapping negative.
+fn saturating_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }

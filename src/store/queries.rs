@@ -153,7 +153,9 @@ pub fn logs(conn: &Connection, f: &LogFilter) -> Result<Vec<LogLine>, StoreError
         "SELECT id, run_id, workflow_id, task_id, attempt, stream, seq, epoch_us(ts), line \
          FROM logs WHERE id > ?",
     );
-    let mut args: Vec<duckdb::types::Value> = vec![(f.after.unwrap_or(0) as i64).into()];
+    let mut args: Vec<duckdb::types::Value> = vec![i64::try_from(f.after.unwrap_or(0))
+        .unwrap_or(i64::MAX)
+        .into()];
     for (column, value) in [
         ("run_id", &f.run_id),
         ("workflow_id", &f.workflow),
@@ -211,7 +213,9 @@ pub fn logs(conn: &Connection, f: &LogFilter) -> Result<Vec<LogLine>, StoreError
 pub fn unfinished(conn: &Connection) -> Result<Vec<UnfinishedRun>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT run_id, status, trigger, epoch_us(queued_at), epoch_us(started_at), agent_id, \
-         attempt, last_seq, params, definition, token FROM runs \
+         attempt, last_seq, params, definition, token, \
+         EXISTS (SELECT 1 FROM schedule_slots s WHERE s.run_id = runs.run_id \
+                 AND s.fate = 'caught-up') FROM runs \
          WHERE status IN ('QUEUED', 'RUNNING') ORDER BY queued_at, run_id",
     )?;
     let rows = stmt.query_map([], |row| {
@@ -227,6 +231,7 @@ pub fn unfinished(conn: &Connection) -> Result<Vec<UnfinishedRun>, StoreError> {
             row.get::<_, String>(8)?,
             row.get::<_, String>(9)?,
             row.get::<_, Option<String>>(10)?,
+            row.get::<_, bool>(11)?,
         ))
     })?;
     let mut out = Vec::new();
@@ -243,6 +248,7 @@ pub fn unfinished(conn: &Connection) -> Result<Vec<UnfinishedRun>, StoreError> {
             params,
             definition,
             token,
+            caught_up,
         ) = r?;
         let tasks = task_runs(conn, &run_id)?
             .into_iter()
@@ -261,6 +267,7 @@ pub fn unfinished(conn: &Connection) -> Result<Vec<UnfinishedRun>, StoreError> {
             params_json: params,
             definition_json: definition,
             tasks,
+            caught_up,
         });
     }
     Ok(out)

@@ -134,8 +134,52 @@ fn is_hidden(name: &std::ffi::OsStr) -> bool {
     name.to_str().is_some_and(|n| n.starts_with('.'))
 }
 
+/// What a scan of a workflow directory found: the files to parse (with their ids) and the
+/// entries skipped on the way.
+struct Scan {
+    candidates: Vec<(PathBuf, WorkflowId)>,
+    skipped: Vec<FileReport>,
+}
+
 /// Loads every workflow under `dir`.
 pub fn load_dir(dir: &Path) -> Result<Catalog, LoadError> {
+    let scan = scan(dir)?;
+    let mut catalog = Catalog {
+        files: scan.skipped,
+        ..Catalog::default()
+    };
+    catalog.merge(load_candidates(scan.candidates));
+    Ok(catalog)
+}
+
+/// A digest of everything [`load_dir`] would read under `dir` (which files, and their bytes):
+/// equal digests mean a reload would change nothing. Reading is cheap next to parsing.
+pub fn fingerprint(dir: &Path) -> Result<Fingerprint, LoadError> {
+    use sha2::Digest;
+    let scan = scan(dir)?;
+    let mut hash = sha2::Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        hash.update((bytes.len() as u64).to_le_bytes());
+        hash.update(bytes);
+    };
+    for report in &scan.skipped {
+        field(report.file.as_os_str().as_encoded_bytes());
+    }
+    for (path, _) in &scan.candidates {
+        field(path.as_os_str().as_encoded_bytes());
+        match std::fs::read(path) {
+            Ok(bytes) => field(&bytes),
+            Err(e) => field(e.kind().to_string().as_bytes()),
+        }
+    }
+    Ok(Fingerprint(hash.finalize().into()))
+}
+
+/// See [`fingerprint`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fingerprint([u8; 32]);
+
+fn scan(dir: &Path) -> Result<Scan, LoadError> {
     let meta = std::fs::metadata(dir).map_err(|source| LoadError::Dir {
         path: dir.to_path_buf(),
         source,
@@ -147,7 +191,7 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, LoadError> {
         });
     }
     let mut candidates: Vec<(PathBuf, WorkflowId)> = Vec::new();
-    let mut catalog = Catalog::default();
+    let mut skipped_files = Vec::new();
     let walker = WalkDir::new(dir)
         .follow_links(true)
         .sort_by_file_name()
@@ -163,7 +207,7 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, LoadError> {
                     || is_workflow_file(&path)
                     || std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
                 if worth_reporting {
-                    catalog.files.push(skipped(&path, format!("skipped: {e}")));
+                    skipped_files.push(skipped(&path, format!("skipped: {e}")));
                 }
                 continue;
             }
@@ -175,13 +219,13 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, LoadError> {
         let relative = path.strip_prefix(dir).unwrap_or(path);
         match workflow_id_for(relative) {
             Some(id) => candidates.push((path.to_path_buf(), id)),
-            None => catalog
-                .files
-                .push(skipped(path, "skipped: file name is not valid UTF-8")),
+            None => skipped_files.push(skipped(path, "skipped: file name is not valid UTF-8")),
         }
     }
-    catalog.merge(load_candidates(candidates));
-    Ok(catalog)
+    Ok(Scan {
+        candidates,
+        skipped: skipped_files,
+    })
 }
 
 /// Loads explicit files and directories (as `cdktr workflow validate a.yml dir/` does). A file's

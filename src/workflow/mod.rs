@@ -14,5 +14,6 @@ pub mod parse;
 
 pub use diagnostic::{Diagnostic, Severity};
 pub use load::{
-    load_dir, load_paths, workflow_id_for, Catalog, FileReport, FileStatus, InvalidFile, LoadError,
+    fingerprint, load_dir, load_paths, workflow_id_for, Catalog, FileReport, FileStatus,
+    Fingerprint, InvalidFile, LoadError,
 };

@@ -35,9 +35,9 @@ fn cpu_ticks(pid: u32) -> u64 {
     let after_name = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     // Fields 14 and 15 of stat(5); the name (field 2) was cut off, so they are at 11 and 12.
-    fields.get(11..13).map_or(0, |f| {
-        f.iter().filter_map(|v| v.parse::<u64>().ok()).sum()
-    })
+    fields
+        .get(11..13)
+        .map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum())
 }
 
 fn workflow_ids(api: &Api) -> Vec<String> {
@@ -50,7 +50,6 @@ fn workflow_ids(api: &Api) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "reload storm: fixed in the next commit"]
 fn reload_storm_a_nested_tree_loads_once_at_start_and_once_per_change() {
     let ws = Workspace::new();
     ws.write("wf/top.yml", &valid_workflow("Top"));
@@ -79,7 +78,6 @@ fn reload_storm_a_nested_tree_loads_once_at_start_and_once_per_change() {
 }
 
 #[test]
-#[ignore = "no periodic rescan yet: added in the next commit"]
 fn reload_rescan_catches_a_change_the_watch_cannot_see() {
     // A deployment that switches a symlink: the watch follows the old target, so only the
     // periodic rescan sees the new tree.
@@ -106,7 +104,6 @@ fn reload_rescan_catches_a_change_the_watch_cannot_see() {
 }
 
 #[test]
-#[ignore = "serial computed two ways: fixed in the next commit"]
 fn serial_caught_up_skip_runs_stay_serial_after_a_restart() {
     let ws = Workspace::new();
     ws.write(
@@ -161,7 +158,6 @@ fn serial_caught_up_skip_runs_stay_serial_after_a_restart() {
 }
 
 #[test]
-#[ignore = "detached acknowledgements: fixed in the next commit"]
 fn shutdown_delivers_a_trigger_ack_that_waits_for_the_store() {
     let ws = Workspace::new();
     ws.write("wf/hello.yml", &valid_workflow("Hello"));
@@ -199,7 +195,6 @@ fn shutdown_delivers_a_trigger_ack_that_waits_for_the_store() {
 }
 
 #[test]
-#[ignore = "silent integer wraps: fixed in the next commit"]
 fn wrap_out_of_range_numbers_from_the_network_are_rejected() {
     let ws = Workspace::new();
     ws.write("wf/hello.yml", &valid_workflow("Hello"));

@@ -8,7 +8,7 @@ use crate::model::{AgentId, RunId, RunStatus};
 use crate::principal::server::ReplyTo;
 use crate::protocol::agent::{AgentInfo, AgentReply, AttemptRef, Record, RecordEvent, RunAck};
 use crate::protocol::logs::{LogEvent, LogLine};
-use crate::protocol::{ErrorCode, Response};
+use crate::protocol::{storable, ErrorCode, Response};
 use crate::store::Write;
 
 impl Core {
@@ -69,6 +69,10 @@ impl Core {
                 ErrorCode::Invalid,
                 format!("agent `{agent_id}` is not registered: register first"),
             );
+            return;
+        }
+        if let Err(e) = records.iter().try_for_each(storable_numbers) {
+            self.replier.send(&reply, Response::Error(e));
             return;
         }
         let mut writes = Vec::new();
@@ -203,13 +207,22 @@ impl Core {
             .collect();
         let committed = self.store.submit(writes);
         let replier = self.replier.clone();
-        tokio::spawn(async move {
+        self.pending.spawn(async move {
             match committed.await {
                 Ok(()) => replier.send(&reply, Response::Agent(AgentReply::ReportAck { acks })),
                 Err(e) => replier.error(&reply, ErrorCode::Unavailable, format!("store: {e}")),
             }
         });
     }
+}
+
+/// A record's counters must fit the store: a larger one is refused, never wrapped.
+fn storable_numbers(record: &Record) -> Result<(), crate::protocol::ErrorReply> {
+    storable("seq", record.seq)?;
+    if let RecordEvent::Log { line_no, .. } = &record.event {
+        storable("line_no", *line_no)?;
+    }
+    Ok(())
 }
 
 fn late(record: Record, agent: &AgentId, reason: &str) -> Write {
