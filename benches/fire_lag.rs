@@ -9,7 +9,6 @@
 
 use std::time::Duration;
 
-use cdktr::protocol::control::{ControlReply, ControlRequest};
 use cdktr::transport::Client;
 
 #[path = "common/mod.rs"]
@@ -38,11 +37,7 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async {
         let client = Client::connect(&api, Duration::from_secs(10));
         for i in 0..WORKFLOWS {
-            let request = ControlRequest::ScheduleHistory {
-                workflow: format!("w{i}"),
-                limit: Some(1000),
-            };
-            if let Ok(ControlReply::Slots { slots }) = client.control(request).await {
+            if let Ok(slots) = client.slot_history(&format!("w{i}"), 1000).await {
                 for s in slots.iter().filter(|s| s.fate == "fired") {
                     lags.push(
                         (s.recorded_at - s.slot).num_microseconds().unwrap_or(0) as f64 / 1000.0,

@@ -10,8 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cdktr::protocol::control::{ControlReply, ControlRequest};
-use cdktr::transport::Client;
+use cdktr::transport::{Client, LogPage, LogQuery};
 
 #[path = "common/mod.rs"]
 mod common;
@@ -34,28 +33,16 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let latencies = rt.block_on(async {
         let client = Client::connect(&api, Duration::from_secs(10));
-        let ask = |r: ControlRequest| client.control(r);
-        let Ok(ControlReply::Triggered { run_id }) = ask(ControlRequest::Trigger {
-            workflow: "tick".into(),
-            params: BTreeMap::new(),
-            trigger: None,
-        })
-        .await
-        else {
-            anyhow::bail!("trigger failed");
+        let run_id = client.trigger("tick", BTreeMap::new(), "api").await?;
+        let query = LogQuery::Run {
+            run_id: run_id.to_string(),
+            task: None,
         };
         let mut seen: Vec<f64> = Vec::new();
         let mut after = None;
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while seen.len() < LINES && std::time::Instant::now() < deadline {
-            if let Ok(ControlReply::LogLines { lines, .. }) = ask(ControlRequest::Logs {
-                run_id: run_id.to_string(),
-                task: None,
-                after,
-                limit: None,
-            })
-            .await
-            {
+            if let Ok(LogPage { lines, .. }) = client.logs(&query, after).await {
                 let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
                 for l in &lines {
                     after = Some(l.id);
@@ -66,7 +53,7 @@ fn main() -> anyhow::Result<()> {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        Ok(seen)
+        Ok::<_, anyhow::Error>(seen)
     })?;
     let _ = principal.kill();
     let _ = principal.wait();

@@ -29,6 +29,3 @@ pub mod store;
 pub mod transport;
 pub mod tui;
 pub mod workflow;
-
-#[cfg(test)]
-mod fuzz;

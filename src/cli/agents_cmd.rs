@@ -5,13 +5,10 @@ use std::process::ExitCode;
 
 use super::format::clock;
 use super::output::{print_json, Table};
-use super::remote::Remote;
-use crate::protocol::control::{ControlReply, ControlRequest};
+use crate::transport::Client;
 
-pub async fn list(remote: &Remote, json: bool) -> anyhow::Result<ExitCode> {
-    let ControlReply::Agents { agents } = remote.ask(ControlRequest::ListAgents).await? else {
-        anyhow::bail!("unexpected reply to an agent listing");
-    };
+pub async fn list(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
+    let agents = client.agents().await?;
     if json {
         print_json(&agents)?;
         return Ok(ExitCode::SUCCESS);
@@ -27,7 +24,7 @@ pub async fn list(remote: &Remote, json: bool) -> anyhow::Result<ExitCode> {
     for a in &agents {
         table.row(vec![
             a.agent_id.to_string(),
-            a.state.clone(),
+            a.state.to_string(),
             a.slots.to_string(),
             a.running.to_string(),
             clock(&Some(a.last_heartbeat)),
@@ -38,10 +35,8 @@ pub async fn list(remote: &Remote, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn status(remote: &Remote, json: bool) -> anyhow::Result<ExitCode> {
-    let ControlReply::Status(s) = remote.ask(ControlRequest::Status).await? else {
-        anyhow::bail!("unexpected reply to a status request");
-    };
+pub async fn status(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
+    let s = client.status().await?;
     if json {
         print_json(&s)?;
         return Ok(ExitCode::SUCCESS);
@@ -51,7 +46,7 @@ pub async fn status(remote: &Remote, json: bool) -> anyhow::Result<ExitCode> {
     writeln!(
         out,
         "principal:  {} (version {}, protocol {})",
-        remote.client.endpoint(),
+        client.endpoint(),
         s.version,
         s.protocol
     )?;

@@ -7,16 +7,15 @@ use super::ListenCommand;
 use crate::config::Config;
 use crate::listener::files::FileListener;
 use crate::listener::webhook::Webhook;
-use crate::listener::TriggerClient;
+use crate::transport::Client;
 
 pub fn run(cmd: ListenCommand, config: &Config) -> anyhow::Result<ExitCode> {
     crate::runtime::init_logging();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let client = rt.block_on(async {
-        TriggerClient::connect(&config.client.principal, config.client.timeout)
-    });
+    let client =
+        rt.block_on(async { Client::connect(&config.client.principal, config.client.timeout) });
     match cmd {
         ListenCommand::Webhook {
             bind,

@@ -6,11 +6,43 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 
-use super::remote::Remote;
 use super::run_cmd::exit_for;
-use super::runs_cmd::fetch;
-use crate::protocol::control::{ControlReply, ControlRequest};
+use super::{LogsArgs, LogsCommand};
 use crate::protocol::logs::{topic_prefix, LogEvent, LogLine};
+use crate::transport::{Client, LogQuery};
+
+pub async fn run(client: &Client, args: LogsArgs) -> anyhow::Result<ExitCode> {
+    match args {
+        LogsArgs {
+            command:
+                Some(LogsCommand::Query {
+                    workflow,
+                    since,
+                    until,
+                    json,
+                }),
+            ..
+        } => {
+            let since = since.map(|s| parse_instant(&s, "--since")).transpose()?;
+            let until = until.map(|s| parse_instant(&s, "--until")).transpose()?;
+            query(client, workflow, since, until, json).await
+        }
+        LogsArgs {
+            command: Some(LogsCommand::Tail { workflow, json }),
+            ..
+        } => tail(client, workflow, json).await,
+        LogsArgs {
+            run: Some(run),
+            task,
+            follow,
+            json,
+            command: None,
+        } => run_logs(client, &run, task, follow, json).await,
+        LogsArgs { .. } => {
+            anyhow::bail!("name a run: cdktr logs RUN (or `logs query`, `logs tail`)")
+        }
+    }
+}
 
 /// Prints one line: human `time task stream | text`, or one JSON object.
 fn print(out: &mut impl Write, line: &LogLine, json: bool) -> std::io::Result<()> {
@@ -43,57 +75,53 @@ fn print(out: &mut impl Write, line: &LogLine, json: bool) -> std::io::Result<()
 /// Prints every stored page of `request` (re-sent with the cursor), except lines already
 /// printed; returns the store cursor (the last id read).
 async fn page_through(
-    remote: &Remote,
-    mut request: impl FnMut(Option<u64>) -> ControlRequest,
+    client: &Client,
+    query: &LogQuery,
     mut after: Option<u64>,
     json: bool,
     printed: &BTreeSet<u64>,
 ) -> anyhow::Result<Option<u64>> {
     let mut out = std::io::stdout().lock();
     loop {
-        let ControlReply::LogLines { lines, next } = remote.ask(request(after)).await? else {
-            anyhow::bail!("unexpected reply to a log request");
-        };
-        for line in &lines {
+        let page = client.logs(query, after).await?;
+        for line in &page.lines {
             if !printed.contains(&line.id) {
                 print(&mut out, line, json)?;
             }
             after = Some(line.id);
         }
-        if next.is_none() {
+        if page.next.is_none() {
             out.flush()?;
             return Ok(after);
         }
     }
 }
 
-pub async fn run_logs(
-    remote: &Remote,
+async fn run_logs(
+    client: &Client,
     run_id: &str,
     task: Option<String>,
     follow: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let request = |after| ControlRequest::Logs {
+    let request = LogQuery::Run {
         run_id: run_id.to_owned(),
         task: task.clone(),
-        after,
-        limit: None,
     };
     let mut printed = BTreeSet::new();
     if !follow {
-        page_through(remote, request, None, json, &printed).await?;
+        page_through(client, &request, None, json, &printed).await?;
         return Ok(ExitCode::SUCCESS);
     }
-    let run = fetch(remote, run_id).await?;
+    let run = client.run(run_id).await?;
     let workflow = run.summary.workflow_id.to_string();
     // Subscribe before reading history so nothing falls between the two; ids de-duplicate.
-    let mut events = remote
+    let mut events = client
         .subscribe(&topic_prefix(Some(&workflow), Some(run_id), None))
         .await?;
     // Live lines print at once; the store is re-read after each pause in the stream so any
     // line the stream dropped is printed too (once: `printed` remembers what the stream showed).
-    let mut cursor = page_through(remote, request, None, json, &printed).await?;
+    let mut cursor = page_through(client, &request, None, json, &printed).await?;
     let mut status = run.summary.status;
     while !status.is_terminal() {
         events
@@ -107,8 +135,8 @@ pub async fn run_logs(
                 Ok(())
             })
             .await?;
-        status = fetch(remote, run_id).await?.summary.status;
-        cursor = page_through(remote, request, cursor, json, &printed)
+        status = client.run(run_id).await?.summary.status;
+        cursor = page_through(client, &request, cursor, json, &printed)
             .await?
             .or(cursor);
         printed.retain(|id| Some(*id) > cursor);
@@ -117,7 +145,7 @@ pub async fn run_logs(
 }
 
 /// `--since 1h` (ago) or an RFC 3339 instant.
-pub fn parse_instant(text: &str, flag: &str) -> anyhow::Result<DateTime<Utc>> {
+fn parse_instant(text: &str, flag: &str) -> anyhow::Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -128,30 +156,24 @@ pub fn parse_instant(text: &str, flag: &str) -> anyhow::Result<DateTime<Utc>> {
     Ok(Utc::now() - ago)
 }
 
-pub async fn query(
-    remote: &Remote,
+async fn query(
+    client: &Client,
     workflow: Option<String>,
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let request = |after| ControlRequest::QueryLogs {
-        workflow: workflow.clone(),
+    let request = LogQuery::Across {
+        workflow,
         since,
         until,
-        after,
-        limit: None,
     };
-    page_through(remote, request, None, json, &BTreeSet::new()).await?;
+    page_through(client, &request, None, json, &BTreeSet::new()).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn tail(
-    remote: &Remote,
-    workflow: Option<String>,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let mut events = remote
+async fn tail(client: &Client, workflow: Option<String>, json: bool) -> anyhow::Result<ExitCode> {
+    let mut events = client
         .subscribe(&topic_prefix(workflow.as_deref(), None, None))
         .await?;
     loop {

@@ -5,11 +5,11 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use super::output::print_json;
-use super::remote::Remote;
-use super::runs_cmd::{fetch, print_detail};
+use super::runs_cmd::print_detail;
 use crate::model::{RunStatus, TaskStatus};
-use crate::protocol::control::{ControlReply, ControlRequest, RunDetail};
+use crate::protocol::control::RunDetail;
 use crate::protocol::logs::{topic_prefix, LogEvent};
+use crate::transport::Client;
 
 /// Exit 0 for COMPLETED, 1 for any other end.
 pub fn exit_for(status: RunStatus) -> ExitCode {
@@ -21,22 +21,13 @@ pub fn exit_for(status: RunStatus) -> ExitCode {
 }
 
 pub async fn run(
-    remote: &Remote,
+    client: &Client,
     workflow: String,
     params: BTreeMap<String, String>,
     wait: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let ControlReply::Triggered { run_id } = remote
-        .ask(ControlRequest::Trigger {
-            workflow: workflow.clone(),
-            params,
-            trigger: Some("cli".into()),
-        })
-        .await?
-    else {
-        anyhow::bail!("unexpected reply to a trigger");
-    };
+    let run_id = client.trigger(&workflow, params, "cli").await?;
     if !wait {
         if json {
             print_json(&serde_json::json!({ "run_id": run_id }))?;
@@ -48,7 +39,7 @@ pub async fn run(
     if !json {
         eprintln!("run {run_id} of {workflow} queued; waiting for it to finish");
     }
-    let run = watch(remote, &workflow, run_id.as_str(), !json).await?;
+    let run = watch(client, &workflow, run_id.as_str(), !json).await?;
     if json {
         print_json(&run)?;
     } else {
@@ -61,12 +52,12 @@ pub async fn run(
 /// Follows a run to its end, printing task state changes when `live`; returns the final state.
 /// Live events may be dropped by the stream, so the run is also re-read every two seconds.
 pub async fn watch(
-    remote: &Remote,
+    client: &Client,
     workflow: &str,
     run_id: &str,
     live: bool,
 ) -> anyhow::Result<RunDetail> {
-    let mut events = remote
+    let mut events = client
         .subscribe(&topic_prefix(Some(workflow), Some(run_id), None))
         .await?;
     let mut seen: BTreeMap<String, TaskStatus> = BTreeMap::new();
@@ -79,7 +70,7 @@ pub async fn watch(
         seen.insert(task.to_owned(), status);
     };
     loop {
-        let run = fetch(remote, run_id).await?;
+        let run = client.run(run_id).await?;
         for t in &run.tasks {
             if t.status != TaskStatus::Pending {
                 show(t.task_id.as_str(), t.status, &mut seen);

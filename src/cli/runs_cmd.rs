@@ -5,27 +5,31 @@ use std::process::ExitCode;
 
 use super::format::{clock, duration};
 use super::output::{print_json, Table};
-use super::remote::Remote;
+use super::RunsCommand;
 use crate::model::RunStatus;
-use crate::protocol::control::{ControlReply, ControlRequest, RunDetail, RunSummary};
+use crate::protocol::control::{RunDetail, RunSummary};
+use crate::transport::Client;
 
-pub async fn list(
-    remote: &Remote,
+pub async fn run(client: &Client, cmd: RunsCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        RunsCommand::List {
+            workflow,
+            status,
+            limit,
+            json,
+        } => list(client, workflow, status, limit, json).await,
+        RunsCommand::Show { run, json } => show(client, &run, json).await,
+    }
+}
+
+async fn list(
+    client: &Client,
     workflow: Option<String>,
     status: Option<RunStatus>,
     limit: u32,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let ControlReply::Runs { runs } = remote
-        .ask(ControlRequest::ListRuns {
-            workflow,
-            status,
-            limit: Some(limit),
-        })
-        .await?
-    else {
-        anyhow::bail!("unexpected reply to a run listing");
-    };
+    let runs = client.runs(workflow, status, limit).await?;
     if json {
         print_json(&runs)?;
         return Ok(ExitCode::SUCCESS);
@@ -51,7 +55,7 @@ fn summary_row(r: &RunSummary) -> Vec<String> {
         r.run_id.to_string(),
         r.workflow_id.to_string(),
         r.status.to_string(),
-        r.trigger.clone(),
+        r.trigger.to_string(),
         clock(&Some(r.queued_at)),
         duration(&r.started_at, &r.finished_at),
         r.agent
@@ -61,20 +65,8 @@ fn summary_row(r: &RunSummary) -> Vec<String> {
     ]
 }
 
-pub async fn fetch(remote: &Remote, run_id: &str) -> anyhow::Result<RunDetail> {
-    match remote
-        .ask(ControlRequest::ShowRun {
-            run_id: run_id.to_owned(),
-        })
-        .await?
-    {
-        ControlReply::Run { run } => Ok(*run),
-        _ => anyhow::bail!("unexpected reply to a run lookup"),
-    }
-}
-
-pub async fn show(remote: &Remote, run_id: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let run = fetch(remote, run_id).await?;
+async fn show(client: &Client, run_id: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let run = client.run(run_id).await?;
     if json {
         print_json(&run)?;
     } else {

@@ -8,17 +8,37 @@ use serde::Serialize;
 
 use super::format::clock;
 use super::output::{human_time, human_utc, print_json, rfc3339, Table};
-use super::remote::Remote;
+use super::ScheduleCommand;
 use crate::config::Config;
 use crate::model::Workflow;
-use crate::protocol::control::{ControlReply, ControlRequest};
+use crate::transport::Client;
 use crate::workflow::load_dir;
 
-pub async fn list(remote: &Remote, json: bool) -> anyhow::Result<ExitCode> {
-    let ControlReply::Schedules { schedules } = remote.ask(ControlRequest::ListSchedules).await?
-    else {
-        anyhow::bail!("unexpected reply to a schedule listing");
-    };
+pub async fn run(cmd: ScheduleCommand, config: &Config) -> anyhow::Result<ExitCode> {
+    let client = || Client::connect(&config.client.principal, config.client.timeout);
+    match cmd {
+        ScheduleCommand::Explain {
+            workflow,
+            count,
+            json,
+        } => explain(config, workflow, count, json).await,
+        ScheduleCommand::List { json } => list(&client(), json).await,
+        ScheduleCommand::Pause { workflow, json } => {
+            set_paused(&client(), &workflow, true, json).await
+        }
+        ScheduleCommand::Resume { workflow, json } => {
+            set_paused(&client(), &workflow, false, json).await
+        }
+        ScheduleCommand::History {
+            workflow,
+            limit,
+            json,
+        } => history(&client(), &workflow, limit, json).await,
+    }
+}
+
+async fn list(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
+    let schedules = client.schedules().await?;
     if json {
         print_json(&schedules)?;
         return Ok(ExitCode::SUCCESS);
@@ -47,18 +67,13 @@ pub async fn list(remote: &Remote, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn set_paused(
-    remote: &Remote,
-    workflow: String,
+async fn set_paused(
+    client: &Client,
+    workflow: &str,
     paused: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let reply = remote
-        .ask(ControlRequest::SetSchedulePaused { workflow, paused })
-        .await?;
-    let ControlReply::SchedulePaused { workflow, paused } = reply else {
-        anyhow::bail!("unexpected reply to a pause request");
-    };
+    let workflow = client.set_paused(workflow, paused).await?;
     if json {
         print_json(&serde_json::json!({ "workflow": workflow, "paused": paused }))?;
     } else if paused {
@@ -72,19 +87,13 @@ pub async fn set_paused(
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn history(
-    remote: &Remote,
-    workflow: String,
+async fn history(
+    client: &Client,
+    workflow: &str,
     limit: u32,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let request = ControlRequest::ScheduleHistory {
-        workflow,
-        limit: Some(limit),
-    };
-    let ControlReply::Slots { slots } = remote.ask(request).await? else {
-        anyhow::bail!("unexpected reply to a schedule history request");
-    };
+    let slots = client.slot_history(workflow, limit).await?;
     if json {
         print_json(&slots)?;
         return Ok(ExitCode::SUCCESS);
@@ -93,7 +102,7 @@ pub async fn history(
     for s in &slots {
         table.row(vec![
             s.slot.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
-            s.fate.clone(),
+            s.fate.to_string(),
             s.run_id
                 .as_ref()
                 .map(|r| r.to_string())
@@ -115,20 +124,15 @@ struct Fire {
 }
 
 /// The next fires of a workflow, read from the principal when it answers, else the files.
-pub async fn explain(
+async fn explain(
     config: &Config,
     workflow: String,
     count: usize,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let request = ControlRequest::ShowWorkflow {
-        id: workflow.clone(),
-    };
-    let definition: Workflow = match super::workflow_cmd::ask_principal(config, request).await {
-        Some(reply) => match reply? {
-            ControlReply::Workflow { workflow } => *workflow,
-            _ => anyhow::bail!("unexpected reply to a workflow lookup"),
-        },
+    let asked = super::workflow_cmd::ask_principal(config, async |c| c.workflow(&workflow).await);
+    let definition: Workflow = match asked.await {
+        Some(reply) => reply?,
         None => {
             let catalog = load_dir(&config.principal.workflow_dir)?;
             catalog

@@ -13,7 +13,6 @@ use super::output::{human_time, human_utc, print_json, rfc3339, Table};
 use super::WorkflowCommand;
 use crate::config::Config;
 use crate::model::{TaskConfig, Workflow};
-use crate::protocol::control::{ControlReply, ControlRequest};
 use crate::transport::{Client, ClientError};
 use crate::workflow::diagnostic::suggest;
 use crate::workflow::{
@@ -36,28 +35,34 @@ pub async fn run(cmd: WorkflowCommand, config: &Config) -> anyhow::Result<ExitCo
         }
         WorkflowCommand::List { dir, json } => {
             if dir.is_none() {
-                if let Some(reply) = ask_principal(config, ControlRequest::ListWorkflows).await {
-                    let ControlReply::Workflows { workflows, invalid } = reply? else {
-                        anyhow::bail!("unexpected reply to a workflow listing");
-                    };
-                    return list(&workflows.iter().collect::<Vec<_>>(), &invalid, json, now);
+                if let Some(reply) = ask_principal(config, async |c| c.workflows().await).await {
+                    let listing = reply?;
+                    let workflows: Vec<&Workflow> = listing.workflows.iter().collect();
+                    return list(&workflows, &listing.invalid, json, now);
                 }
             }
             let catalog = load_dir(&dir.unwrap_or_else(|| config.principal.workflow_dir.clone()))?;
             let workflows: Vec<&Workflow> = catalog.workflows.values().collect();
             list(&workflows, &catalog.invalid_files(), json, now)
         }
-        WorkflowCommand::Reload { .. } => {
-            anyhow::bail!("internal error: reload is sent to the principal")
+        WorkflowCommand::Reload { json } => {
+            let client = Client::connect(&config.client.principal, config.client.timeout);
+            let reloaded = client.reload().await?;
+            let (valid, invalid) = (reloaded.valid, reloaded.invalid);
+            if json {
+                print_json(&serde_json::json!({ "valid": valid, "invalid": invalid }))?;
+            } else {
+                writeln!(
+                    std::io::stdout().lock(),
+                    "reloaded: {valid} workflows active, {invalid} invalid files"
+                )?;
+            }
+            Ok(ExitCode::SUCCESS)
         }
         WorkflowCommand::Show { id, dir, json } => {
             if dir.is_none() {
-                let request = ControlRequest::ShowWorkflow { id: id.clone() };
-                if let Some(reply) = ask_principal(config, request).await {
-                    let ControlReply::Workflow { workflow } = reply? else {
-                        anyhow::bail!("unexpected reply to a workflow lookup");
-                    };
-                    return show(&workflow, json, now);
+                if let Some(reply) = ask_principal(config, async |c| c.workflow(&id).await).await {
+                    return show(&reply?, json, now);
                 }
             }
             let dir = dir.unwrap_or_else(|| config.principal.workflow_dir.clone());
@@ -86,12 +91,12 @@ fn not_found(catalog: &Catalog, id: &str, dir: &std::path::Path) -> anyhow::Erro
 }
 
 /// Asks the principal; None when it cannot be reached (the caller reads the files instead).
-pub(super) async fn ask_principal(
+pub(super) async fn ask_principal<T>(
     config: &Config,
-    request: ControlRequest,
-) -> Option<Result<ControlReply, ClientError>> {
+    ask: impl AsyncFnOnce(&Client) -> Result<T, ClientError>,
+) -> Option<Result<T, ClientError>> {
     let client = Client::connect(&config.client.principal, PROBE_TIMEOUT);
-    match client.control(request).await {
+    match ask(&client).await {
         Err(ClientError::Unreachable { endpoint, .. }) => {
             eprintln!(
                 "note: no principal at {endpoint}; reading {}",

@@ -1,5 +1,7 @@
 //! Each layer overriding the one below, the legacy variables, and errors naming key and source.
 
+use std::path::Path;
+
 use super::*;
 
 fn inputs(dir: &Path) -> Inputs {

@@ -10,7 +10,7 @@ use notify::event::{CreateKind, ModifyKind, RenameMode};
 use notify::EventKind;
 use tokio::sync::mpsc;
 
-use super::TriggerClient;
+use crate::transport::Client;
 use crate::transport::ClientError;
 
 pub struct FileListener {
@@ -49,7 +49,7 @@ impl FileListener {
     }
 
     /// Watches until the process ends; `on_ready` is called once the watch is in place.
-    pub async fn run(self, client: TriggerClient, on_ready: impl FnOnce()) -> anyhow::Result<()> {
+    pub async fn run(self, client: Client, on_ready: impl FnOnce()) -> anyhow::Result<()> {
         let (tx, mut rx) = mpsc::unbounded_channel::<Change>();
         let handler = move |result: notify_debouncer_full::DebounceEventResult| {
             let Ok(events) = result else { return };
@@ -113,7 +113,7 @@ enum Change {
 /// Triggers the run; while the principal cannot take it (restarting, unreachable), tries
 /// again with back-off for about two minutes before giving up loudly.
 async fn trigger_with_retries(
-    client: TriggerClient,
+    client: Client,
     workflow: String,
     params: BTreeMap<String, String>,
     path: PathBuf,

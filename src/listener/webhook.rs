@@ -11,8 +11,8 @@ use std::io::Read;
 use serde_json::Value;
 use tiny_http::{Header, Method, Response, Server};
 
-use super::TriggerClient;
 use crate::protocol::ErrorCode;
+use crate::transport::Client;
 use crate::transport::ClientError;
 
 /// Larger request bodies are refused.
@@ -39,12 +39,7 @@ impl Webhook {
     }
 
     /// Serves until the process ends. `token`: the shared secret, or None for no auth.
-    pub fn serve(
-        self,
-        client: TriggerClient,
-        token: Option<String>,
-        runtime: tokio::runtime::Handle,
-    ) {
+    pub fn serve(self, client: Client, token: Option<String>, runtime: tokio::runtime::Handle) {
         for mut request in self.server.incoming_requests() {
             let (status, body) = handle(&mut request, &client, token.as_deref(), &runtime);
             let json = Header::from_bytes("Content-Type", "application/json").ok();
@@ -88,7 +83,7 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
 
 fn handle(
     request: &mut tiny_http::Request,
-    client: &TriggerClient,
+    client: &Client,
     token: Option<&str>,
     runtime: &tokio::runtime::Handle,
 ) -> (u16, Value) {

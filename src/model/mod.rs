@@ -7,9 +7,11 @@ mod id;
 mod schedule;
 mod status;
 pub mod time;
+mod words;
 mod workflow;
 
 pub use id::{AgentId, RunId, TaskId, WorkflowId};
 pub use schedule::{Schedule, ScheduleError};
 pub use status::{RunStatus, TaskStatus, UnknownStatus};
+pub use words::{AgentState, Failpoint, SlotFate, TriggerSource, UnknownWord};
 pub use workflow::{placeholders, substitute, Catchup, Overlap, Param, Task, TaskConfig, Workflow};

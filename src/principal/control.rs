@@ -5,15 +5,14 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::core::CoreHandle;
+use super::coordinator::{unknown_workflow, CoordinatorHandle, Msg};
 use super::reload::ReloadHandle;
 use super::scheduler::SchedulerHandle;
-use crate::model::WorkflowId;
+use crate::model::{Failpoint, WorkflowId};
 use crate::protocol::control::{ControlReply, ControlRequest};
 use crate::protocol::{storable, ErrorCode, ErrorReply, Response};
 use crate::store::{LogFilter, RunFilter, Store};
-use crate::workflow::diagnostic::suggest;
-use crate::workflow::{Catalog, FileStatus};
+use crate::workflow::Catalog;
 
 /// Longest a failpoint may last: one day.
 const MAX_FAILPOINT_MS: u64 = 24 * 3600 * 1000;
@@ -23,7 +22,7 @@ const MAX_PAGE: u32 = 5_000;
 
 /// What control requests are answered from.
 pub struct Services {
-    pub core: CoreHandle,
+    pub core: CoordinatorHandle,
     pub store: Store,
     pub catalog: watch::Receiver<Arc<Catalog>>,
     pub scheduler: SchedulerHandle,
@@ -144,38 +143,33 @@ async fn answer(request: ControlRequest, services: &Services) -> Result<ControlR
             })
         }
         ControlRequest::Failpoint { name, duration_ms } => {
-            if duration_ms > MAX_FAILPOINT_MS {
-                return Err(ErrorReply::invalid(
-                    "duration_ms",
-                    format!("{duration_ms} is more than {MAX_FAILPOINT_MS} (one day)"),
-                ));
-            }
             if std::env::var_os("CDKTR_FAILPOINTS").is_none_or(|v| v != "1") {
                 return Err(ErrorReply::new(
                     ErrorCode::Invalid,
                     "failpoints are disabled (start the principal with CDKTR_FAILPOINTS=1 to test with them)",
                 ));
             }
-            match name.as_str() {
-                "store_writes" => {
-                    tracing::warn!(duration_ms, "failpoint: store writes fail");
-                    store.fail_writes_for(std::time::Duration::from_millis(duration_ms));
-                    Ok(ControlReply::FailpointSet)
-                }
-                "store_stall" => {
-                    tracing::warn!(duration_ms, "failpoint: the next store write stalls");
-                    store.stall_next_write(std::time::Duration::from_millis(duration_ms));
-                    Ok(ControlReply::FailpointSet)
-                }
-                "core_panic" => {
-                    core.send(super::core::CoreMsg::PanicNext);
-                    Ok(ControlReply::FailpointSet)
-                }
-                other => Err(ErrorReply::new(
-                    ErrorCode::Invalid,
-                    format!("field `name`: unknown failpoint `{other}` (known: store_writes, store_stall, core_panic)"),
-                )),
+            let failpoint: Failpoint = name.parse().map_err(|_| {
+                let known: Vec<&str> = Failpoint::ALL.iter().map(|f| f.as_str()).collect();
+                ErrorReply::invalid(
+                    "name",
+                    format!("unknown failpoint `{name}` (known: {})", known.join(", ")),
+                )
+            })?;
+            if duration_ms > MAX_FAILPOINT_MS {
+                return Err(ErrorReply::invalid(
+                    "duration_ms",
+                    format!("{duration_ms} is more than {MAX_FAILPOINT_MS} (one day)"),
+                ));
             }
+            let duration = std::time::Duration::from_millis(duration_ms);
+            tracing::warn!(%failpoint, duration_ms, "failpoint armed");
+            match failpoint {
+                Failpoint::StoreWrites => store.fail_writes_for(duration),
+                Failpoint::StoreStall => store.stall_next_write(duration),
+                Failpoint::CorePanic => core.send(Msg::PanicNext),
+            }
+            Ok(ControlReply::FailpointSet)
         }
         ControlRequest::ReloadWorkflows => {
             let (valid, invalid) = reloader.reload().await.ok_or_else(gone)?;
@@ -231,21 +225,4 @@ async fn page(store: &Store, filter: LogFilter) -> Result<ControlReply, ErrorRep
         .then(|| lines.last().map(|l| l.id))
         .flatten();
     Ok(ControlReply::LogLines { lines, next })
-}
-
-pub fn unknown_workflow(catalog: &Catalog, id: &str) -> ErrorReply {
-    let hint = suggest(id, catalog.workflows.keys().map(|k| k.as_str()))
-        .map(|s| format!(" (did you mean `{s}`?)"))
-        .unwrap_or_default();
-    let invalid = catalog.files.iter().any(|f| {
-        f.status == FileStatus::Invalid && f.id.as_ref().is_some_and(|i| i.as_str() == id)
-    });
-    if invalid {
-        ErrorReply::new(
-            ErrorCode::Invalid,
-            format!("workflow `{id}` is invalid: run `cdktr workflow validate` for details"),
-        )
-    } else {
-        ErrorReply::new(ErrorCode::NotFound, format!("no workflow `{id}`{hint}"))
-    }
 }

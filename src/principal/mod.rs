@@ -3,18 +3,23 @@
 //!
 //! Components, each owning its state:
 //! - [`server`]: the ROUTER socket loop, decoding requests and routing them;
-//! - [`core`]: the coordinator (queue, agent registry, active runs, dispatch) behind a
-//!   [`CoreHandle`]; every state change goes through its event loop;
-//! - [`control`]: read-only control requests answered from the store and the catalog;
+//! - [`coordinator`]: the queue, agent registry, active runs and dispatch behind a
+//!   [`CoordinatorHandle`]; every state change goes through its event loop;
+//! - [`scheduler`]: cron slots, handed to the coordinator when due;
+//! - [`reload`]: keeps the workflow catalog current;
+//! - [`control`]: control requests, answered by the coordinator, the scheduler, the store and
+//!   the catalog;
 //! - [`publisher`]: the live log stream (PUB socket).
+//!
+//! Imports go one way: server -> control -> coordinator / scheduler -> publisher, store (a
+//! test in `tests/it/layout.rs` reads the `use` lines and fails on a cycle).
 //!
 //! [`run`] takes already-bound sockets and a shutdown token, so tests bind port 0 and never
 //! install signal handlers.
 
 mod control;
-mod core;
+mod coordinator;
 mod publisher;
-mod recovery;
 mod reload;
 mod scheduler;
 mod server;
@@ -28,9 +33,10 @@ use tokio_util::task::TaskTracker;
 use zeromq::{Socket, ZmqError};
 
 use crate::config::PrincipalConfig;
+use crate::runtime::Clock;
 use crate::store::{Store, StoreError};
 
-pub use self::core::CoreHandle;
+pub use self::coordinator::CoordinatorHandle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrincipalError {
@@ -105,32 +111,33 @@ pub async fn run(
 
     let tracker = TaskTracker::new();
     let publisher = publisher::spawn(&tracker, sockets.publish, shutdown.child_token());
-    let (undelivered_tx, undelivered) = tokio::sync::mpsc::unbounded_channel();
-    let (replier, reply_task) = server::replier(undelivered_tx);
     let pending = TaskTracker::new();
-    let core = core::spawn(
+    let clock = Clock::system();
+    let core = coordinator::spawn(
         &tracker,
-        core::Settings {
+        coordinator::Settings {
             heartbeat_timeout: config.heartbeat_timeout,
             long_poll: Duration::from_secs(20),
             logs_publish: sockets.publish_endpoint.clone(),
         },
-        core::Links {
+        coordinator::Links {
             store: store.clone(),
-            replier: replier.clone(),
             publisher,
             catalog: catalog_rx.clone(),
-            undelivered,
             pending: pending.clone(),
+            clock: clock.clone(),
         },
         shutdown.child_token(),
     )
     .await?;
     let scheduler = scheduler::spawn(
         &tracker,
-        core.clone(),
-        store.clone(),
-        catalog_rx.clone(),
+        scheduler::Links {
+            core: core.clone(),
+            store: store.clone(),
+            catalog: catalog_rx.clone(),
+            clock,
+        },
         config.catchup_limit,
         shutdown.child_token(),
     )
@@ -146,14 +153,12 @@ pub async fn run(
     let server_stop = CancellationToken::new();
     let server = tracker.spawn(server::serve(
         sockets.api,
-        reply_task,
         server::Context {
             core: core.clone(),
             store: store.clone(),
             catalog: catalog_rx,
             scheduler,
             reloader,
-            replier,
             max_message_bytes: config.max_message_bytes,
             pending,
         },

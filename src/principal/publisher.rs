@@ -19,6 +19,13 @@ impl Publisher {
     pub fn publish(&self, event: LogEvent) {
         let _ = self.tx.send(event);
     }
+
+    /// A publisher with no socket behind it (unit tests of its users).
+    #[cfg(test)]
+    pub fn discard() -> Publisher {
+        let (tx, _) = mpsc::unbounded_channel();
+        Publisher { tx }
+    }
 }
 
 pub fn spawn(

@@ -10,11 +10,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use zeromq::{SocketRecv, SocketSend};
 
-use super::core::{CoreHandle, CoreMsg};
+use super::coordinator::{CoordinatorHandle, Msg};
 use super::reload::ReloadHandle;
 use super::scheduler::SchedulerHandle;
 use crate::model::RunId;
-use crate::protocol::agent::{AgentReply, Assignment};
+use crate::protocol::agent::AgentReply;
 use crate::protocol::codec::error_response;
 use crate::protocol::{self, ErrorCode, ErrorReply, Request, Response, ResponseEnvelope, VERSION};
 use crate::store::Store;
@@ -27,10 +27,10 @@ const PENDING_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// Where a reply goes: the peer's routing identity, any envelope frames it sent (a REQ
 /// socket's empty delimiter), and the request id to echo.
 #[derive(Clone, Debug)]
-pub struct ReplyTo {
+struct ReplyTo {
     identity: Bytes,
     delimiters: Vec<Bytes>,
-    pub id: u64,
+    id: u64,
 }
 
 /// A reply waiting to be written, with the runs it assigns (reported back if undeliverable).
@@ -38,12 +38,12 @@ type Outgoing = (ReplyTo, ResponseEnvelope, Vec<RunId>);
 
 /// Sends replies from any task without blocking it.
 #[derive(Clone)]
-pub struct Replier {
+struct Replier {
     tx: mpsc::UnboundedSender<Outgoing>,
 }
 
 impl Replier {
-    pub fn send(&self, to: &ReplyTo, response: Response) {
+    fn send(&self, to: &ReplyTo, response: Response) {
         let envelope = ResponseEnvelope {
             v: VERSION,
             id: to.id,
@@ -52,65 +52,55 @@ impl Replier {
         let _ = self.tx.send((to.clone(), envelope, Vec::new()));
     }
 
-    /// Sends assignments; if the peer is gone, the runs come back on the undelivered channel.
-    pub fn send_work(&self, to: &ReplyTo, assignments: Vec<Assignment>) {
-        let runs = assignments.iter().map(|a| a.run_id.clone()).collect();
+    /// Sends an agent's reply; the runs a `Work` reply assigns go back to the coordinator if
+    /// the peer is gone.
+    fn send_agent(&self, to: &ReplyTo, reply: AgentReply) {
+        let runs = match &reply {
+            AgentReply::Work { assignments } => {
+                assignments.iter().map(|a| a.run_id.clone()).collect()
+            }
+            _ => Vec::new(),
+        };
         let envelope = ResponseEnvelope {
             v: VERSION,
             id: to.id,
-            response: Response::Agent(AgentReply::Work { assignments }),
+            response: Response::Agent(reply),
         };
         let _ = self.tx.send((to.clone(), envelope, runs));
     }
 
-    pub fn error(&self, to: &ReplyTo, code: ErrorCode, message: impl Into<String>) {
+    fn error(&self, to: &ReplyTo, code: ErrorCode, message: impl Into<String>) {
         self.send(to, Response::Error(ErrorReply::new(code, message)));
     }
 }
 
-/// The receiving end of the replier: given to [`serve`], which owns the socket.
-pub struct ReplyTask {
-    rx: mpsc::UnboundedReceiver<Outgoing>,
-    undelivered: mpsc::UnboundedSender<Vec<RunId>>,
-}
-
-/// The replier, and the receiving end for [`serve`]. Assignments that cannot be delivered are
-/// sent to `undelivered` so the coordinator can queue them again.
-pub fn replier(undelivered: mpsc::UnboundedSender<Vec<RunId>>) -> (Replier, ReplyTask) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    (Replier { tx }, ReplyTask { rx, undelivered })
-}
-
 pub struct Context {
-    pub core: CoreHandle,
+    pub core: CoordinatorHandle,
     pub store: Store,
     pub catalog: watch::Receiver<Arc<Catalog>>,
     pub scheduler: SchedulerHandle,
     pub reloader: ReloadHandle,
-    pub replier: Replier,
     pub max_message_bytes: usize,
-    /// In-flight requests and replies that wait for a commit: the socket stays open for
-    /// their answers until they are done.
+    /// In-flight requests (and the coordinator's replies that wait for a commit): after a
+    /// shutdown the socket stays open for their answers until they are done.
     pub pending: TaskTracker,
 }
 
-pub async fn serve(
-    socket: zeromq::RouterSocket,
-    mut replies: ReplyTask,
-    ctx: Context,
-    stop: CancellationToken,
-) {
+pub async fn serve(socket: zeromq::RouterSocket, ctx: Context, stop: CancellationToken) {
     let (mut send, mut recv) = socket.split();
+    let (tx, mut replies) = mpsc::unbounded_channel::<Outgoing>();
+    let replier = Replier { tx };
+    let core = ctx.core.clone();
     let writer_stop = CancellationToken::new();
     let writer = {
         let writer_stop = writer_stop.clone();
         tokio::spawn(async move {
             loop {
                 let next = tokio::select! {
-                    r = replies.rx.recv() => r,
+                    r = replies.recv() => r,
                     _ = writer_stop.cancelled() => {
                         // Send what is already queued, then stop.
-                        replies.rx.try_recv().ok()
+                        replies.try_recv().ok()
                     }
                 };
                 let Some((to, envelope, runs)) = next else {
@@ -122,7 +112,7 @@ pub async fn serve(
                 if let Err(e) = send.send(message(frames)).await {
                     tracing::debug!(error = %e, "reply not delivered (peer gone)");
                     if !runs.is_empty() {
-                        let _ = replies.undelivered.send(runs);
+                        core.send(Msg::Undelivered(runs));
                     }
                 }
             }
@@ -141,7 +131,7 @@ pub async fn serve(
             }
         };
         crate::runtime::contained("server", "a request", || {
-            handle_frames(msg.into_vec(), &ctx)
+            handle_frames(msg.into_vec(), &ctx, &replier)
         });
     }
     // No new requests; answer the ones in flight, then close.
@@ -156,7 +146,7 @@ pub async fn serve(
     let _ = writer.await;
 }
 
-fn handle_frames(mut frames: Vec<Bytes>, ctx: &Context) {
+fn handle_frames(mut frames: Vec<Bytes>, ctx: &Context, replier: &Replier) {
     if frames.len() < 2 {
         return; // No identity or no payload: nothing we could even answer.
     }
@@ -169,7 +159,7 @@ fn handle_frames(mut frames: Vec<Bytes>, ctx: &Context) {
     };
     if frames.iter().any(|f| !f.is_empty()) {
         tracing::warn!(frames = frames.len() + 1, "request with extra frames");
-        ctx.replier.error(
+        replier.error(
             &to,
             ErrorCode::Malformed,
             "malformed message: expected one JSON frame (after an optional empty delimiter)",
@@ -183,13 +173,22 @@ fn handle_frames(mut frames: Vec<Bytes>, ctx: &Context) {
             tracing::warn!(error = %e, "bad request");
             to.id = id;
             let envelope = error_response(id, e.to_reply());
-            ctx.replier.send(&to, envelope.response);
+            replier.send(&to, envelope.response);
             return;
         }
     };
     to.id = envelope.id;
+    let replier = replier.clone();
     match envelope.request {
-        Request::Agent(request) => ctx.core.send(CoreMsg::Agent { request, reply: to }),
+        Request::Agent(request) => {
+            let answer = ctx.core.agent(request);
+            ctx.pending.spawn(async move {
+                match answer.await {
+                    Ok(reply) => replier.send_agent(&to, reply),
+                    Err(e) => replier.send(&to, Response::Error(e)),
+                }
+            });
+        }
         Request::Control(request) => {
             let services = super::control::Services {
                 core: ctx.core.clone(),
@@ -198,7 +197,6 @@ fn handle_frames(mut frames: Vec<Bytes>, ctx: &Context) {
                 scheduler: ctx.scheduler.clone(),
                 reloader: ctx.reloader.clone(),
             };
-            let replier = ctx.replier.clone();
             ctx.pending.spawn(async move {
                 let response = super::control::handle(request, &services).await;
                 replier.send(&to, response);

@@ -109,6 +109,16 @@ impl Stream {
     }
 }
 
+impl std::str::FromStr for Stream {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [Stream::Stdout, Stream::Stderr]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not a stream (stdout, stderr)"))
+    }
+}
+
 /// Something that happened in a run attempt, numbered by `seq` (1, 2, 3, ... per attempt).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Record {

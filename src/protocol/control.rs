@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::logs::LogLine;
 use crate::model::{
-    AgentId, Catchup, Overlap, RunId, RunStatus, TaskId, TaskStatus, Workflow, WorkflowId,
+    AgentId, AgentState, Catchup, Overlap, RunId, RunStatus, SlotFate, TaskId, TaskStatus,
+    TriggerSource, Workflow, WorkflowId,
 };
 use crate::workflow::InvalidFile;
 
@@ -83,7 +84,7 @@ pub enum ControlRequest {
     /// Fault injection for tests; refused unless the principal runs with `CDKTR_FAILPOINTS=1`.
     /// `store_writes`: every store write fails for `duration_ms` (and is journaled);
     /// `store_stall`: the next store write waits `duration_ms`; `core_panic`: the coordinator
-    /// panics handling its next message.
+    /// panics handling its next control request.
     Failpoint {
         name: String,
         duration_ms: u64,
@@ -142,7 +143,7 @@ pub struct RunSummary {
     pub run_id: RunId,
     pub workflow_id: WorkflowId,
     pub status: RunStatus,
-    pub trigger: String,
+    pub trigger: TriggerSource,
     #[serde(with = "crate::model::time")]
     pub queued_at: DateTime<Utc>,
     #[serde(with = "crate::model::time::option")]
@@ -185,8 +186,7 @@ pub struct AgentView {
     pub host: String,
     pub slots: u32,
     pub running: u32,
-    /// `alive`, `lost` or `gone` (deregistered).
-    pub state: String,
+    pub state: AgentState,
     #[serde(with = "crate::model::time")]
     pub registered_at: DateTime<Utc>,
     #[serde(with = "crate::model::time")]
@@ -230,8 +230,7 @@ pub struct SlotRecord {
     pub workflow_id: WorkflowId,
     #[serde(with = "crate::model::time")]
     pub slot: DateTime<Utc>,
-    /// `fired`, `skipped-overlap`, `missed`, `caught-up` or `paused`.
-    pub fate: String,
+    pub fate: SlotFate,
     pub run_id: Option<RunId>,
     #[serde(default)]
     pub note: Option<String>,

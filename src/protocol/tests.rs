@@ -119,7 +119,7 @@ fn responses() -> Vec<Response> {
         run_id: RunId::new("r"),
         workflow_id: WorkflowId::new("w"),
         status: RunStatus::Running,
-        trigger: "cli".into(),
+        trigger: crate::model::TriggerSource::Cli,
         queued_at: ts(),
         started_at: Some(ts()),
         finished_at: None,

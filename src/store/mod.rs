@@ -5,6 +5,7 @@
 //! Writes that arrive together are applied in one transaction (log lines through the
 //! appender), and every SQL statement is parameterised.
 
+mod apply;
 mod journal;
 mod owner;
 mod queries;
@@ -15,7 +16,9 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
-use crate::model::{AgentId, RunId, RunStatus, TaskId, TaskStatus, WorkflowId};
+use crate::model::{
+    AgentId, AgentState, RunId, RunStatus, SlotFate, TaskId, TaskStatus, TriggerSource, WorkflowId,
+};
 use crate::protocol::control::{RunDetail, RunSummary, SlotRecord};
 use crate::protocol::logs::LogLine;
 
@@ -86,9 +89,30 @@ pub enum Write {
         host: String,
         slots: u32,
         version: String,
-        state: String,
+        state: AgentState,
         ts: DateTime<Utc>,
     },
+}
+
+impl Write {
+    /// A slot's fate, recorded at `recorded_at`, with the run it queued (if any).
+    pub fn slot(
+        workflow_id: &WorkflowId,
+        slot: DateTime<Utc>,
+        fate: SlotFate,
+        run_id: Option<RunId>,
+        note: Option<String>,
+        recorded_at: DateTime<Utc>,
+    ) -> Write {
+        Write::Slot(SlotRecord {
+            workflow_id: workflow_id.clone(),
+            slot,
+            fate,
+            run_id,
+            note,
+            recorded_at,
+        })
+    }
 }
 
 /// A scheduled workflow's persisted state.
@@ -103,7 +127,7 @@ pub struct ScheduleState {
 pub struct NewRun {
     pub run_id: RunId,
     pub workflow_id: WorkflowId,
-    pub trigger: String,
+    pub trigger: TriggerSource,
     pub queued_at: DateTime<Utc>,
     pub params_json: String,
     /// The workflow definition the run was triggered with, as JSON.
@@ -116,7 +140,7 @@ pub struct NewRun {
 pub struct UnfinishedRun {
     pub run_id: RunId,
     pub status: RunStatus,
-    pub trigger: String,
+    pub trigger: TriggerSource,
     pub queued_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub agent: Option<AgentId>,
@@ -168,6 +192,26 @@ impl From<duckdb::Error> for StoreError {
     }
 }
 
+/// Whether the database takes writes. Shown as `ok`, or `degraded: <why> (<n> writes
+/// journaled, retrying)` while it refuses them and they wait in the journal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreHealth {
+    Ok,
+    Degraded { reason: String, journaled: u64 },
+}
+
+impl std::fmt::Display for StoreHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreHealth::Ok => f.write_str("ok"),
+            StoreHealth::Degraded { reason, journaled } => write!(
+                f,
+                "degraded: {reason} ({journaled} writes journaled, retrying)"
+            ),
+        }
+    }
+}
+
 /// Cheap, cloneable handle to the owner thread.
 #[derive(Clone)]
 pub struct Store {
@@ -203,7 +247,7 @@ impl Store {
         let conn = duckdb::Connection::open(path).map_err(|e| open_err(Box::new(e)))?;
         schema::migrate(&conn).map_err(|e| open_err(Box::new(e)))?;
         let journal = journal::Journal::beside(path);
-        let replayed = owner::replay(&conn, &journal).map_err(|e| open_err(Box::new(e)))?;
+        let replayed = apply::replay(&conn, &journal).map_err(|e| open_err(Box::new(e)))?;
         if replayed > 0 {
             tracing::info!(
                 writes = replayed,
@@ -290,8 +334,7 @@ impl Store {
         self.ask(|r| Command::SlotHistory(workflow, limit, r)).await
     }
 
-    /// `ok`, or `degraded: <why> (<n> writes journaled)` while the database refuses writes.
-    pub fn health(&self) -> String {
+    pub fn health(&self) -> StoreHealth {
         let degraded = self
             .health
             .degraded
@@ -299,13 +342,14 @@ impl Store {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         match degraded {
-            None => "ok".into(),
-            Some(why) => format!(
-                "degraded: {why} ({} writes journaled, retrying)",
-                self.health
+            None => StoreHealth::Ok,
+            Some(reason) => StoreHealth::Degraded {
+                reason,
+                journaled: self
+                    .health
                     .backlog
-                    .load(std::sync::atomic::Ordering::Relaxed)
-            ),
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            },
         }
     }
 

@@ -5,10 +5,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use duckdb::{params_from_iter, Connection, Row};
 
-use super::owner::ts;
+use super::apply::ts;
 use super::{LogFilter, RunFilter, ScheduleState, StoreError, UnfinishedRun};
-use crate::model::{AgentId, RunId, RunStatus, TaskId, TaskStatus, WorkflowId};
-use crate::protocol::agent::Stream;
+use crate::model::{AgentId, RunId, RunStatus, TaskId, TaskStatus, TriggerSource, WorkflowId};
 use crate::protocol::control::{RunDetail, RunSummary, SlotRecord, TaskRunView};
 use crate::protocol::logs::LogLine;
 
@@ -26,6 +25,11 @@ fn run_status(s: &str) -> Result<RunStatus, StoreError> {
 }
 
 fn task_status(s: &str) -> Result<TaskStatus, StoreError> {
+    s.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))
+}
+
+/// A stored word of one of the model's closed sets.
+fn word<T: std::str::FromStr<Err = crate::model::UnknownWord>>(s: &str) -> Result<T, StoreError> {
     s.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))
 }
 
@@ -64,7 +68,7 @@ fn summary(r: RunRow) -> Result<RunSummary, StoreError> {
         run_id: RunId::new(r.0),
         workflow_id: WorkflowId::new(r.1),
         status: run_status(&r.2)?,
-        trigger: r.3,
+        trigger: word(&r.3)?,
         queued_at: required_time(r.4)?,
         started_at: time(r.5),
         finished_at: time(r.6),
@@ -197,11 +201,7 @@ pub fn logs(conn: &Connection, f: &LogFilter) -> Result<Vec<LogLine>, StoreError
             workflow_id: WorkflowId::new(workflow_id),
             task_id: TaskId::new(task_id),
             attempt,
-            stream: if stream == "stderr" {
-                Stream::Stderr
-            } else {
-                Stream::Stdout
-            },
+            stream: stream.parse().map_err(StoreError::Corrupt)?,
             seq: seq as u64,
             ts: required_time(at)?,
             line,
@@ -254,6 +254,14 @@ pub fn unfinished(conn: &Connection) -> Result<Vec<UnfinishedRun>, StoreError> {
             .into_iter()
             .map(|t| (t.task_id, t.status))
             .collect();
+        // Only this principal writes it, but one unreadable row must not stop the start: such
+        // a run is recovered as not scheduled (so not serial).
+        let trigger = trigger
+            .parse()
+            .unwrap_or_else(|e: crate::model::UnknownWord| {
+                tracing::warn!(run = %run_id, error = %e, "stored trigger unreadable");
+                TriggerSource::Api
+            });
         out.push(UnfinishedRun {
             run_id: RunId::new(run_id),
             status: run_status(&status)?,
@@ -281,7 +289,7 @@ pub fn max_log_id(conn: &Connection) -> Result<u64, StoreError> {
 pub fn count(conn: &Connection, table: &str) -> Result<i64, StoreError> {
     let table = match table {
         "runs" | "task_runs" | "transitions" | "logs" | "agents" | "schedules"
-        | "schedule_slots" => table,
+        | "schedule_slots" | "late_records" => table,
         other => return Err(StoreError::Corrupt(format!("no table `{other}`"))),
     };
     Ok(conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?)
@@ -334,7 +342,7 @@ pub fn slot_history(
         Ok(SlotRecord {
             workflow_id: WorkflowId::new(workflow),
             slot: required_time(slot)?,
-            fate,
+            fate: word(&fate)?,
             run_id: run_id.map(RunId::new),
             note,
             recorded_at: required_time(recorded)?,

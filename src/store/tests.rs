@@ -8,7 +8,7 @@ fn new_run(id: &str, wf: &str) -> NewRun {
     NewRun {
         run_id: RunId::new(id),
         workflow_id: WorkflowId::new(wf),
-        trigger: "cli".into(),
+        trigger: crate::model::TriggerSource::Cli,
         queued_at: Utc::now(),
         params_json: r#"{"day":"mon"}"#.into(),
         definition_json: "{}".into(),
@@ -193,7 +193,7 @@ async fn schedule_state_and_slots_persist() {
             slot: chrono::TimeZone::with_ymd_and_hms(&Utc, 2025, 1, 1, 0, 0, s)
                 .single()
                 .unwrap(),
-            fate: fate.into(),
+            fate: fate.parse().unwrap(),
             run_id: (fate == "fired").then(|| RunId::new(format!("r{s}"))),
             note: None,
             recorded_at: Utc::now(),
@@ -243,14 +243,15 @@ async fn refused_writes_are_journaled_acknowledged_and_applied_once_the_database
         .await
         .unwrap();
     assert!(
-        store.health().starts_with("degraded:") && store.health().contains("injected failure"),
+        store.health().to_string().starts_with("degraded:")
+            && store.health().to_string().contains("injected failure"),
         "{}",
         store.health()
     );
     assert!(dir.path().join("db.journal").is_file());
     // Later writes keep their order behind the held ones, and land once writes work again.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while store.health() != "ok" {
+    while store.health() != crate::store::StoreHealth::Ok {
         assert!(
             std::time::Instant::now() < deadline,
             "the store never recovered"

@@ -1,13 +1,17 @@
-//! Sockets as the rest of cdktr sees them: a typed request/reply [`Client`] over one
-//! long-lived DEALER per process, and helpers for frames.
+//! Sockets as the rest of cdktr sees them: one typed [`Client`] over one long-lived DEALER
+//! per process (a method per control request, the live stream), and helpers for frames.
 //!
 //! The zeromq crate's DEALER does not reconnect after its peer restarts (a `send` succeeds and
 //! the message is lost), so the client treats any timeout as a dead connection: it drops the
 //! socket and connects a new one, and callers retry what must not be lost.
 
 mod client;
+mod control;
+mod stream;
 
 pub use client::{Client, ClientError};
+pub use control::{LogPage, LogQuery, Reloaded, WorkflowListing};
+pub use stream::Subscription;
 
 use bytes::Bytes;
 use zeromq::ZmqMessage;

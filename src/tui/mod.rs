@@ -17,7 +17,6 @@ use tokio::sync::mpsc;
 pub use app::{Action, App, Snapshot};
 
 use crate::config::Config;
-use crate::protocol::control::{ControlReply, ControlRequest};
 use crate::transport::{Client, ClientError};
 
 /// How often the view refreshes by itself.
@@ -89,32 +88,16 @@ fn spawn_fetch(client: &Client, app: &App, tx: mpsc::UnboundedSender<Action>) {
 }
 
 async fn fetch(client: &Client, selected: Option<String>) -> Result<Snapshot, ClientError> {
-    let ControlReply::Status(status) = client.control(ControlRequest::Status).await? else {
-        return Err(ClientError::Unexpected("status".into()));
-    };
-    let ControlReply::Runs { runs } = client
-        .control(ControlRequest::ListRuns {
-            workflow: None,
-            status: None,
-            limit: Some(100),
-        })
-        .await?
-    else {
-        return Err(ClientError::Unexpected("runs".into()));
-    };
-    let ControlReply::Agents { agents } = client.control(ControlRequest::ListAgents).await? else {
-        return Err(ClientError::Unexpected("agents".into()));
-    };
+    let status = client.status().await?;
+    let runs = client.runs(None, None, 100).await?;
+    let agents = client.agents().await?;
     let selected = selected.or_else(|| runs.first().map(|r| r.run_id.to_string()));
     let detail = match selected {
-        Some(run_id) => match client.control(ControlRequest::ShowRun { run_id }).await {
-            Ok(ControlReply::Run { run }) => Some(*run),
-            _ => None,
-        },
+        Some(run_id) => client.run(&run_id).await.ok(),
         None => None,
     };
     Ok(Snapshot {
-        status: *status,
+        status,
         runs,
         agents,
         detail,

@@ -93,7 +93,7 @@ fn draw_runs(frame: &mut Frame, app: &App, area: Rect) {
             Row::new(vec![
                 Cell::from(r.workflow_id.to_string()),
                 Cell::from(r.status.as_str()).style(Style::default().fg(run_colour(r.status))),
-                Cell::from(r.trigger.clone()),
+                Cell::from(r.trigger.to_string()),
                 Cell::from(clock(&Some(r.queued_at))),
                 Cell::from(duration(&r.started_at, &r.finished_at)),
             ])
@@ -168,14 +168,14 @@ fn draw_agents(frame: &mut Frame, app: &App, area: Rect) {
         .iter()
         .flat_map(|s| s.agents.iter())
         .map(|a| {
-            let colour = if a.state == "alive" {
+            let colour = if a.state == crate::model::AgentState::Alive {
                 Color::Green
             } else {
                 Color::Red
             };
             Row::new(vec![
                 Cell::from(a.agent_id.to_string()),
-                Cell::from(a.state.clone()).style(Style::default().fg(colour)),
+                Cell::from(a.state.to_string()).style(Style::default().fg(colour)),
                 Cell::from(format!("{}/{}", a.running, a.slots)),
             ])
         })
@@ -217,7 +217,7 @@ mod tests {
             run_id: RunId::new(id),
             workflow_id: WorkflowId::new(wf),
             status,
-            trigger: "cli".into(),
+            trigger: crate::model::TriggerSource::Cli,
             queued_at: at(0),
             started_at: Some(at(1)),
             finished_at: Some(at(4)),
@@ -279,7 +279,7 @@ mod tests {
                     host: "host".into(),
                     slots: 5,
                     running: 0,
-                    state: "alive".into(),
+                    state: crate::model::AgentState::Alive,
                     registered_at: at(0),
                     last_heartbeat: at(5),
                     version: "0.1.0".into(),
@@ -289,7 +289,7 @@ mod tests {
                     host: "host".into(),
                     slots: 1,
                     running: 0,
-                    state: "lost".into(),
+                    state: crate::model::AgentState::Lost,
                     registered_at: at(0),
                     last_heartbeat: at(0),
                     version: "0.1.0".into(),

@@ -13,7 +13,7 @@ use cdktr::protocol::control::{
     AgentView, ControlReply, ControlRequest, RunDetail, RunSummary, StatusView,
 };
 use cdktr::protocol::logs::LogLine;
-use cdktr::transport::{Client, ClientError};
+use cdktr::transport::{Client, ClientError, LogQuery};
 
 use super::Workspace;
 
@@ -218,24 +218,20 @@ impl Api {
         self.rt.block_on(self.client.control(request))
     }
 
+    /// Runs `call` with the client on this Api's runtime.
+    pub fn call<T>(&self, call: impl AsyncFnOnce(&Client) -> T) -> T {
+        self.rt.block_on(call(&self.client))
+    }
+
     pub fn trigger(&self, workflow: &str) -> String {
-        match self.ask(ControlRequest::Trigger {
-            workflow: workflow.into(),
-            params: Default::default(),
-            trigger: Some("api".into()),
-        }) {
-            Ok(ControlReply::Triggered { run_id }) => run_id.to_string(),
-            other => panic!("trigger {workflow}: {other:?}"),
-        }
+        self.call(async |c| c.trigger(workflow, Default::default(), "api").await)
+            .unwrap_or_else(|e| panic!("trigger {workflow}: {e}"))
+            .to_string()
     }
 
     pub fn run(&self, run_id: &str) -> RunDetail {
-        match self.ask(ControlRequest::ShowRun {
-            run_id: run_id.into(),
-        }) {
-            Ok(ControlReply::Run { run }) => *run,
-            other => panic!("show {run_id}: {other:?}"),
-        }
+        self.call(async |c| c.run(run_id).await)
+            .unwrap_or_else(|e| panic!("show {run_id}: {e}"))
     }
 
     /// Waits for the run to reach a terminal status.
@@ -255,49 +251,36 @@ impl Api {
 
     /// The runs of `workflow`, newest first.
     pub fn runs(&self, workflow: &str) -> Vec<RunSummary> {
-        match self.ask(ControlRequest::ListRuns {
-            workflow: Some(workflow.into()),
-            status: None,
-            limit: Some(1000),
-        }) {
-            Ok(ControlReply::Runs { runs }) => runs,
-            other => panic!("runs of {workflow}: {other:?}"),
-        }
+        self.call(async |c| c.runs(Some(workflow.into()), None, 1000).await)
+            .unwrap_or_else(|e| panic!("runs of {workflow}: {e}"))
     }
 
     pub fn status(&self) -> StatusView {
-        match self.ask(ControlRequest::Status) {
-            Ok(ControlReply::Status(s)) => *s,
-            other => panic!("status: {other:?}"),
-        }
+        self.call(async |c| c.status().await)
+            .unwrap_or_else(|e| panic!("status: {e}"))
     }
 
     pub fn agents(&self) -> Vec<AgentView> {
-        match self.ask(ControlRequest::ListAgents) {
-            Ok(ControlReply::Agents { agents }) => agents,
-            other => panic!("agents: {other:?}"),
-        }
+        self.call(async |c| c.agents().await)
+            .unwrap_or_else(|e| panic!("agents: {e}"))
     }
 
     /// Every stored line of a run, paging through.
     pub fn logs(&self, run_id: &str) -> Vec<LogLine> {
+        let query = LogQuery::Run {
+            run_id: run_id.into(),
+            task: None,
+        };
         let mut out = Vec::new();
         let mut after = None;
         loop {
-            match self.ask(ControlRequest::Logs {
-                run_id: run_id.into(),
-                task: None,
-                after,
-                limit: None,
-            }) {
-                Ok(ControlReply::LogLines { lines, next }) => {
-                    after = lines.last().map(|l| l.id).or(after);
-                    out.extend(lines);
-                    if next.is_none() {
-                        return out;
-                    }
-                }
-                other => panic!("logs {run_id}: {other:?}"),
+            let page = self
+                .call(async |c| c.logs(&query, after).await)
+                .unwrap_or_else(|e| panic!("logs {run_id}: {e}"));
+            after = page.lines.last().map(|l| l.id).or(after);
+            out.extend(page.lines);
+            if page.next.is_none() {
+                return out;
             }
         }
     }

@@ -1,38 +1,19 @@
-//! Talking to the principal from the CLI: one connection per process, typed control requests,
-//! and the live stream subscription.
+//! The live log stream: where it is (the principal says what it bound) and a subscription
+//! to it with a topic prefix (see `protocol::logs`).
 
 use std::time::Duration;
 
 use anyhow::Context;
 use zeromq::{Socket, SocketRecv};
 
-use crate::config::Config;
-use crate::protocol::control::{ControlReply, ControlRequest};
 use crate::protocol::logs::LogEvent;
 use crate::transport::{Client, ClientError};
 
-pub struct Remote {
-    pub client: Client,
-}
-
-impl Remote {
-    pub fn connect(config: &Config) -> Remote {
-        Remote {
-            client: Client::connect(&config.client.principal, config.client.timeout),
-        }
-    }
-
-    pub async fn ask(&self, request: ControlRequest) -> Result<ControlReply, ClientError> {
-        self.client.control(request).await
-    }
-
+impl Client {
     /// The live stream endpoint, as this client can reach it: the principal reports what it
     /// bound, and a wildcard host is replaced by the host this client connects to.
     pub async fn stream_endpoint(&self) -> Result<String, ClientError> {
-        let ControlReply::Status(status) = self.ask(ControlRequest::Status).await? else {
-            return Err(ClientError::Unexpected("status reply expected".into()));
-        };
-        let published = status.logs_publish;
+        let published = self.status().await?.logs_publish;
         let host_of = |e: &str| {
             e.strip_prefix("tcp://")
                 .and_then(|r| r.rsplit_once(':'))
@@ -40,7 +21,7 @@ impl Remote {
         };
         match (host_of(&published), published.rsplit_once(':')) {
             (Some(h), Some((_, port))) if h == "0.0.0.0" || h == "*" || h == "[::]" => {
-                let host = host_of(self.client.endpoint()).unwrap_or_else(|| "127.0.0.1".into());
+                let host = host_of(self.endpoint()).unwrap_or_else(|| "127.0.0.1".into());
                 Ok(format!("tcp://{host}:{port}"))
             }
             _ => Ok(published),

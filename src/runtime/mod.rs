@@ -1,4 +1,8 @@
-//! Process plumbing shared by the daemons: logging, signals, systemd readiness.
+//! Process plumbing shared by the daemons: logging, signals, systemd readiness, the clock.
+
+mod clock;
+
+pub use clock::Clock;
 
 use std::io::IsTerminal;
 use std::sync::Arc;

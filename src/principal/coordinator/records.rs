@@ -1,28 +1,107 @@
-//! Registration and reports: applying what agents say happened, exactly once per record.
+//! What agents say: registration, heartbeats, long polls for work, reports (applied exactly
+//! once per record, fenced by attempt and token) and deregistration.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::Duration;
 
-use super::Core;
-use crate::model::{AgentId, RunId, RunStatus};
-use crate::principal::server::ReplyTo;
-use crate::protocol::agent::{AgentInfo, AgentReply, AttemptRef, Record, RecordEvent, RunAck};
+use super::agents::PullReply;
+use super::{Coordinator, Reply};
+use crate::model::{AgentId, AgentState, RunId, RunStatus};
+use crate::protocol::agent::{
+    AgentInfo, AgentReply, AgentRequest, AttemptRef, Record, RecordEvent, RunAck,
+};
 use crate::protocol::logs::{LogEvent, LogLine};
-use crate::protocol::{storable, ErrorCode, Response};
+use crate::protocol::{storable, ErrorCode, ErrorReply};
 use crate::store::Write;
 
-impl Core {
-    pub(super) fn register(&mut self, info: AgentInfo, running: Vec<AttemptRef>, reply: ReplyTo) {
+/// Most slots one agent may declare.
+const MAX_AGENT_SLOTS: u32 = 10_000;
+
+fn not_registered(agent_id: &AgentId) -> ErrorReply {
+    ErrorReply::new(
+        ErrorCode::Invalid,
+        format!("agent `{agent_id}` is not registered: register first"),
+    )
+}
+
+impl Coordinator {
+    pub(super) fn agent_request(&mut self, request: AgentRequest, reply: Reply<AgentReply>) {
+        match request {
+            AgentRequest::Register { agent, .. }
+                if !(1..=MAX_AGENT_SLOTS).contains(&agent.slots) =>
+            {
+                let _ = reply.send(Err(ErrorReply::invalid(
+                    "slots",
+                    format!("{} is not between 1 and {MAX_AGENT_SLOTS}", agent.slots),
+                )));
+            }
+            AgentRequest::Register { agent, running } => self.register(agent, running, reply),
+            AgentRequest::Heartbeat {
+                agent_id,
+                running,
+                free_slots,
+            } => {
+                let known = self.agents.heartbeat(
+                    &agent_id,
+                    free_slots,
+                    self.clock.now(),
+                    self.clock.utc(),
+                );
+                let _ = reply.send(Ok(AgentReply::HeartbeatAck { known }));
+                if known {
+                    // An assignment older than a third of the heartbeat timeout that the agent
+                    // does not list never arrived.
+                    let grace = self.settings.heartbeat_timeout / 3;
+                    self.reconcile(&agent_id, &running, grace);
+                    self.dispatch();
+                }
+            }
+            AgentRequest::PullWork {
+                agent_id,
+                free_slots,
+            } => self.pull(&agent_id, free_slots, reply),
+            AgentRequest::Report { agent_id, records } => self.report(&agent_id, records, reply),
+            AgentRequest::Deregister { agent_id } => {
+                self.lose_agent(
+                    &agent_id,
+                    AgentState::Gone,
+                    "agent deregistered while the run was active",
+                );
+                let _ = reply.send(Ok(AgentReply::Deregistered));
+            }
+        }
+    }
+
+    /// A long poll: answered with work as soon as there is some for this agent, or empty when
+    /// it expires (or a newer poll of the same agent replaces it).
+    fn pull(&mut self, agent_id: &AgentId, free_slots: u32, reply: PullReply) {
+        if !self.agents.is_alive(agent_id) {
+            let _ = reply.send(Err(not_registered(agent_id)));
+            return;
+        }
+        let now = self.clock.now();
+        let expires = now + self.settings.long_poll;
+        if let Some(old) = self
+            .agents
+            .set_pull(agent_id, free_slots, reply, now, expires)
+        {
+            let _ = old.send(Ok(AgentReply::Work {
+                assignments: vec![],
+            }));
+        }
+        self.dispatch();
+    }
+
+    fn register(&mut self, info: AgentInfo, running: Vec<AttemptRef>, reply: Reply<AgentReply>) {
         let agent_id = info.id.clone();
         tracing::info!(agent = %agent_id, slots = info.slots, running = running.len(), "agent registered");
-        let (old_pull, restarted) = self.agents.register(info, Instant::now());
+        let (old_pull, restarted) = self
+            .agents
+            .register(info, self.clock.now(), self.clock.utc());
         if let Some(old) = old_pull {
-            self.agent_reply(
-                &old,
-                AgentReply::Work {
-                    assignments: vec![],
-                },
-            );
+            let _ = old.send(Ok(AgentReply::Work {
+                assignments: vec![],
+            }));
         }
         // Re-adopt attempts this agent still runs (after a principal restart or a reconnect).
         for attempt in &running {
@@ -41,7 +120,7 @@ impl Core {
         // A restarted process runs nothing it held before: reconcile at once. The same process
         // reconnecting may have an assignment still on its way: give it the usual grace.
         let grace = if restarted {
-            std::time::Duration::ZERO
+            Duration::ZERO
         } else {
             self.settings.heartbeat_timeout / 3
         };
@@ -49,30 +128,23 @@ impl Core {
         if let Some(w) = self.agents.store_write(&agent_id) {
             self.store.write_later(vec![w]);
         }
-        let interval = (self.settings.heartbeat_timeout / 6).as_millis() as u64;
-        self.agent_reply(
-            &reply,
-            AgentReply::Registered {
-                heartbeat_interval_ms: interval,
-            },
-        );
+        let interval = (self.settings.heartbeat_timeout / 6).as_millis();
+        let _ = reply.send(Ok(AgentReply::Registered {
+            heartbeat_interval_ms: u64::try_from(interval).unwrap_or(u64::MAX),
+        }));
         self.dispatch();
     }
 
     /// Applies records in order. Each run attempt's records are applied exactly once: a
     /// duplicate (seq already stored) is skipped, a record from a closed or replaced attempt
     /// never changes the run. The acknowledgement is sent once the writes are committed.
-    pub(super) fn report(&mut self, agent_id: &AgentId, records: Vec<Record>, reply: ReplyTo) {
+    fn report(&mut self, agent_id: &AgentId, records: Vec<Record>, reply: Reply<AgentReply>) {
         if !self.agents.is_alive(agent_id) {
-            self.replier.error(
-                &reply,
-                ErrorCode::Invalid,
-                format!("agent `{agent_id}` is not registered: register first"),
-            );
+            let _ = reply.send(Err(not_registered(agent_id)));
             return;
         }
         if let Err(e) = records.iter().try_for_each(storable_numbers) {
-            self.replier.send(&reply, Response::Error(e));
+            let _ = reply.send(Err(e));
             return;
         }
         let mut writes = Vec::new();
@@ -206,18 +278,21 @@ impl Core {
             })
             .collect();
         let committed = self.store.submit(writes);
-        let replier = self.replier.clone();
         self.pending.spawn(async move {
-            match committed.await {
-                Ok(()) => replier.send(&reply, Response::Agent(AgentReply::ReportAck { acks })),
-                Err(e) => replier.error(&reply, ErrorCode::Unavailable, format!("store: {e}")),
-            }
+            let result = match committed.await {
+                Ok(()) => Ok(AgentReply::ReportAck { acks }),
+                Err(e) => Err(ErrorReply::new(
+                    ErrorCode::Unavailable,
+                    format!("store: {e}"),
+                )),
+            };
+            let _ = reply.send(result);
         });
     }
 }
 
 /// A record's counters must fit the store: a larger one is refused, never wrapped.
-fn storable_numbers(record: &Record) -> Result<(), crate::protocol::ErrorReply> {
+fn storable_numbers(record: &Record) -> Result<(), ErrorReply> {
     storable("seq", record.seq)?;
     if let RecordEvent::Log { line_no, .. } = &record.event {
         storable("line_no", *line_no)?;

@@ -5,11 +5,14 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{AgentId, RunId};
-use crate::principal::server::ReplyTo;
-use crate::protocol::agent::AgentInfo;
+use super::Reply;
+use crate::model::{AgentId, AgentState, RunId};
+use crate::protocol::agent::{AgentInfo, AgentReply};
 use crate::protocol::control::AgentView;
 use crate::store::Write;
+
+/// Where a waiting long poll is answered.
+pub type PullReply = Reply<AgentReply>;
 
 pub struct Entry {
     pub info: AgentInfo,
@@ -17,13 +20,12 @@ pub struct Entry {
     pub last_seen: Instant,
     pub last_seen_at: DateTime<Utc>,
     pub runs: BTreeSet<RunId>,
-    /// `alive`, `lost` or `gone`.
-    pub state: &'static str,
+    pub state: AgentState,
     pub pull: Option<Pull>,
 }
 
 pub struct Pull {
-    pub reply: ReplyTo,
+    pub reply: PullReply,
     /// What the agent says it has free; refreshed by its heartbeats while the pull waits.
     pub free_slots: u32,
     pub expires: Instant,
@@ -38,25 +40,30 @@ impl Registry {
     /// Registers (or re-registers) an agent; it is alive from now on. Returns a pull left by
     /// the agent's previous connection (to be answered with nothing), and whether this is a
     /// new process under a name that was alive (its earlier runs are gone).
-    pub fn register(&mut self, info: AgentInfo, now: Instant) -> (Option<ReplyTo>, bool) {
+    pub fn register(
+        &mut self,
+        info: AgentInfo,
+        now: Instant,
+        at: DateTime<Utc>,
+    ) -> (Option<PullReply>, bool) {
         let id = info.id.clone();
-        let registered_at = Utc::now();
+        let registered_at = at;
         let entry = self.agents.entry(id).or_insert_with(|| Entry {
             info: info.clone(),
             registered_at,
             last_seen: now,
             last_seen_at: registered_at,
             runs: BTreeSet::new(),
-            state: "alive",
+            state: AgentState::Alive,
             pull: None,
         });
-        let restarted = entry.state == "alive" && entry.info.instance != info.instance;
+        let restarted = entry.state == AgentState::Alive && entry.info.instance != info.instance;
         entry.info = info;
         entry.last_seen = now;
-        entry.last_seen_at = Utc::now();
-        if entry.state != "alive" {
-            entry.state = "alive";
-            entry.registered_at = Utc::now();
+        entry.last_seen_at = at;
+        if entry.state != AgentState::Alive {
+            entry.state = AgentState::Alive;
+            entry.registered_at = at;
             entry.runs.clear();
         }
         (entry.pull.take().map(|p| p.reply), restarted)
@@ -64,11 +71,17 @@ impl Registry {
 
     /// Records a heartbeat (refreshing a waiting pull's free slots); false if the agent must
     /// register (again) first.
-    pub fn heartbeat(&mut self, id: &AgentId, free_slots: u32, now: Instant) -> bool {
+    pub fn heartbeat(
+        &mut self,
+        id: &AgentId,
+        free_slots: u32,
+        now: Instant,
+        at: DateTime<Utc>,
+    ) -> bool {
         match self.agents.get_mut(id) {
-            Some(e) if e.state == "alive" => {
+            Some(e) if e.state == AgentState::Alive => {
                 e.last_seen = now;
-                e.last_seen_at = Utc::now();
+                e.last_seen_at = at;
                 if let Some(pull) = e.pull.as_mut() {
                     pull.free_slots = free_slots;
                 }
@@ -87,7 +100,9 @@ impl Registry {
     }
 
     pub fn is_alive(&self, id: &AgentId) -> bool {
-        self.agents.get(id).is_some_and(|e| e.state == "alive")
+        self.agents
+            .get(id)
+            .is_some_and(|e| e.state == AgentState::Alive)
     }
 
     /// Stores a long poll, returning the one it replaces (which must be answered).
@@ -95,11 +110,12 @@ impl Registry {
         &mut self,
         id: &AgentId,
         free_slots: u32,
-        reply: ReplyTo,
+        reply: PullReply,
+        now: Instant,
         expires: Instant,
-    ) -> Option<ReplyTo> {
+    ) -> Option<PullReply> {
         let e = self.agents.get_mut(id)?;
-        e.last_seen = Instant::now();
+        e.last_seen = now;
         e.pull
             .replace(Pull {
                 reply,
@@ -109,7 +125,7 @@ impl Registry {
             .map(|p| p.reply)
     }
 
-    pub fn take_pull(&mut self, id: &AgentId) -> Option<ReplyTo> {
+    pub fn take_pull(&mut self, id: &AgentId) -> Option<PullReply> {
         self.agents.get_mut(id)?.pull.take().map(|p| p.reply)
     }
 
@@ -119,7 +135,7 @@ impl Registry {
     pub fn best_waiting(&self) -> Option<(AgentId, u32)> {
         self.agents
             .iter()
-            .filter(|(_, e)| e.state == "alive")
+            .filter(|(_, e)| e.state == AgentState::Alive)
             .filter_map(|(id, e)| {
                 let pull = e.pull.as_ref()?;
                 let held = u32::try_from(e.runs.len()).unwrap_or(u32::MAX);
@@ -142,20 +158,25 @@ impl Registry {
     }
 
     /// Marks an alive agent `lost` or `gone`; returns the runs it held.
-    pub fn mark(&mut self, id: &AgentId, state: &'static str) -> Option<Vec<RunId>> {
+    pub fn mark(&mut self, id: &AgentId, state: AgentState) -> Option<Vec<RunId>> {
         let e = self.agents.get_mut(id)?;
-        if e.state != "alive" {
+        if e.state != AgentState::Alive {
             return None;
         }
         e.state = state;
-        e.pull = None;
+        if let Some(pull) = e.pull.take() {
+            // Nothing more for it: the poll ends now rather than waiting out its expiry.
+            let _ = pull.reply.send(Ok(AgentReply::Work {
+                assignments: vec![],
+            }));
+        }
         Some(std::mem::take(&mut e.runs).into_iter().collect())
     }
 
     pub fn deadlines(&self, timeout: Duration) -> impl Iterator<Item = Instant> + '_ {
         self.agents
             .values()
-            .filter(|e| e.state == "alive")
+            .filter(|e| e.state == AgentState::Alive)
             .flat_map(move |e| {
                 [
                     Some(e.last_seen + timeout),
@@ -168,12 +189,12 @@ impl Registry {
     pub fn silent_since(&self, now: Instant, timeout: Duration) -> Vec<AgentId> {
         self.agents
             .iter()
-            .filter(|(_, e)| e.state == "alive" && e.last_seen + timeout <= now)
+            .filter(|(_, e)| e.state == AgentState::Alive && e.last_seen + timeout <= now)
             .map(|(id, _)| id.clone())
             .collect()
     }
 
-    pub fn expired_pulls(&mut self, now: Instant) -> Vec<ReplyTo> {
+    pub fn expired_pulls(&mut self, now: Instant) -> Vec<PullReply> {
         self.agents
             .values_mut()
             .filter(|e| e.pull.as_ref().is_some_and(|p| p.expires <= now))
@@ -182,7 +203,11 @@ impl Registry {
     }
 
     pub fn counts(&self) -> (usize, usize) {
-        let alive = self.agents.values().filter(|e| e.state == "alive").count();
+        let alive = self
+            .agents
+            .values()
+            .filter(|e| e.state == AgentState::Alive)
+            .count();
         (alive, self.agents.len())
     }
 
@@ -193,7 +218,7 @@ impl Registry {
             host: e.info.host.clone(),
             slots: e.info.slots,
             version: e.info.version.clone(),
-            state: e.state.into(),
+            state: e.state,
             ts: e.last_seen_at,
         })
     }
@@ -206,7 +231,7 @@ impl Registry {
                 host: e.info.host.clone(),
                 slots: e.info.slots,
                 running: u32::try_from(e.runs.len()).unwrap_or(u32::MAX),
-                state: e.state.into(),
+                state: e.state,
                 registered_at: e.registered_at,
                 last_heartbeat: e.last_seen_at,
                 version: e.info.version.clone(),

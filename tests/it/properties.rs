@@ -1,15 +1,16 @@
-//! Fuzz targets (proptest-driven) for the two parsers that take outside input: the protocol
-//! decoder (bytes from any socket peer) and the workflow loader (any file in the directory).
-//! The property is that they never panic: every input is answered with a value or an error.
+//! Properties of the two parsers that take outside input: the protocol decoder (bytes from
+//! any socket peer) and the workflow loader (any file in the directory). They never panic:
+//! every input is answered with a value or an error.
 //!
-//! `cargo test` runs a few hundred cases each. The recorded long run (README, "Fuzzing"):
-//! `PROPTEST_CASES=1000000 cargo test --lib fuzz -- --ignored`.
+//! `cargo test` runs proptest's default number of cases for each. The long run (README,
+//! "Fuzzing") is the same properties with more cases:
+//! `PROPTEST_CASES=1000000 cargo test --test it properties`.
 
 use proptest::prelude::*;
 
-use crate::model::WorkflowId;
-use crate::protocol::{decode_request, decode_response};
-use crate::workflow::parse::parse_workflow;
+use cdktr::model::WorkflowId;
+use cdktr::protocol::{decode_request, decode_response};
+use cdktr::workflow::parse::parse_workflow;
 
 /// Fragments that make random text look like our inputs, so the fuzzer gets past the first
 /// syntax error and into the interesting code.
@@ -124,52 +125,4 @@ proptest! {
     fn loader_never_panics_on_yaml_like_text(text in assembled(YAML_BITS)) {
         load(&text);
     }
-}
-
-/// The long run, with case counts from `PROPTEST_CASES`; prints how many inputs it tried.
-#[test]
-#[ignore = "long: run with PROPTEST_CASES=1000000 cargo test --lib fuzz -- --ignored"]
-fn long_fuzz_run() {
-    let cases: u32 = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
-    let config = ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    };
-    let started = std::time::Instant::now();
-    let mut runner = proptest::test_runner::TestRunner::new(config.clone());
-    runner
-        .run(&prop::collection::vec(any::<u8>(), 0..512), |b| {
-            decode_everything(&b);
-            Ok(())
-        })
-        .expect("decoder, bytes");
-    let mut runner = proptest::test_runner::TestRunner::new(config.clone());
-    runner
-        .run(&assembled(JSON_BITS), |t| {
-            decode_everything(t.as_bytes());
-            Ok(())
-        })
-        .expect("decoder, JSON-like");
-    let mut runner = proptest::test_runner::TestRunner::new(config.clone());
-    runner
-        .run(&"\\PC{0,400}", |t| {
-            load(&t);
-            Ok(())
-        })
-        .expect("loader, text");
-    let mut runner = proptest::test_runner::TestRunner::new(config);
-    runner
-        .run(&assembled(YAML_BITS), |t| {
-            load(&t);
-            Ok(())
-        })
-        .expect("loader, YAML-like");
-    println!(
-        "fuzz: 4 targets x {cases} inputs, no panic, in {:.0?}",
-        started.elapsed()
-    );
 }

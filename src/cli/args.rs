@@ -1,0 +1,269 @@
+//! The command line's structure: every command, subcommand and flag (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::daemon::{AgentArgs, PrincipalArgs};
+use crate::model::RunStatus;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cdktr",
+    version,
+    about = "cdktr: a distributed workflow orchestrator"
+)]
+pub struct Cli {
+    /// Configuration file (else $CDKTR_CONFIG, ./cdktr.toml, /etc/cdktr/cdktr.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Principal to talk to (client.principal), e.g. tcp://10.0.0.5:5561.
+    #[arg(long, global = true, value_name = "ENDPOINT")]
+    pub principal: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the resolved configuration as TOML.
+    Config {
+        /// Say where each value came from (default, file, env or flag).
+        #[arg(long)]
+        sources: bool,
+        /// Print JSON instead of TOML.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate, list and inspect workflow definitions.
+    #[command(subcommand)]
+    Workflow(WorkflowCommand),
+    /// Start a daemon in the foreground.
+    #[command(subcommand)]
+    Start(StartCommand),
+    /// Trigger a run of a workflow.
+    Run(RunArgs),
+    /// Tasks (`cdktr task run W` is `cdktr run W`).
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// Run history.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Task output: a run's logs, queries across runs, the live tail.
+    Logs(LogsArgs),
+    /// Agents known to the principal.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
+    /// Schedules: list, pause and resume, explain the next fires, slot history.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Event listeners that trigger runs: an HTTP webhook, file arrival.
+    #[command(subcommand)]
+    Listen(ListenCommand),
+    /// The principal's health: version, uptime, workflows, queue, agents, store.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkflowCommand {
+    /// Check workflow files and report every problem as file:line:col.
+    Validate {
+        /// Files or directories (default: the configured workflow directory).
+        paths: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List workflows with their schedules and next fire times (from the principal when it is
+    /// reachable and no --dir is given, else from the files).
+    List {
+        /// Read this workflow directory instead of asking the principal.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the principal re-read the workflow directory now (it also watches it).
+    Reload {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one workflow: schedule, next fire times and tasks in execution order.
+    Show {
+        id: String,
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Scheduled workflows: cron, zone, next fire, paused, policies.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause a workflow's schedule (persisted across principal restarts).
+    Pause {
+        workflow: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resume a paused schedule.
+    Resume {
+        workflow: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The next fire times in the workflow's zone and in UTC, with DST changes marked.
+    Explain {
+        workflow: String,
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What happened to each slot: fired, skipped-overlap, missed, caught-up, paused.
+    History {
+        workflow: String,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ListenCommand {
+    /// HTTP: `POST /trigger/<workflow>` with a JSON object of parameters queues a run.
+    Webhook {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: String,
+        /// Shared token callers must send (Authorization: Bearer <token>).
+        #[arg(long, env = "CDKTR_WEBHOOK_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Accept requests without a token (only sensible on a trusted loopback).
+        #[arg(long, conflicts_with = "token")]
+        no_auth: bool,
+    },
+    /// A file arriving in a directory (created or moved in) triggers a workflow.
+    Files {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Glob on the file name, e.g. '*.csv'.
+        #[arg(long, default_value = "*")]
+        pattern: String,
+        #[arg(long)]
+        workflow: String,
+        /// The parameter that receives the file's absolute path (declare it in the workflow).
+        #[arg(long, default_value = "file")]
+        param: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StartCommand {
+    /// The principal (same as `cdktr-principal`).
+    Principal(PrincipalArgs),
+    /// An agent (same as `cdktr-agent`).
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Workflow id, e.g. etl.daily.
+    pub workflow: String,
+    /// Watch the run's tasks until it ends; exit 0 if it COMPLETED, 1 otherwise.
+    #[arg(long)]
+    pub wait: bool,
+    /// Run parameter KEY=VALUE, passed to tasks as CDKTR_PARAM_KEY (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Trigger a run of a workflow (same as `cdktr run`).
+    Run(RunArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Recent runs, newest first.
+    List {
+        #[arg(long)]
+        workflow: Option<String>,
+        /// QUEUED, RUNNING, COMPLETED, FAILED, CRASHED or CANCELLED.
+        #[arg(long)]
+        status: Option<RunStatus>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One run and its tasks.
+    Show {
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct LogsArgs {
+    /// The run whose output to print.
+    #[arg(required = true)]
+    pub run: Option<String>,
+    /// Only this task's output.
+    #[arg(long)]
+    pub task: Option<String>,
+    /// After the history, keep printing live output until the run ends.
+    #[arg(long)]
+    pub follow: bool,
+    /// One JSON object per line: run_id, task_id, stream, seq, ts, line.
+    #[arg(long)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Option<LogsCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogsCommand {
+    /// Stored output across runs.
+    Query {
+        #[arg(long)]
+        workflow: Option<String>,
+        /// A duration ago (30m, 1h) or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// A duration ago or an RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Live output of every run (or one workflow's) until interrupted.
+    Tail {
+        #[arg(long)]
+        workflow: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// Agents with their state, capacity and last heartbeat.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}

@@ -1,0 +1,312 @@
+//! Applying writes: each batch in one transaction, the SQL for every kind of [`Write`], and
+//! replaying a journal left by a crash.
+
+use chrono::{DateTime, Utc};
+use duckdb::types::{TimeUnit, Value};
+use duckdb::{params, Connection};
+
+use super::journal::Journal;
+use super::{StoreError, Write};
+
+/// Replays a journal left by a crash while the database refused writes, unless its marker
+/// shows it was applied already.
+pub fn replay(conn: &Connection, journal: &Journal) -> Result<usize, StoreError> {
+    let read = journal
+        .read()
+        .map_err(|e| StoreError::Write(format!("reading {}: {e}", journal.path().display())))?;
+    let Some((id, batches)) = read else {
+        return Ok(0);
+    };
+    let applied: i64 = conn.query_row(
+        "SELECT count(*) FROM meta WHERE key = 'journal_applied' AND value = ?",
+        [&id],
+        |r| r.get(0),
+    )?;
+    let count = if applied == 0 {
+        let refs: Vec<&[Write]> = batches.iter().map(Vec::as_slice).collect();
+        apply(conn, &refs, Some(&id))?;
+        batches.iter().map(Vec::len).sum()
+    } else {
+        0
+    };
+    journal
+        .clear()
+        .map_err(|e| StoreError::Write(e.to_string()))?;
+    Ok(count)
+}
+
+pub fn ts(t: &DateTime<Utc>) -> Value {
+    Value::Timestamp(TimeUnit::Microsecond, t.timestamp_micros())
+}
+
+fn opt_ts(t: Option<&DateTime<Utc>>) -> Value {
+    t.map(ts).unwrap_or(Value::Null)
+}
+
+pub fn apply(
+    conn: &Connection,
+    batches: &[&[Write]],
+    journal_marker: Option<&str>,
+) -> Result<(), duckdb::Error> {
+    conn.execute_batch("BEGIN TRANSACTION")?;
+    let result = batches
+        .iter()
+        .try_for_each(|writes| apply_in_transaction(conn, writes))
+        .and_then(|()| match journal_marker {
+            Some(marker) => {
+                conn.execute("DELETE FROM meta WHERE key = 'journal_applied'", [])?;
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('journal_applied', ?)",
+                    [marker],
+                )?;
+                Ok(())
+            }
+            None => Ok(()),
+        });
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckdb::Error> {
+    let mut logs = conn.appender("logs")?;
+    for w in writes {
+        match w {
+            Write::RunQueued(r) => {
+                conn.execute(
+                    "INSERT INTO runs (run_id, workflow_id, trigger, status, queued_at, attempt, \
+                     last_seq, params, definition) VALUES (?, ?, ?, 'QUEUED', ?, 0, 0, ?, ?)",
+                    params![
+                        r.run_id.as_str(),
+                        r.workflow_id.as_str(),
+                        r.trigger.as_str(),
+                        ts(&r.queued_at),
+                        r.params_json,
+                        r.definition_json
+                    ],
+                )?;
+                conn.execute(
+                    "INSERT INTO transitions (run_id, task_id, attempt, status, ts) \
+                     VALUES (?, NULL, 0, 'QUEUED', ?)",
+                    params![r.run_id.as_str(), ts(&r.queued_at)],
+                )?;
+                for task in &r.tasks {
+                    conn.execute(
+                        "INSERT INTO task_runs (run_id, task_id, attempt, status) \
+                         VALUES (?, ?, 0, 'PENDING')",
+                        params![r.run_id.as_str(), task.as_str()],
+                    )?;
+                }
+            }
+            Write::Run {
+                run_id,
+                status,
+                ts: at,
+                agent,
+                attempt,
+                token,
+                reason,
+            } => {
+                if *status == crate::model::RunStatus::Queued {
+                    // Queued again: the attempt that was assigned never started.
+                    conn.execute(
+                        "UPDATE runs SET status = 'QUEUED', started_at = NULL, agent_id = NULL, \
+                         token = NULL, attempt = ?, last_seq = 0 WHERE run_id = ?",
+                        params![attempt, run_id.as_str()],
+                    )?;
+                } else {
+                    let started = (*status == crate::model::RunStatus::Running).then_some(at);
+                    let finished = status.is_terminal().then_some(at);
+                    conn.execute(
+                        "UPDATE runs SET status = ?, started_at = coalesce(?, started_at), \
+                         finished_at = coalesce(?, finished_at), agent_id = coalesce(?, agent_id), \
+                         token = coalesce(?, token), attempt = ?, last_seq = CASE WHEN attempt = ? THEN last_seq ELSE 0 END \
+                         WHERE run_id = ?",
+                        params![
+                            status.as_str(),
+                            opt_ts(started),
+                            opt_ts(finished),
+                            agent.as_ref().map(|a| a.as_str()),
+                            token,
+                            attempt,
+                            attempt,
+                            run_id.as_str()
+                        ],
+                    )?;
+                }
+                conn.execute(
+                    "INSERT INTO transitions (run_id, task_id, attempt, status, ts, reason) \
+                     VALUES (?, NULL, ?, ?, ?, ?)",
+                    params![run_id.as_str(), attempt, status.as_str(), ts(at), reason],
+                )?;
+            }
+            Write::RunSeq { run_id, last_seq } => {
+                conn.execute(
+                    "UPDATE runs SET last_seq = greatest(last_seq, ?) WHERE run_id = ?",
+                    params![saturating_i64(*last_seq), run_id.as_str()],
+                )?;
+            }
+            Write::Task {
+                run_id,
+                task_id,
+                attempt,
+                status,
+                ts: at,
+                exit_code,
+                reason,
+            } => {
+                let started = (*status == crate::model::TaskStatus::Running).then_some(at);
+                let finished = status.is_terminal().then_some(at);
+                conn.execute(
+                    "UPDATE task_runs SET status = ?, attempt = ?, \
+                     started_at = coalesce(?, started_at), finished_at = coalesce(?, finished_at), \
+                     exit_code = coalesce(?, exit_code), reason = coalesce(?, reason) \
+                     WHERE run_id = ? AND task_id = ?",
+                    params![
+                        status.as_str(),
+                        attempt,
+                        opt_ts(started),
+                        opt_ts(finished),
+                        exit_code,
+                        reason,
+                        run_id.as_str(),
+                        task_id.as_str()
+                    ],
+                )?;
+                conn.execute(
+                    "INSERT INTO transitions (run_id, task_id, attempt, status, ts, reason) \
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                    params![
+                        run_id.as_str(),
+                        task_id.as_str(),
+                        attempt,
+                        status.as_str(),
+                        ts(at),
+                        reason
+                    ],
+                )?;
+            }
+            Write::Log(l) => {
+                logs.append_row(params![
+                    saturating_i64(l.id),
+                    l.run_id.as_str(),
+                    l.workflow_id.as_str(),
+                    l.task_id.as_str(),
+                    l.attempt,
+                    l.stream.as_str(),
+                    saturating_i64(l.seq),
+                    ts(&l.ts),
+                    l.line
+                ])?;
+            }
+            Write::Slot(r) => {
+                conn.execute(
+                    "INSERT INTO schedule_slots (workflow_id, slot, fate, run_id, note, recorded_at) \
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                    params![
+                        r.workflow_id.as_str(),
+                        ts(&r.slot),
+                        r.fate.as_str(),
+                        r.run_id.as_ref().map(|id| id.as_str()),
+                        r.note,
+                        ts(&r.recorded_at)
+                    ],
+                )?;
+                let updated = conn.execute(
+                    "UPDATE schedules SET last_slot = greatest(coalesce(last_slot, ?), ?) WHERE workflow_id = ?",
+                    params![ts(&r.slot), ts(&r.slot), r.workflow_id.as_str()],
+                )?;
+                if updated == 0 {
+                    conn.execute(
+                        "INSERT INTO schedules (workflow_id, last_slot, paused) VALUES (?, ?, false)",
+                        params![r.workflow_id.as_str(), ts(&r.slot)],
+                    )?;
+                }
+            }
+            Write::Late {
+                record,
+                agent,
+                reason,
+            } => {
+                conn.execute(
+                    "INSERT INTO late_records (run_id, attempt, seq, agent_id, ts, event, reason, \
+                     received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    params![
+                        record.run_id.as_str(),
+                        // Late records come from outside: keep them storable whatever they say.
+                        i32::try_from(record.attempt).unwrap_or(i32::MAX),
+                        i64::try_from(record.seq).unwrap_or(i64::MAX),
+                        agent.as_str(),
+                        ts(&record.ts),
+                        serde_json::to_string(&record.event).unwrap_or_default(),
+                        reason,
+                        ts(&chrono::Utc::now())
+                    ],
+                )?;
+            }
+            Write::Paused {
+                workflow_id,
+                paused,
+            } => {
+                let updated = conn.execute(
+                    "UPDATE schedules SET paused = ? WHERE workflow_id = ?",
+                    params![paused, workflow_id.as_str()],
+                )?;
+                if updated == 0 {
+                    conn.execute(
+                        "INSERT INTO schedules (workflow_id, last_slot, paused) VALUES (?, NULL, ?)",
+                        params![workflow_id.as_str(), paused],
+                    )?;
+                }
+            }
+            Write::Agent {
+                agent_id,
+                host,
+                slots,
+                version,
+                state,
+                ts: at,
+            } => {
+                let updated = conn.execute(
+                    "UPDATE agents SET host = ?, slots = ?, version = ?, state = ?, last_seen = ? \
+                     WHERE agent_id = ?",
+                    params![
+                        host,
+                        slots,
+                        version,
+                        state.as_str(),
+                        ts(at),
+                        agent_id.as_str()
+                    ],
+                )?;
+                if updated == 0 {
+                    conn.execute(
+                        "INSERT INTO agents (agent_id, host, slots, version, state, first_seen, \
+                         last_seen) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        params![
+                            agent_id.as_str(),
+                            host,
+                            slots,
+                            version,
+                            state.as_str(),
+                            ts(at),
+                            ts(at)
+                        ],
+                    )?;
+                }
+            }
+        }
+    }
+    logs.flush()?;
+    Ok(())
+}
+
+/// Counters are validated at the protocol edge (`protocol::storable`); this only keeps a
+/// value that slipped through from wrapping negative.
+fn saturating_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,199 @@
+//! The typed control API: one method per control request, each returning the value its reply
+//! carries. This is the one place that pairs a request with the reply it expects; the CLI, the
+//! TUI and the listeners call these methods and never match on replies.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::{Client, ClientError};
+use crate::model::{RunId, RunStatus, Workflow, WorkflowId};
+use crate::protocol::control::{
+    AgentView, ControlReply, ControlRequest, RunDetail, RunSummary, ScheduleView, SlotRecord,
+    StatusView,
+};
+use crate::protocol::logs::LogLine;
+use crate::workflow::InvalidFile;
+
+/// The reply's payload if it is the expected variant, else an `Unexpected` error.
+macro_rules! expect {
+    ($reply:expr, $variant:pat => $value:expr) => {
+        match $reply {
+            $variant => Ok($value),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
+    };
+}
+
+/// Which stored lines to read.
+#[derive(Clone, Debug)]
+pub enum LogQuery {
+    /// One run's lines (one task's, with `task`).
+    Run {
+        run_id: String,
+        task: Option<String>,
+    },
+    /// Lines across runs, by workflow and time.
+    Across {
+        workflow: Option<String>,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    },
+}
+
+/// One page of stored lines; `next` is the cursor of the following page (None on the last).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogPage {
+    pub lines: Vec<LogLine>,
+    pub next: Option<u64>,
+}
+
+/// The principal's workflows and the files that failed validation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkflowListing {
+    pub workflows: Vec<Workflow>,
+    pub invalid: Vec<InvalidFile>,
+}
+
+/// The catalog after a reload: valid workflows active, invalid files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reloaded {
+    pub valid: usize,
+    pub invalid: usize,
+}
+
+impl Client {
+    /// Queues a run of `workflow` with `params`, recorded with `source` (`cli`, `api`,
+    /// `event:<name>` ...). Returns the run id once the queued run is durable.
+    pub async fn trigger(
+        &self,
+        workflow: &str,
+        params: BTreeMap<String, String>,
+        source: &str,
+    ) -> Result<RunId, ClientError> {
+        let request = ControlRequest::Trigger {
+            workflow: workflow.to_owned(),
+            params,
+            trigger: Some(source.to_owned()),
+        };
+        expect!(self.control(request).await?, ControlReply::Triggered { run_id } => run_id)
+    }
+
+    pub async fn status(&self) -> Result<StatusView, ClientError> {
+        expect!(self.control(ControlRequest::Status).await?, ControlReply::Status(s) => *s)
+    }
+
+    pub async fn agents(&self) -> Result<Vec<AgentView>, ClientError> {
+        let reply = self.control(ControlRequest::ListAgents).await?;
+        expect!(reply, ControlReply::Agents { agents } => agents)
+    }
+
+    /// Runs, newest first.
+    pub async fn runs(
+        &self,
+        workflow: Option<String>,
+        status: Option<RunStatus>,
+        limit: u32,
+    ) -> Result<Vec<RunSummary>, ClientError> {
+        let request = ControlRequest::ListRuns {
+            workflow,
+            status,
+            limit: Some(limit),
+        };
+        expect!(self.control(request).await?, ControlReply::Runs { runs } => runs)
+    }
+
+    pub async fn run(&self, run_id: &str) -> Result<RunDetail, ClientError> {
+        let request = ControlRequest::ShowRun {
+            run_id: run_id.to_owned(),
+        };
+        expect!(self.control(request).await?, ControlReply::Run { run } => *run)
+    }
+
+    /// One page of stored lines after the cursor `after`.
+    pub async fn logs(&self, query: &LogQuery, after: Option<u64>) -> Result<LogPage, ClientError> {
+        let request = match query.clone() {
+            LogQuery::Run { run_id, task } => ControlRequest::Logs {
+                run_id,
+                task,
+                after,
+                limit: None,
+            },
+            LogQuery::Across {
+                workflow,
+                since,
+                until,
+            } => ControlRequest::QueryLogs {
+                workflow,
+                since,
+                until,
+                after,
+                limit: None,
+            },
+        };
+        expect!(
+            self.control(request).await?,
+            ControlReply::LogLines { lines, next } => LogPage { lines, next }
+        )
+    }
+
+    pub async fn workflows(&self) -> Result<WorkflowListing, ClientError> {
+        expect!(
+            self.control(ControlRequest::ListWorkflows).await?,
+            ControlReply::Workflows { workflows, invalid } => WorkflowListing { workflows, invalid }
+        )
+    }
+
+    pub async fn workflow(&self, id: &str) -> Result<Workflow, ClientError> {
+        let request = ControlRequest::ShowWorkflow { id: id.to_owned() };
+        expect!(self.control(request).await?, ControlReply::Workflow { workflow } => *workflow)
+    }
+
+    /// Re-reads the workflow directory; answered once the new catalog is active.
+    pub async fn reload(&self) -> Result<Reloaded, ClientError> {
+        expect!(
+            self.control(ControlRequest::ReloadWorkflows).await?,
+            ControlReply::Reloaded { valid, invalid } => Reloaded { valid, invalid }
+        )
+    }
+
+    pub async fn schedules(&self) -> Result<Vec<ScheduleView>, ClientError> {
+        let reply = self.control(ControlRequest::ListSchedules).await?;
+        expect!(reply, ControlReply::Schedules { schedules } => schedules)
+    }
+
+    /// Pauses (or resumes) a workflow's schedule; returns the workflow's id.
+    pub async fn set_paused(
+        &self,
+        workflow: &str,
+        paused: bool,
+    ) -> Result<WorkflowId, ClientError> {
+        let request = ControlRequest::SetSchedulePaused {
+            workflow: workflow.to_owned(),
+            paused,
+        };
+        expect!(self.control(request).await?, ControlReply::SchedulePaused { workflow, .. } => workflow)
+    }
+
+    /// The newest `limit` slot records of a workflow, newest first.
+    pub async fn slot_history(
+        &self,
+        workflow: &str,
+        limit: u32,
+    ) -> Result<Vec<SlotRecord>, ClientError> {
+        let request = ControlRequest::ScheduleHistory {
+            workflow: workflow.to_owned(),
+            limit: Some(limit),
+        };
+        expect!(self.control(request).await?, ControlReply::Slots { slots } => slots)
+    }
+
+    /// Arms a failpoint (only on a principal started with `CDKTR_FAILPOINTS=1`).
+    pub async fn failpoint(&self, name: &str, duration_ms: u64) -> Result<(), ClientError> {
+        let request = ControlRequest::Failpoint {
+            name: name.to_owned(),
+            duration_ms,
+        };
+        expect!(self.control(request).await?, ControlReply::FailpointSet => ())
+    }
+}

@@ -1,0 +1,94 @@
+//! Policies and params: parsing, validation and resolution.
+
+use super::*;
+
+#[test]
+fn workflow_round_trips_through_json() {
+    let w = valid(LEGACY);
+    let json = serde_json::to_string(&w).unwrap();
+    let back: Workflow = serde_json::from_str(&json).unwrap();
+    assert_eq!(w, back);
+}
+
+#[test]
+fn policies_and_params() {
+    let w = valid(
+        r#"name: x
+cron: "0 9 * * *"
+overlap: queue
+catchup: all
+params:
+  day: today
+  region:
+    default: eu
+    description: Where to run
+tasks:
+  a: {name: A, config: !Subprocess {cmd: echo, args: ["{{ params.day }}"], env: {R: "{{params.region}}"}}}
+"#,
+    );
+    assert_eq!(w.overlap, crate::model::Overlap::Queue);
+    assert_eq!(w.catchup, crate::model::Catchup::All);
+    assert_eq!(w.params["day"].default.as_deref(), Some("today"));
+    assert_eq!(
+        w.params["region"].description.as_deref(),
+        Some("Where to run")
+    );
+    let defaults = valid("name: x\ntasks:\n  a: {name: A, config: !Shell {script: x}}\n");
+    assert_eq!(defaults.overlap, crate::model::Overlap::Skip);
+    assert_eq!(defaults.catchup, crate::model::Catchup::Latest);
+}
+
+#[test]
+fn bad_policies_and_params_are_reported() {
+    let errs =
+        errors("name: x\noverlap: sometimes\ntasks:\n  a: {name: A, config: !Shell {script: x}}\n");
+    assert_eq!(
+        errs,
+        ["t.yml:2:10: error: `overlap` must be allow, skip or queue, not `sometimes`"]
+    );
+    let errs =
+        errors("name: x\ncatchup: yes\ntasks:\n  a: {name: A, config: !Shell {script: x}}\n");
+    assert!(
+        errs[0].contains("`catchup` must be none, latest or all"),
+        "{errs:?}"
+    );
+    let errs = errors(
+        "name: x\nparams: {day: mon}\ntasks:\n  a: {name: A, config: !Shell {script: \"echo {{ params.dya }}\"}}\n",
+    );
+    assert_eq!(
+        errs,
+        ["t.yml: error: task `a`: `{{ params.dya }}` names an undeclared parameter (did you mean `day`?)"]
+    );
+    let errs = errors(
+        "name: x\ncron: \"0 9 * * *\"\nparams: {day: {description: d}}\ntasks:\n  a: {name: A, config: !Shell {script: x}}\n",
+    );
+    assert!(
+        errs[0].contains("parameter `day` has no default, but scheduled runs need"),
+        "{errs:?}"
+    );
+    let errs = errors(
+        "name: x\nparams: {\"1st\": a}\ntasks:\n  a: {name: A, config: !Shell {script: x}}\n",
+    );
+    assert!(errs[0].contains("parameter name `1st`"), "{errs:?}");
+}
+
+#[test]
+fn params_resolve_with_defaults_and_reject_unknown_or_missing() {
+    let w = valid("name: x\nparams:\n  day: mon\n  who: {}\ntasks:\n  a: {name: A, config: !Shell {script: x}}\n");
+    let given = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let values = w.resolve_params(&given(&[("who", "me")])).unwrap();
+    assert_eq!(values, given(&[("day", "mon"), ("who", "me")]));
+    let err = w
+        .resolve_params(&given(&[("who", "me"), ("dya", "x")]))
+        .unwrap_err();
+    assert!(
+        err.contains("`dya` is not a parameter") && err.contains("declared: day, who"),
+        "{err}"
+    );
+    assert!(w.resolve_params(&given(&[])).unwrap_err().contains("`who`"));
+}
