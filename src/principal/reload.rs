@@ -133,6 +133,8 @@ pub fn spawn(
                         watching = false;
                         continue;
                     }
+                    // Let the change settle (editors write in several steps), then check once.
+                    tokio::time::sleep(DEBOUNCE).await;
                     while fs_events.try_recv().is_ok() {}
                     Cause::Maybe
                 }
@@ -178,34 +180,31 @@ async fn fingerprint(config: &PrincipalConfig) -> Option<Fingerprint> {
         .ok()
 }
 
-type Watcher = notify_debouncer_full::Debouncer<
-    notify::RecommendedWatcher,
-    notify_debouncer_full::RecommendedCache,
->;
-
-/// Watches the directory (recursively, not the files: editors save by rename).
-fn watch_dir(dir: &Path, events: mpsc::UnboundedSender<()>) -> Option<Watcher> {
-    let handler = move |result: notify_debouncer_full::DebounceEventResult| {
+/// Watches the directory tree (the directories, not the files: editors save by rename). The
+/// watch is event-driven (no polling thread): an idle principal does no work at all.
+fn watch_dir(dir: &Path, events: mpsc::UnboundedSender<()>) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let handler = move |result: notify::Result<notify::Event>| {
         // Reading the tree opens its files and directories: those access events must not
         // start the next reload (they did, six times a second, for any nested tree).
         let changed = match result {
-            Ok(events) => events.iter().any(|e| !e.kind.is_access()),
+            Ok(event) => !event.kind.is_access(),
             Err(_) => true,
         };
         if changed {
             let _ = events.send(());
         }
     };
-    let mut debouncer = match notify_debouncer_full::new_debouncer(DEBOUNCE, None, handler) {
-        Ok(d) => d,
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
         Err(e) => {
             tracing::warn!(error = %e, "cannot watch the workflow directory; reload with SIGHUP or `cdktr workflow reload`");
             return None;
         }
     };
-    if let Err(e) = debouncer.watch(dir, notify::RecursiveMode::Recursive) {
+    if let Err(e) = watcher.watch(dir, notify::RecursiveMode::Recursive) {
         tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the workflow directory; reload with SIGHUP or `cdktr workflow reload`");
         return None;
     }
-    Some(debouncer)
+    Some(watcher)
 }
