@@ -141,20 +141,7 @@ fn serial_caught_up_skip_runs_stay_serial_after_a_restart() {
             .count();
         (done >= 3).then_some(())
     });
-    let mut started: Vec<_> = api
-        .runs("job")
-        .into_iter()
-        .filter(|r| r.started_at.is_some() && r.finished_at.is_some())
-        .collect();
-    started.sort_by_key(|r| r.started_at);
-    for pair in started.windows(2) {
-        assert!(
-            pair[0].finished_at <= pair[1].started_at,
-            "runs {} and {} overlapped",
-            pair[0].run_id,
-            pair[1].run_id
-        );
-    }
+    api.assert_runs_never_overlap("job");
 }
 
 #[test]

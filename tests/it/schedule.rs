@@ -82,7 +82,7 @@ fn overlap_skip_skips_slots_while_a_run_is_active() {
     assert!(count(&slots, "fired") >= 2, "{slots:#?}");
     assert!(count(&slots, "skipped-overlap") >= 4, "{slots:#?}");
     // No two runs of the workflow overlapped.
-    assert_runs_never_overlap(&api, "slow");
+    api.assert_runs_never_overlap("slow");
 }
 
 #[test]
@@ -110,31 +110,11 @@ fn overlap_queue_runs_every_slot_one_after_another() {
             .count();
         (done >= 3).then_some(())
     });
-    assert_runs_never_overlap(&api, "serial");
+    api.assert_runs_never_overlap("serial");
     assert!(
         api.status().queue_length >= 1,
         "later slots wait in the queue"
     );
-}
-
-fn assert_runs_never_overlap(api: &Api, workflow: &str) {
-    let mut started: Vec<_> = api
-        .runs(workflow)
-        .into_iter()
-        .filter(|r| r.started_at.is_some())
-        .collect();
-    started.sort_by_key(|r| r.started_at);
-    for pair in started.windows(2) {
-        let end = pair[0]
-            .finished_at
-            .expect("an earlier run finished before the next started");
-        assert!(
-            end <= pair[1].started_at.unwrap(),
-            "runs {} and {} overlapped",
-            pair[0].run_id,
-            pair[1].run_id
-        );
-    }
 }
 
 /// Runs the principal for a few slots, stops it for 5 s, restarts it and returns the history.

@@ -265,6 +265,27 @@ impl Api {
             .unwrap_or_else(|e| panic!("agents: {e}"))
     }
 
+    /// Runs of `workflow` that started never overlapped: each ended before the next began.
+    pub fn assert_runs_never_overlap(&self, workflow: &str) {
+        let mut started: Vec<_> = self
+            .runs(workflow)
+            .into_iter()
+            .filter(|r| r.started_at.is_some())
+            .collect();
+        started.sort_by_key(|r| r.started_at);
+        for pair in started.windows(2) {
+            let end = pair[0]
+                .finished_at
+                .expect("an earlier run finished before the next started");
+            assert!(
+                end <= pair[1].started_at.unwrap(),
+                "runs {} and {} overlapped",
+                pair[0].run_id,
+                pair[1].run_id
+            );
+        }
+    }
+
     /// Every stored line of a run, paging through.
     pub fn logs(&self, run_id: &str) -> Vec<LogLine> {
         let query = LogQuery::Run {
