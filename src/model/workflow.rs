@@ -7,7 +7,8 @@ use chrono::{DateTime, FixedOffset, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use super::{Schedule, TaskId, WorkflowId};
+use super::params::{shell_quote, substitute, substitute_with};
+use super::{Param, Schedule, TaskId, WorkflowId};
 
 /// A workflow that passed validation. `tasks` is in a valid execution order: every task comes
 /// after all of its dependencies (ties keep the order of the file).
@@ -91,57 +92,9 @@ impl Catchup {
     }
 }
 
-/// A declared parameter: given to tasks as `CDKTR_PARAM_<NAME>` and `{{ params.name }}`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Param {
-    /// Used when a trigger does not give a value; without one the parameter is required.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-}
-
 impl Workflow {
     pub fn task(&self, id: &TaskId) -> Option<&Task> {
         self.tasks.iter().find(|t| &t.id == id)
-    }
-
-    /// The parameter values of a run: `given` over the declared defaults. Errors name an
-    /// undeclared or missing parameter.
-    pub fn resolve_params(
-        &self,
-        given: &BTreeMap<String, String>,
-    ) -> Result<BTreeMap<String, String>, String> {
-        if let Some(unknown) = given.keys().find(|k| !self.params.contains_key(*k)) {
-            let declared: Vec<&str> = self.params.keys().map(String::as_str).collect();
-            return Err(if declared.is_empty() {
-                format!(
-                    "`{unknown}` is not a parameter of workflow `{}` (it declares none)",
-                    self.id
-                )
-            } else {
-                format!(
-                    "`{unknown}` is not a parameter of workflow `{}` (declared: {})",
-                    self.id,
-                    declared.join(", ")
-                )
-            });
-        }
-        let mut values = BTreeMap::new();
-        for (name, spec) in &self.params {
-            match given.get(name).or(spec.default.as_ref()) {
-                Some(v) => {
-                    values.insert(name.clone(), v.clone());
-                }
-                None => {
-                    return Err(format!(
-                        "parameter `{name}` of workflow `{}` has no default: give a value",
-                        self.id
-                    ))
-                }
-            }
-        }
-        Ok(values)
     }
 
     /// The next `count` scheduled fires after `now`, none before `start_time`.
@@ -210,47 +163,6 @@ pub enum TaskConfig {
     },
 }
 
-/// Replaces `{{ params.name }}` (spaces optional) with the parameter's value. Plain text
-/// substitution: nothing is evaluated. Unknown names are left as written (validation rejects
-/// them when the workflow loads).
-pub fn substitute(text: &str, params: &BTreeMap<String, String>) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        let Some(len) = rest[start..].find("}}") else {
-            break;
-        };
-        let inner = rest[start + 2..start + len].trim();
-        let value = inner
-            .strip_prefix("params.")
-            .and_then(|name| params.get(name.trim()));
-        out.push_str(&rest[..start]);
-        match value {
-            Some(v) => out.push_str(v),
-            None => out.push_str(&rest[start..start + len + 2]),
-        }
-        rest = &rest[start + len + 2..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// The parameter names a text refers to with `{{ params.name }}`.
-pub fn placeholders(text: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        let Some(len) = rest[start..].find("}}") else {
-            break;
-        };
-        if let Some(name) = rest[start + 2..start + len].trim().strip_prefix("params.") {
-            names.push(name.trim().to_owned());
-        }
-        rest = &rest[start + len + 2..];
-    }
-    names
-}
-
 impl TaskConfig {
     /// Every text of the config that may hold `{{ params.x }}`: args, script and env values.
     pub fn templated_texts(&self) -> Vec<&str> {
@@ -268,7 +180,10 @@ impl TaskConfig {
         }
     }
 
-    /// The config with `{{ params.x }}` replaced in args, script and env values.
+    /// The config with `{{ params.x }}` replaced in args, script and env values. In a `!Shell`
+    /// script each value is shell-quoted, so the shell sees exactly its bytes as one word and
+    /// never evaluates it; args and env values are not parsed by a shell and get the bytes
+    /// as they are.
     pub fn with_params(&self, params: &BTreeMap<String, String>) -> TaskConfig {
         let sub = |t: &String| substitute(t, params);
         let sub_env =
@@ -291,7 +206,7 @@ impl TaskConfig {
                 env,
                 cwd,
             } => TaskConfig::Shell {
-                script: sub(script),
+                script: substitute_with(script, params, shell_quote),
                 shell: shell.clone(),
                 env: sub_env(env),
                 cwd: cwd.clone(),
@@ -321,30 +236,5 @@ impl TaskConfig {
                 script.lines().next().unwrap_or_default().to_owned()
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn substitution_is_plain_text() {
-        let params = BTreeMap::from([
-            ("day".to_owned(), "mon".to_owned()),
-            ("n".to_owned(), "$(rm -rf /)".to_owned()),
-        ]);
-        assert_eq!(
-            substitute("d={{ params.day }} {{params.n}}", &params),
-            "d=mon $(rm -rf /)"
-        );
-        assert_eq!(
-            substitute("{{ params.nope }} {{ other }} {{", &params),
-            "{{ params.nope }} {{ other }} {{"
-        );
-        assert_eq!(
-            placeholders("a {{ params.x }} b {{params.y}} {{ z }}"),
-            ["x", "y"]
-        );
     }
 }

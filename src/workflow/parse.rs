@@ -84,6 +84,9 @@ enum RawParam {
 struct RawParamSpec {
     default: Option<String>,
     description: Option<String>,
+    pattern: Option<String>,
+    #[serde(default)]
+    choices: Vec<String>,
 }
 
 /// Tasks in file order (a plain map would sort them).

@@ -262,3 +262,52 @@ fn python_example_client_triggers_a_run() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no workflow `nope`"));
 }
+
+#[test]
+fn a_file_named_like_a_command_is_passed_as_its_name_and_runs_nothing() {
+    let ws = Workspace::new();
+    ws.write(
+        "wf/ingest.yml",
+        "name: Ingest\nparams: {file: {}}\ntasks:\n  load: {name: Load, config: !Shell {script: \"wc -l < {{ params.file }}\"}}\n",
+    );
+    std::fs::create_dir(ws.path().join("inbox")).unwrap();
+    let p = Principal::start(&ws, &["--with-agent"], &[]);
+    let api = Api::connect(&p.api);
+    let _watcher = listener(
+        &ws,
+        &p.api,
+        &[
+            "files",
+            "--dir",
+            "inbox",
+            "--pattern",
+            "*.csv",
+            "--workflow",
+            "ingest",
+        ],
+        "files",
+    );
+    ws.write("staging.csv", "a\nb\n");
+    let hostile = "$(touch PWNED) `touch PWNED`.csv";
+    std::fs::rename(
+        ws.path().join("staging.csv"),
+        ws.path().join("inbox").join(hostile),
+    )
+    .unwrap();
+    let runs = wait_for(LONG, "a run of ingest", || {
+        let runs = api.runs("ingest");
+        (!runs.is_empty()).then_some(runs)
+    });
+    let run = api.wait_done(runs[0].run_id.as_str(), LONG);
+    assert_eq!(run.summary.status, RunStatus::Completed);
+    assert!(run.params["file"].ends_with(hostile), "{:?}", run.params);
+    let printed: Vec<String> = api
+        .logs(runs[0].run_id.as_str())
+        .into_iter()
+        .map(|l| l.line.trim().to_owned())
+        .collect();
+    assert_eq!(printed, vec!["2"]);
+    for dir in [ws.path().to_path_buf(), ws.path().join("inbox")] {
+        assert!(!dir.join("PWNED").exists(), "a file name was executed");
+    }
+}

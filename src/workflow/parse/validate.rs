@@ -9,7 +9,9 @@ use chrono_tz::Tz;
 use serde_saphyr::Spanned;
 
 use super::{Parsed, RawParam, RawWorkflow, Validator};
-use crate::model::{placeholders, Catchup, Overlap, Param, Schedule, Task, Workflow, WorkflowId};
+use crate::model::{
+    placeholders, whole_match, Catchup, Overlap, Param, Schedule, Task, Workflow, WorkflowId,
+};
 use crate::workflow::diagnostic::{suggest, Diagnostic};
 
 impl<'a> Validator<'a> {
@@ -182,13 +184,23 @@ impl<'a> Validator<'a> {
             let param = match value {
                 RawParam::Value(v) => Param {
                     default: Some(v.clone()),
-                    description: None,
+                    ..Param::default()
                 },
                 RawParam::Spec(spec) => Param {
                     default: spec.default.clone(),
                     description: spec.description.clone(),
+                    pattern: spec.pattern.clone(),
+                    choices: spec.choices.clone(),
                 },
             };
+            if let Some(Err(e)) = param.pattern.as_deref().map(whole_match) {
+                self.error_at(
+                    &raw,
+                    format!("parameter `{name}`: `pattern` is not a regular expression: {e}"),
+                );
+            } else if let Some(Err(e)) = param.default.as_deref().map(|d| param.check(d)) {
+                self.error_at(&raw, format!("parameter `{name}`: the default {e}"));
+            }
             if scheduled && param.default.is_none() {
                 self.error_at(
                     &raw,

@@ -92,3 +92,32 @@ fn params_resolve_with_defaults_and_reject_unknown_or_missing() {
     );
     assert!(w.resolve_params(&given(&[])).unwrap_err().contains("`who`"));
 }
+
+#[test]
+fn param_patterns_and_choices_are_validated_with_their_defaults() {
+    let errs = errors(
+        "name: x\nparams: {tag: {pattern: \"v[0-9\"}}\ntasks:\n  a: {name: A, config: !Shell {script: x}}\n",
+    );
+    assert!(
+        errs[0].contains("parameter `tag`: `pattern` is not a regular expression"),
+        "{errs:?}"
+    );
+    let errs = errors(
+        "name: x\nparams: {env: {choices: [a, b], default: c}}\ntasks:\n  a: {name: A, config: !Shell {script: x}}\n",
+    );
+    assert!(
+        errs[0].contains("parameter `env`: the default \"c\" is not one of a, b"),
+        "{errs:?}"
+    );
+    let w = valid(
+        "name: x\nparams: {env: {choices: [a, b], default: a}, tag: {pattern: \"v[0-9]+\"}}\ntasks:\n  a: {name: A, config: !Shell {script: x}}\n",
+    );
+    assert_eq!(w.params["env"].choices, ["a", "b"]);
+    assert_eq!(w.params["tag"].pattern.as_deref(), Some("v[0-9]+"));
+    let given = BTreeMap::from([("tag".to_owned(), "v1; x".to_owned())]);
+    let err = w.resolve_params(&given).unwrap_err();
+    assert!(
+        err.contains("parameter `tag`: \"v1; x\" does not match the pattern `v[0-9]+`"),
+        "{err}"
+    );
+}
