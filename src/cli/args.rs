@@ -144,11 +144,15 @@ pub enum ListenCommand {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         bind: String,
-        /// Shared token callers must send (Authorization: Bearer <token>).
-        #[arg(long, env = "CDKTR_WEBHOOK_TOKEN", hide_env_values = true)]
+        /// File holding the shared token callers must send (Authorization: Bearer <token>);
+        /// or set CDKTR_WEBHOOK_TOKEN. Never on the command line, where `ps` shows it.
+        #[arg(long, value_name = "FILE", conflicts_with = "no_auth")]
+        token_file: Option<PathBuf>,
+        /// Refused: a token on the command line is visible to every local user.
+        #[arg(long, hide = true)]
         token: Option<String>,
         /// Accept requests without a token (only sensible on a trusted loopback).
-        #[arg(long, conflicts_with = "token")]
+        #[arg(long)]
         no_auth: bool,
     },
     /// A file arriving in a directory (created or moved in) triggers a workflow.

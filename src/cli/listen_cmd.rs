@@ -19,26 +19,25 @@ pub fn run(cmd: ListenCommand, config: &Config) -> anyhow::Result<ExitCode> {
     match cmd {
         ListenCommand::Webhook {
             bind,
+            token_file,
             token,
             no_auth,
         } => {
-            if token.as_deref().is_some_and(|t| t.trim().is_empty()) {
-                anyhow::bail!("the webhook token is empty (is CDKTR_WEBHOOK_TOKEN set?): refusing to run without auth");
-            }
-            if token.is_none() && !no_auth {
+            if token.is_some() {
                 anyhow::bail!(
-                    "a webhook needs a shared token: --token T (or CDKTR_WEBHOOK_TOKEN), or --no-auth on a trusted network"
+                    "--token puts the secret where `ps` shows it to every local user: use --token-file FILE or CDKTR_WEBHOOK_TOKEN"
                 );
             }
-            let webhook = Webhook::bind(&bind)?;
-            crate::runtime::ready_line(format!(
-                "cdktr listen webhook ready address={}",
-                webhook.address()
-            ));
-            tracing::info!(address = %webhook.address(), auth = token.is_some(), "webhook listening");
-            let handle = rt.handle().clone();
+            let token = webhook_token(token_file.as_deref(), no_auth)?;
             rt.block_on(async move {
-                tokio::task::spawn_blocking(move || webhook.serve(client, token, handle)).await
+                let webhook = Webhook::bind(&bind).await?;
+                crate::runtime::ready_line(format!(
+                    "cdktr listen webhook ready address={}",
+                    webhook.address()
+                ));
+                tracing::info!(address = %webhook.address(), auth = token.is_some(), "webhook listening");
+                webhook.serve(client, token).await;
+                anyhow::Ok(())
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -55,5 +54,30 @@ pub fn run(cmd: ListenCommand, config: &Config) -> anyhow::Result<ExitCode> {
             }))?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// The webhook's token: from `--token-file` (first line), else `CDKTR_WEBHOOK_TOKEN`; None only
+/// with `--no-auth`. An empty token is refused (a typo must not mean "no auth").
+fn webhook_token(file: Option<&std::path::Path>, no_auth: bool) -> anyhow::Result<Option<String>> {
+    let token = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("cannot read the token file {}: {e}", path.display())
+            })?;
+            Some(text.lines().next().unwrap_or_default().trim().to_owned())
+        }
+        None => std::env::var("CDKTR_WEBHOOK_TOKEN").ok(),
+    };
+    match token {
+        Some(t) if t.is_empty() => anyhow::bail!(
+            "the webhook token is empty (check --token-file or CDKTR_WEBHOOK_TOKEN): refusing to run without auth"
+        ),
+        Some(_) if no_auth => anyhow::bail!("--no-auth and a token exclude each other"),
+        Some(t) => Ok(Some(t)),
+        None if no_auth => Ok(None),
+        None => anyhow::bail!(
+            "a webhook needs a shared token: --token-file FILE (or CDKTR_WEBHOOK_TOKEN), or --no-auth on a trusted network"
+        ),
     }
 }

@@ -2,74 +2,130 @@
 //! run and answers with its id. Requests must carry the shared token
 //! (`Authorization: Bearer <token>` or `X-Cdktr-Token: <token>`).
 //!
-//! The HTTP server (`tiny_http`) is synchronous: it runs on its own thread and hands each
-//! request to the async trigger client through the runtime handle.
+//! Built on hyper with every input bounded: the method, path and token are checked before any
+//! body byte is read; a declared or actual body over 1 MiB is refused without reading (or
+//! buffering) the rest; headers must arrive within 10 s and a body within 10 s; a connection
+//! lives at most 60 s; at most 64 connections are served at once (more are closed at once).
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::Value;
-use tiny_http::{Header, Method, Response, Server};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::protocol::ErrorCode;
-use crate::transport::Client;
-use crate::transport::ClientError;
+use crate::transport::{Client, ClientError};
 
 /// Larger request bodies are refused.
-const MAX_BODY: u64 = 1024 * 1024;
+const MAX_BODY: usize = 1024 * 1024;
+/// Connections served at once; more are closed as they arrive.
+const MAX_CONNECTIONS: usize = 64;
+/// How long a client may take to send its headers, then its body.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one connection may stay open.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 
 pub struct Webhook {
-    server: Server,
+    listener: TcpListener,
 }
 
 impl Webhook {
     /// Binds the listener (`127.0.0.1:0` picks a free port; see [`Webhook::address`]).
-    pub fn bind(address: &str) -> anyhow::Result<Webhook> {
-        let server = Server::http(address)
+    pub async fn bind(address: &str) -> anyhow::Result<Webhook> {
+        let listener = TcpListener::bind(address)
+            .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
-        Ok(Webhook { server })
+        Ok(Webhook { listener })
     }
 
     pub fn address(&self) -> String {
-        self.server
-            .server_addr()
-            .to_ip()
+        self.listener
+            .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default()
     }
 
     /// Serves until the process ends. `token`: the shared secret, or None for no auth.
-    pub fn serve(self, client: Client, token: Option<String>, runtime: tokio::runtime::Handle) {
-        for mut request in self.server.incoming_requests() {
-            let (status, body) = handle(&mut request, &client, token.as_deref(), &runtime);
-            let json = Header::from_bytes("Content-Type", "application/json").ok();
-            let mut response = Response::from_string(body.to_string()).with_status_code(status);
-            if let Some(h) = json {
-                response = response.with_header(h);
-            }
-            if let Err(e) = request.respond(response) {
-                tracing::debug!(error = %e, "webhook reply not delivered");
-            }
+    pub async fn serve(self, client: Client, token: Option<String>) {
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let token: Option<Arc<str>> = token.map(Into::into);
+        loop {
+            let (stream, peer) = match self.listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, "too many webhook connections: closing this one");
+                continue;
+            };
+            let (client, token) = (client.clone(), token.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let (client, token) = (client.clone(), token.clone());
+                    async move { Ok::<_, Infallible>(handle(request, &client, token.as_deref()).await) }
+                });
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(READ_TIMEOUT)
+                    .serve_connection(TokioIo::new(stream), service);
+                match tokio::time::timeout(CONNECTION_LIFETIME, connection).await {
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "webhook connection ended"),
+                    Err(_) => tracing::debug!(%peer, "webhook connection closed: open too long"),
+                    Ok(Ok(())) => {}
+                }
+                drop(slot);
+            });
         }
     }
 }
 
-fn error(status: u16, message: impl Into<String>) -> (u16, Value) {
-    (status, serde_json::json!({ "error": message.into() }))
+fn reply(status: u16, body: Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    if status >= 400 {
+        // An error ends the connection: nothing left unread is ever drained.
+        response.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
-fn authorised(request: &tiny_http::Request, token: &str) -> bool {
-    request.headers().iter().any(|h| {
-        let value = h.value.as_str();
-        let given = if h.field.equiv("Authorization") {
-            value.strip_prefix("Bearer ")
-        } else if h.field.equiv("X-Cdktr-Token") {
-            Some(value)
-        } else {
-            None
-        };
-        given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes()))
-    })
+fn error(status: u16, message: impl Into<String>) -> Response<Full<Bytes>> {
+    reply(status, serde_json::json!({ "error": message.into() }))
+}
+
+fn authorised(request: &Request<Incoming>, token: &str) -> bool {
+    let headers = request.headers();
+    let bearer = headers
+        .get_all(hyper::header::AUTHORIZATION)
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.strip_prefix("Bearer "));
+    let plain = headers
+        .get_all("x-cdktr-token")
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    bearer
+        .chain(plain)
+        .any(|given| same_secret(given.as_bytes(), token.as_bytes()))
 }
 
 /// Compares in time that depends only on the lengths, not on where the bytes differ.
@@ -81,20 +137,24 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
     diff == 0
 }
 
-fn handle(
-    request: &mut tiny_http::Request,
+async fn handle(
+    request: Request<Incoming>,
     client: &Client,
     token: Option<&str>,
-    runtime: &tokio::runtime::Handle,
-) -> (u16, Value) {
-    let Some(workflow) = request.url().strip_prefix("/trigger/").map(str::to_owned) else {
+) -> Response<Full<Bytes>> {
+    let Some(workflow) = request
+        .uri()
+        .path()
+        .strip_prefix("/trigger/")
+        .map(str::to_owned)
+    else {
         return error(404, "not found: POST /trigger/<workflow>");
     };
-    if *request.method() != Method::Post {
+    if request.method() != Method::POST {
         return error(405, "use POST");
     }
     if let Some(token) = token {
-        if !authorised(request, token) {
+        if !authorised(&request, token) {
             return error(
                 401,
                 "missing or wrong token (Authorization: Bearer <token>)",
@@ -104,23 +164,31 @@ fn handle(
     if workflow.is_empty() || workflow.contains('/') {
         return error(404, "not found: POST /trigger/<workflow>");
     }
-    let mut body = String::new();
-    if let Err(e) = request
-        .as_reader()
-        .take(MAX_BODY + 1)
-        .read_to_string(&mut body)
-    {
-        return error(400, format!("body is not UTF-8 text: {e}"));
-    }
-    if body.len() as u64 > MAX_BODY {
+    let declared = request
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return error(413, format!("body larger than {MAX_BODY} bytes"));
     }
-    let params = match parse_params(&body) {
+    let body = Limited::new(request.into_body(), MAX_BODY).collect();
+    let body = match tokio::time::timeout(READ_TIMEOUT, body).await {
+        Err(_) => return error(408, "the body did not arrive in time"),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return error(413, format!("body larger than {MAX_BODY} bytes"))
+        }
+        Ok(Err(e)) => return error(400, format!("cannot read the body: {e}")),
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    let Ok(body) = std::str::from_utf8(&body) else {
+        return error(400, "body is not UTF-8 text");
+    };
+    let params = match parse_params(body) {
         Ok(p) => p,
         Err(e) => return error(400, e),
     };
-    match runtime.block_on(client.trigger(&workflow, params, "event:webhook")) {
-        Ok(run_id) => (
+    match client.trigger(&workflow, params, "event:webhook").await {
+        Ok(run_id) => reply(
             202,
             serde_json::json!({ "run_id": run_id, "workflow": workflow }),
         ),

@@ -58,12 +58,13 @@ fn webhook_triggers_runs_with_parameters_and_checks_the_token() {
         "wf/greet.yml",
         "name: Greet\nparams: {who: {}, times: \"1\"}\ntasks:\n  hi: {name: Hi, config: !Shell {script: \"echo hello {{ params.who }} x{{ params.times }}\"}}\n",
     );
+    ws.write("token", "s3cret\n");
     let p = Principal::start(&ws, &["--with-agent"], &[]);
     let api = Api::connect(&p.api);
     let hook = listener(
         &ws,
         &p.api,
-        &["webhook", "--bind", "127.0.0.1:0", "--token", "s3cret"],
+        &["webhook", "--bind", "127.0.0.1:0", "--token-file", "token"],
         "webhook",
     );
     let address = hook.field("address");
@@ -125,7 +126,7 @@ fn webhook_triggers_runs_with_parameters_and_checks_the_token() {
 }
 
 #[test]
-fn webhook_refuses_to_start_without_a_token() {
+fn webhook_refuses_to_start_without_a_token_or_with_one_on_the_command_line() {
     let ws = Workspace::new();
     let out = ws.run(&["listen", "webhook", "--bind", "127.0.0.1:0"]);
     assert_eq!(out.code, Some(2));
@@ -134,6 +135,76 @@ fn webhook_refuses_to_start_without_a_token() {
         "{}",
         out.stderr
     );
+    let out = ws.run(&[
+        "listen",
+        "webhook",
+        "--bind",
+        "127.0.0.1:0",
+        "--token",
+        "s3cret",
+    ]);
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("`ps` shows it"), "{}", out.stderr);
+    ws.write("empty", "\n");
+    let out = ws.run(&["listen", "webhook", "--token-file", "empty"]);
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("token is empty"), "{}", out.stderr);
+}
+
+/// Sends raw bytes and returns the status of whatever answer comes (0 for none).
+fn raw_status(address: &str, bytes: &[u8]) -> u16 {
+    let mut stream = TcpStream::connect(address).expect("connect to the webhook");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    // The server may close before taking everything: a refused write is an answer too.
+    let _ = stream.write_all(bytes);
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn hostile_http_requests_are_refused_and_the_webhook_keeps_serving() {
+    let ws = Workspace::new();
+    ws.write("wf/hello.yml", &crate::common::valid_workflow("Hello"));
+    ws.write("token", "s3cret\n");
+    let p = Principal::start(&ws, &[], &[]);
+    let hook = listener(
+        &ws,
+        &p.api,
+        &["webhook", "--bind", "127.0.0.1:0", "--token-file", "token"],
+        "webhook",
+    );
+    let address = hook.field("address");
+    let huge = "POST /trigger/hello HTTP/1.1\r\nHost: x\r\nContent-Length: 1099511627776\r\n\r\n";
+    // Unauthenticated and authenticated, a body claiming 1 TiB is refused before any read.
+    assert_eq!(raw_status(&address, huge.as_bytes()), 401);
+    let with_token = huge.replace("\r\n\r\n", "\r\nAuthorization: Bearer s3cret\r\n\r\n");
+    assert_eq!(raw_status(&address, with_token.as_bytes()), 413);
+    // A chunked body that keeps coming is cut off at the limit.
+    let mut chunked = b"POST /trigger/hello HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..40 {
+        chunked.extend_from_slice(format!("{:x}\r\n", 65536).as_bytes());
+        chunked.extend(std::iter::repeat_n(b'{', 65536));
+        chunked.extend_from_slice(b"\r\n");
+    }
+    assert_eq!(raw_status(&address, &chunked), 413);
+    // Garbage instead of HTTP, and a bare connection that sends nothing, change nothing.
+    assert_eq!(raw_status(&address, b"\x00\xff garbage\r\n\r\n"), 400);
+    let _idle = TcpStream::connect(&address).unwrap();
+    // The listener still answers a valid request at once.
+    let (status, body) = post(
+        &address,
+        "/trigger/hello",
+        &[("Authorization", "Bearer s3cret")],
+        "{}",
+    );
+    assert_eq!(status, 202, "{body}");
 }
 
 #[test]
