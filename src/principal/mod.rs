@@ -30,58 +30,64 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use zeromq::{Socket, ZmqError};
 
 use crate::config::PrincipalConfig;
 use crate::runtime::Clock;
 use crate::store::{Store, StoreError};
+use crate::transport::socket::{context, libzmq_endpoint};
 
 pub use self::coordinator::CoordinatorHandle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrincipalError {
     #[error("cannot bind {endpoint}: {source}")]
-    Bind { endpoint: String, source: ZmqError },
+    Bind {
+        endpoint: String,
+        source: zmq::Error,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("cannot start a socket thread: {0}")]
+    Thread(#[from] std::io::Error),
 }
 
-/// The principal's sockets, bound and ready.
+/// The principal's sockets, bound and ready (libzmq sockets: each is handed to the thread
+/// that will own it).
 pub struct Sockets {
-    pub api: zeromq::RouterSocket,
+    pub api: zmq::Socket,
     pub api_endpoint: String,
-    pub publish: zeromq::PubSocket,
+    pub publish: zmq::Socket,
     pub publish_endpoint: String,
 }
 
 /// Binds the API and log-publishing sockets (`tcp://127.0.0.1:0` picks a free port; the
 /// resolved endpoints are in the result).
 pub async fn bind(api: &str, publish: &str) -> Result<Sockets, PrincipalError> {
-    let mut api_socket = zeromq::RouterSocket::new();
-    let api_endpoint = api_socket
-        .bind(api)
-        .await
-        .map_err(|source| PrincipalError::Bind {
-            endpoint: api.to_owned(),
-            source,
-        })?;
-    let mut pub_socket = zeromq::PubSocket::new();
-    let publish_endpoint =
-        pub_socket
-            .bind(publish)
-            .await
-            .map_err(|source| PrincipalError::Bind {
-                endpoint: publish.to_owned(),
-                source,
-            })?;
+    let (api_socket, api_endpoint) = bound(zmq::ROUTER, api)?;
+    let (pub_socket, publish_endpoint) = bound(zmq::PUB, publish)?;
     Ok(Sockets {
         api: api_socket,
-        api_endpoint: api_endpoint.to_string(),
+        api_endpoint,
         publish: pub_socket,
-        publish_endpoint: publish_endpoint.to_string(),
+        publish_endpoint,
     })
+}
+
+/// A socket of `kind` bound to `endpoint`, and the endpoint it got.
+fn bound(kind: zmq::SocketType, endpoint: &str) -> Result<(zmq::Socket, String), PrincipalError> {
+    let error = |source| PrincipalError::Bind {
+        endpoint: endpoint.to_owned(),
+        source,
+    };
+    let socket = context().socket(kind).map_err(error)?;
+    socket.bind(&libzmq_endpoint(endpoint)).map_err(error)?;
+    let resolved = socket
+        .get_last_endpoint()
+        .map_err(error)?
+        .unwrap_or_else(|_| endpoint.to_owned());
+    Ok((socket, resolved))
 }
 
 /// What the principal tells its caller once it serves.
@@ -110,7 +116,7 @@ pub async fn run(
     let (catalog_tx, catalog_rx) = watch::channel(catalog);
 
     let tracker = TaskTracker::new();
-    let publisher = publisher::spawn(&tracker, sockets.publish, shutdown.child_token());
+    let publisher = publisher::spawn(sockets.publish)?;
     let pending = TaskTracker::new();
     let clock = Clock::system();
     let core = coordinator::spawn(

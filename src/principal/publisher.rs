@@ -1,18 +1,18 @@
-//! The live log stream: a PUB socket fed through a channel, so publishing never blocks the
-//! coordinator. Slow subscribers lose messages (ZeroMQ PUB semantics); the store keeps all.
+//! The live log stream: a PUB socket on its own thread, fed through a channel, so publishing
+//! never blocks the coordinator. Slow subscribers lose messages (ZeroMQ PUB semantics, past a
+//! high-water mark of 100,000 messages); the store keeps everything.
 
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use zeromq::SocketSend;
+use std::sync::mpsc;
 
 use crate::protocol::logs::{topic_of, LogEvent};
-use crate::transport::message;
 
-/// Handle for publishing events.
+/// Messages queued for one subscriber before it loses some.
+const HIGH_WATER_MARK: i32 = 100_000;
+
+/// Handle for publishing events. The socket's thread ends when every handle is dropped.
 #[derive(Clone)]
 pub struct Publisher {
-    tx: mpsc::UnboundedSender<LogEvent>,
+    tx: mpsc::Sender<LogEvent>,
 }
 
 impl Publisher {
@@ -23,29 +23,29 @@ impl Publisher {
     /// A publisher with no socket behind it (unit tests of its users).
     #[cfg(test)]
     pub fn discard() -> Publisher {
-        let (tx, _) = mpsc::unbounded_channel();
+        let (tx, _) = mpsc::channel();
         Publisher { tx }
     }
 }
 
-pub fn spawn(
-    tracker: &TaskTracker,
-    mut socket: zeromq::PubSocket,
-    stop: CancellationToken,
-) -> Publisher {
-    let (tx, mut rx) = mpsc::unbounded_channel::<LogEvent>();
-    tracker.spawn(async move {
-        loop {
-            let event = tokio::select! {
-                _ = stop.cancelled() => return,
-                e = rx.recv() => match e { Some(e) => e, None => return },
-            };
-            let topic = topic_of(&event);
-            let body = crate::protocol::encode(&event);
-            if let Err(e) = socket.send(message(vec![topic.into(), body.into()])).await {
-                tracing::debug!(error = %e, "publish failed");
+pub fn spawn(socket: zmq::Socket) -> std::io::Result<Publisher> {
+    let (tx, rx) = mpsc::channel::<LogEvent>();
+    socket
+        .set_sndhwm(HIGH_WATER_MARK)
+        .map_err(std::io::Error::other)?;
+    socket.set_linger(0).map_err(std::io::Error::other)?;
+    std::thread::Builder::new()
+        .name("cdktr-publish".into())
+        .spawn(move || {
+            for event in rx {
+                let topic = topic_of(&event);
+                let body = crate::protocol::encode(&event);
+                if let Err(e) =
+                    socket.send_multipart([topic.as_slice(), body.as_slice()], zmq::DONTWAIT)
+                {
+                    tracing::debug!(error = %e, "publish failed");
+                }
             }
-        }
-    });
-    Publisher { tx }
+        })?;
+    Ok(Publisher { tx })
 }

@@ -8,7 +8,6 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use zeromq::{SocketRecv, SocketSend};
 
 use super::coordinator::{CoordinatorHandle, Msg};
 use super::reload::ReloadHandle;
@@ -18,7 +17,7 @@ use crate::protocol::agent::AgentReply;
 use crate::protocol::codec::error_response;
 use crate::protocol::{self, ErrorCode, ErrorReply, Request, Response, ResponseEnvelope, VERSION};
 use crate::store::Store;
-use crate::transport::message;
+use crate::transport::socket::{self, Outbox};
 use crate::workflow::Catalog;
 
 /// How long shutdown waits for requests in flight to be answered.
@@ -39,7 +38,7 @@ type Outgoing = (ReplyTo, ResponseEnvelope, Vec<RunId>);
 /// Sends replies from any task without blocking it.
 #[derive(Clone)]
 struct Replier {
-    tx: mpsc::UnboundedSender<Outgoing>,
+    outbox: Outbox<Outgoing>,
 }
 
 impl Replier {
@@ -49,7 +48,7 @@ impl Replier {
             id: to.id,
             response,
         };
-        let _ = self.tx.send((to.clone(), envelope, Vec::new()));
+        self.outbox.send((to.clone(), envelope, Vec::new()));
     }
 
     /// Sends an agent's reply; the runs a `Work` reply assigns go back to the coordinator if
@@ -66,7 +65,7 @@ impl Replier {
             id: to.id,
             response: Response::Agent(reply),
         };
-        let _ = self.tx.send((to.clone(), envelope, runs));
+        self.outbox.send((to.clone(), envelope, runs));
     }
 
     fn error(&self, to: &ReplyTo, code: ErrorCode, message: impl Into<String>) {
@@ -86,52 +85,67 @@ pub struct Context {
     pub pending: TaskTracker,
 }
 
-pub async fn serve(socket: zeromq::RouterSocket, ctx: Context, stop: CancellationToken) {
-    let (mut send, mut recv) = socket.split();
-    let (tx, mut replies) = mpsc::unbounded_channel::<Outgoing>();
-    let replier = Replier { tx };
+/// The most bytes libzmq accepts in one message before it drops the connection, checked
+/// before anything is allocated: `max_message_bytes` times four, at least 1 MiB. Messages
+/// between the two limits are read and answered with a typed `oversize` error.
+fn hard_limit(max_message_bytes: usize) -> i64 {
+    i64::try_from(max_message_bytes.saturating_mul(4).max(1 << 20)).unwrap_or(i64::MAX)
+}
+
+/// Configures the ROUTER: sends to a peer that is gone fail (so undeliverable assignments
+/// come back), a peer that does not read its replies loses them rather than blocking anyone,
+/// and nothing larger than [`hard_limit`] is ever buffered.
+fn configure(socket: &zmq::Socket, max_message_bytes: usize) -> zmq::Result<()> {
+    socket.set_router_mandatory(true)?;
+    socket.set_maxmsgsize(hard_limit(max_message_bytes))?;
+    socket.set_sndhwm(10_000)?;
+    socket.set_linger(1_000)
+}
+
+pub async fn serve(socket: zmq::Socket, ctx: Context, stop: CancellationToken) {
+    if let Err(e) = configure(&socket, ctx.max_message_bytes) {
+        tracing::error!(error = %e, "cannot configure the API socket");
+        return;
+    }
     let core = ctx.core.clone();
-    let writer_stop = CancellationToken::new();
-    let writer = {
-        let writer_stop = writer_stop.clone();
-        tokio::spawn(async move {
-            loop {
-                let next = tokio::select! {
-                    r = replies.recv() => r,
-                    _ = writer_stop.cancelled() => {
-                        // Send what is already queued, then stop.
-                        replies.try_recv().ok()
-                    }
-                };
-                let Some((to, envelope, runs)) = next else {
-                    return;
-                };
-                let mut frames = vec![to.identity];
-                frames.extend(to.delimiters);
-                frames.push(Bytes::from(protocol::encode(&envelope)));
-                if let Err(e) = send.send(message(frames)).await {
-                    tracing::debug!(error = %e, "reply not delivered (peer gone)");
-                    if !runs.is_empty() {
-                        core.send(Msg::Undelivered(runs));
-                    }
+    let (tx, mut requests) = mpsc::unbounded_channel();
+    let spawned = socket::spawn(
+        "cdktr-api",
+        socket,
+        tx,
+        move |socket, outgoing: Outgoing| {
+            let (to, envelope, runs) = outgoing;
+            let mut frames = vec![to.identity.to_vec()];
+            frames.extend(to.delimiters.iter().map(|d| d.to_vec()));
+            frames.push(protocol::encode(&envelope));
+            if let Err(e) = socket.send_multipart(frames, zmq::DONTWAIT) {
+                // EHOSTUNREACH: the peer is gone; EAGAIN: it does not read what it is sent.
+                tracing::debug!(error = %e, "reply not delivered");
+                if !runs.is_empty() {
+                    core.send(Msg::Undelivered(runs));
                 }
             }
-        })
+        },
+    );
+    let (outbox, thread) = match spawned {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the API socket's thread");
+            return;
+        }
     };
+    let replier = Replier { outbox };
     loop {
-        let msg = tokio::select! {
+        let frames = tokio::select! {
             _ = stop.cancelled() => break,
-            m = recv.recv() => m,
+            m = requests.recv() => match m {
+                Some(frames) => frames,
+                None => break,
+            },
         };
-        let msg = match msg {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "receive failed");
-                continue;
-            }
-        };
+        let frames = frames.into_iter().map(Bytes::from).collect();
         crate::runtime::contained("server", "a request", || {
-            handle_frames(msg.into_vec(), &ctx, &replier)
+            handle_frames(frames, &ctx, &replier)
         });
     }
     // No new requests; answer the ones in flight, then close.
@@ -142,8 +156,10 @@ pub async fn serve(socket: zeromq::RouterSocket, ctx: Context, stop: Cancellatio
     {
         tracing::warn!("some requests were not answered within {PENDING_GRACE:?} of shutdown");
     }
-    writer_stop.cancel();
-    let _ = writer.await;
+    // The last outbox: the thread sends what is queued, then closes the socket.
+    drop(replier);
+    drop(requests);
+    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
 }
 
 fn handle_frames(mut frames: Vec<Bytes>, ctx: &Context, replier: &Replier) {

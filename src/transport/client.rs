@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
-use zeromq::{Socket, SocketOptions, SocketRecv, SocketSend};
+
+use super::socket::{self, context, Frames, Outbox};
 
 use crate::protocol::control::{ControlReply, ControlRequest};
 use crate::protocol::{
@@ -52,7 +53,7 @@ impl Client {
     /// the principal is up wait (up to their timeout) for it.
     pub fn connect(endpoint: &str, timeout: Duration) -> Client {
         let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(io_task(endpoint.to_owned(), rx, timeout));
+        tokio::spawn(io_task(endpoint.to_owned(), rx));
         Client {
             tx,
             endpoint: endpoint.into(),
@@ -120,80 +121,57 @@ impl Client {
     }
 }
 
-/// Owns the socket: sends queued requests, routes replies to their waiters by id, and
-/// reconnects when told the connection is dead or the socket fails.
-async fn io_task(endpoint: String, mut rx: mpsc::Receiver<Command>, timeout: Duration) {
-    // Requests made while (re)connecting wait here; their callers time out on their own.
-    let mut queued: Vec<(Bytes, u64, ReplySlot)> = Vec::new();
+/// Owns the connection: sends queued requests, routes replies to their waiters by id, and
+/// replaces the socket when told the connection is dead (libzmq reconnects by itself, but a
+/// request queued for a peer that never answers must not be sent late: a new socket drops it).
+async fn io_task(endpoint: String, mut rx: mpsc::Receiver<Command>) {
     loop {
-        let mut options = SocketOptions::default();
-        options.connect_timeout(timeout.max(Duration::from_secs(1)));
-        let mut socket = zeromq::DealerSocket::with_options(options);
-        let connected = {
-            let connect = socket.connect(&endpoint);
-            tokio::pin!(connect);
-            loop {
-                tokio::select! {
-                    r = &mut connect => break r,
-                    cmd = rx.recv() => match cmd {
-                        None => return,
-                        Some(Command::Send { frame, id, reply }) => queued.push((frame, id, reply)),
-                        Some(Command::Reset) => {}
-                    },
+        let (connection, mut replies) = match Connection::open(&endpoint) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(%endpoint, error = %e, "cannot open a connection");
+                // Fail what arrives until the endpoint can be used; no spinning meanwhile.
+                match rx.recv().await {
+                    None => return,
+                    Some(Command::Send { reply, .. }) => {
+                        let _ = reply.send(Err(format!("cannot connect: {e}")));
+                    }
+                    Some(Command::Reset) => {}
                 }
-            }
-        };
-        if let Err(e) = connected {
-            tracing::debug!(%endpoint, error = %e, "connect failed");
-            for (_, _, reply) in queued.drain(..) {
-                let _ = reply.send(Err(format!("connect failed: {e}")));
-            }
-            // Commands wait in the channel meanwhile; this only keeps a fast failure from spinning.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        }
-        let (mut send, mut recv) = socket.split();
-        let mut pending: HashMap<u64, ReplySlot> = HashMap::new();
-        let mut alive = true;
-        for (frame, id, reply) in queued.drain(..) {
-            if reply.is_closed() {
                 continue;
             }
-            if alive {
-                alive = forward(&mut send, &mut pending, frame, id, reply).await;
-            } else {
-                let _ = reply.send(Err("connection reset".into()));
-            }
-        }
-        while alive {
-            alive = tokio::select! {
+        };
+        let mut pending: HashMap<u64, ReplySlot> = HashMap::new();
+        loop {
+            tokio::select! {
                 cmd = rx.recv() => match cmd {
                     None => return,
-                    Some(Command::Reset) => false,
+                    Some(Command::Reset) => break,
                     Some(Command::Send { frame, id, reply }) => {
-                        forward(&mut send, &mut pending, frame, id, reply).await
-                    }
-                },
-                msg = recv.recv() => match msg {
-                    Ok(msg) => {
-                        if let Some(frame) = msg.into_vec().pop() {
-                            match protocol::decode_response(&frame) {
-                                Ok(envelope) => {
-                                    if let Some(slot) = pending.remove(&envelope.id) {
-                                        let _ = slot.send(Ok(envelope));
-                                    }
-                                }
-                                Err(e) => tracing::warn!(%endpoint, error = %e, "undecodable reply"),
-                            }
+                        pending.retain(|_, slot| !slot.is_closed());
+                        if connection.outbox.send(frame.to_vec()) {
+                            pending.insert(id, reply);
+                        } else {
+                            let _ = reply.send(Err("connection closed".into()));
+                            break;
                         }
-                        true
-                    }
-                    Err(e) => {
-                        tracing::debug!(%endpoint, error = %e, "receive failed");
-                        false
                     }
                 },
-            };
+                msg = replies.recv() => match msg {
+                    Some(mut frames) => {
+                        let Some(frame) = frames.pop() else { continue };
+                        match protocol::decode_response(&frame) {
+                            Ok(envelope) => {
+                                if let Some(slot) = pending.remove(&envelope.id) {
+                                    let _ = slot.send(Ok(envelope));
+                                }
+                            }
+                            Err(e) => tracing::warn!(%endpoint, error = %e, "undecodable reply"),
+                        }
+                    }
+                    None => break,
+                },
+            }
         }
         for (_, slot) in pending.drain() {
             let _ = slot.send(Err("connection reset".into()));
@@ -201,23 +179,24 @@ async fn io_task(endpoint: String, mut rx: mpsc::Receiver<Command>, timeout: Dur
     }
 }
 
-/// Sends one request; false when the socket failed (the connection must be rebuilt).
-async fn forward(
-    send: &mut zeromq::DealerSendHalf,
-    pending: &mut HashMap<u64, ReplySlot>,
-    frame: Bytes,
-    id: u64,
-    reply: ReplySlot,
-) -> bool {
-    match send.send(zeromq::ZmqMessage::from(frame)).await {
-        Ok(()) => {
-            pending.retain(|_, slot| !slot.is_closed());
-            pending.insert(id, reply);
-            true
-        }
-        Err(e) => {
-            let _ = reply.send(Err(format!("send failed: {e}")));
-            false
-        }
+/// One DEALER socket on its own thread.
+struct Connection {
+    outbox: Outbox<Vec<u8>>,
+}
+
+impl Connection {
+    fn open(endpoint: &str) -> Result<(Connection, mpsc::UnboundedReceiver<Frames>), String> {
+        let socket = context().socket(zmq::DEALER).map_err(|e| e.to_string())?;
+        // A closed connection drops what it had queued at once.
+        socket.set_linger(0).map_err(|e| e.to_string())?;
+        socket.connect(endpoint).map_err(|e| e.to_string())?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (outbox, _thread) = socket::spawn("cdktr-client", socket, tx, |socket, frame| {
+            if let Err(e) = socket.send(frame, zmq::DONTWAIT) {
+                tracing::debug!(error = %e, "request not sent");
+            }
+        })
+        .map_err(|e| e.to_string())?;
+        Ok((Connection { outbox }, rx))
     }
 }

@@ -1,27 +1,16 @@
 //! Sockets as the rest of cdktr sees them: one typed [`Client`] over one long-lived DEALER
-//! per process (a method per control request, the live stream), and helpers for frames.
+//! per process (a method per control request, the live stream), on libzmq.
 //!
-//! The zeromq crate's DEALER does not reconnect after its peer restarts (a `send` succeeds and
-//! the message is lost), so the client treats any timeout as a dead connection: it drops the
-//! socket and connects a new one, and callers retry what must not be lost.
+//! libzmq sockets live on threads of their own ([`socket`]). A DEALER reconnects by itself,
+//! but a request queued for a principal that does not answer must not be delivered late, so
+//! the client treats any timeout as a dead connection: it drops the socket (and what it had
+//! queued) and connects a new one, and callers retry what must not be lost.
 
 mod client;
 mod control;
+pub mod socket;
 mod stream;
 
 pub use client::{Client, ClientError};
 pub use control::{LogPage, LogQuery, Reloaded, WorkflowListing};
 pub use stream::Subscription;
-
-use bytes::Bytes;
-use zeromq::ZmqMessage;
-
-/// A message from frames (never empty).
-pub fn message(frames: Vec<Bytes>) -> ZmqMessage {
-    let mut frames = frames.into_iter();
-    let mut msg = ZmqMessage::from(frames.next().unwrap_or_default());
-    for f in frames {
-        msg.push_back(f);
-    }
-    msg
-}

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use zeromq::{Socket, SocketRecv};
+use tokio::sync::mpsc;
 
+use super::socket::{self, context, Outbox};
 use crate::protocol::logs::LogEvent;
 use crate::transport::{Client, ClientError};
 
@@ -29,25 +30,33 @@ impl Client {
     }
 
     /// Subscribes to the live stream with a topic prefix (see `protocol::logs`).
+    /// Like every ZeroMQ subscription it takes effect shortly after this returns, and the
+    /// stream may drop events: live views re-read the store as well.
     pub async fn subscribe(&self, prefix: &[u8]) -> anyhow::Result<Subscription> {
         let endpoint = self.stream_endpoint().await?;
-        let mut socket = zeromq::SubSocket::new();
-        tokio::time::timeout(Duration::from_secs(5), socket.connect(&endpoint))
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!("cannot reach the live log stream at {endpoint}: timed out")
-            })?
-            .with_context(|| format!("cannot reach the live log stream at {endpoint}"))?;
+        let socket = context()
+            .socket(zmq::SUB)
+            .context("creating a live log stream socket")?;
+        socket.set_linger(0)?;
         socket
-            .subscribe(std::str::from_utf8(prefix).unwrap_or_default())
-            .await
+            .set_subscribe(prefix)
             .context("subscribing to the live log stream")?;
-        Ok(Subscription { socket })
+        socket
+            .connect(&endpoint)
+            .with_context(|| format!("cannot reach the live log stream at {endpoint}"))?;
+        let (tx, events) = mpsc::unbounded_channel();
+        let (outbox, _thread) = socket::spawn("cdktr-stream", socket, tx, |_, ()| {})?;
+        Ok(Subscription {
+            events,
+            _thread: outbox,
+        })
     }
 }
 
 pub struct Subscription {
-    socket: zeromq::SubSocket,
+    events: mpsc::UnboundedReceiver<socket::Frames>,
+    /// Dropping it ends the socket's thread.
+    _thread: Outbox<()>,
 }
 
 /// How often a live view re-reads the run from the store: the stream may drop events.
@@ -76,8 +85,8 @@ impl Subscription {
     /// The next event; undecodable messages are skipped.
     pub async fn next(&mut self) -> anyhow::Result<LogEvent> {
         loop {
-            let msg = self.socket.recv().await.context("live log stream closed")?;
-            let Some(body) = msg.into_vec().pop() else {
+            let mut frames = self.events.recv().await.context("live log stream closed")?;
+            let Some(body) = frames.pop() else {
                 continue;
             };
             if let Ok(event) = serde_json::from_slice::<LogEvent>(&body) {

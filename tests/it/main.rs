@@ -5,6 +5,7 @@ mod config_cli;
 mod daemon;
 mod durability;
 mod execution;
+mod hostile;
 mod injection;
 mod layout;
 mod listeners;

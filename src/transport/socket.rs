@@ -1,0 +1,135 @@
+//! libzmq sockets on threads of their own. A libzmq socket is neither thread-safe nor async,
+//! so each lives on one OS thread that polls it together with a wake-up pipe: what the socket
+//! receives goes out on a tokio channel, what async code hands to the [`Outbox`] is sent. An
+//! idle socket thread sleeps in `zmq_poll` and costs no CPU.
+
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc::{self, TryRecvError};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+/// One message: its frames.
+pub type Frames = Vec<Vec<u8>>;
+
+/// One libzmq context for the process (its I/O threads serve every socket).
+pub fn context() -> &'static zmq::Context {
+    static CONTEXT: OnceLock<zmq::Context> = OnceLock::new();
+    CONTEXT.get_or_init(zmq::Context::new)
+}
+
+/// libzmq spells "any free port" `*`; cdktr's endpoints say `:0` as the OS does.
+pub fn libzmq_endpoint(endpoint: &str) -> String {
+    match endpoint.strip_suffix(":0") {
+        Some(host) if endpoint.starts_with("tcp://") => format!("{host}:*"),
+        _ => endpoint.to_owned(),
+    }
+}
+
+/// Hands items to a socket thread. Cloneable; when the last clone is dropped the thread sends
+/// what is queued and ends.
+pub struct Outbox<T> {
+    tx: mpsc::Sender<T>,
+    wake: Arc<UnixStream>,
+}
+
+impl<T> Clone for Outbox<T> {
+    fn clone(&self) -> Self {
+        Outbox {
+            tx: self.tx.clone(),
+            wake: self.wake.clone(),
+        }
+    }
+}
+
+impl<T> Outbox<T> {
+    /// Queues `item`; false when the socket thread has ended.
+    pub fn send(&self, item: T) -> bool {
+        if self.tx.send(item).is_err() {
+            return false;
+        }
+        // A full pipe already holds a wake-up: the write may fail harmlessly.
+        let _ = (&*self.wake).write(&[1]);
+        true
+    }
+}
+
+/// Starts the thread that owns `socket`. Each received message (its frames) goes to
+/// `incoming`; each item given to the returned [`Outbox`] is passed to `send` with the socket.
+/// The thread ends when every outbox is dropped (after sending what was queued) or when
+/// `incoming` is closed.
+pub fn spawn<T: Send + 'static>(
+    name: &str,
+    socket: zmq::Socket,
+    incoming: UnboundedSender<Frames>,
+    mut send: impl FnMut(&zmq::Socket, T) + Send + 'static,
+) -> std::io::Result<(Outbox<T>, JoinHandle<()>)> {
+    let (wake_read, wake_write) = UnixStream::pair()?;
+    wake_read.set_nonblocking(true)?;
+    wake_write.set_nonblocking(true)?;
+    let (tx, rx) = mpsc::channel::<T>();
+    let thread = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let mut wake_read = wake_read;
+            loop {
+                let (readable, woken) = {
+                    let mut items = [
+                        socket.as_poll_item(zmq::POLLIN),
+                        zmq::PollItem::from_fd(wake_read.as_raw_fd(), zmq::POLLIN),
+                    ];
+                    match zmq::poll(&mut items, -1) {
+                        Ok(_) => (items[0].is_readable(), items[1].is_readable()),
+                        Err(zmq::Error::EINTR) => continue,
+                        Err(e) => {
+                            tracing::error!(error = %e, "socket poll failed; the socket stops");
+                            return;
+                        }
+                    }
+                };
+                if readable && !receive_all(&socket, &incoming) {
+                    return;
+                }
+                if woken {
+                    let mut drained = [0u8; 256];
+                    while matches!(wake_read.read(&mut drained), Ok(n) if n > 0) {}
+                    loop {
+                        match rx.try_recv() {
+                            Ok(item) => send(&socket, item),
+                            Err(TryRecvError::Empty) => break,
+                            Err(TryRecvError::Disconnected) => return,
+                        }
+                    }
+                }
+            }
+        })?;
+    Ok((
+        Outbox {
+            tx,
+            wake: Arc::new(wake_write),
+        },
+        thread,
+    ))
+}
+
+/// Reads every message waiting; false when nobody listens any more.
+fn receive_all(socket: &zmq::Socket, incoming: &UnboundedSender<Vec<Vec<u8>>>) -> bool {
+    loop {
+        match socket.recv_multipart(zmq::DONTWAIT) {
+            Ok(frames) => {
+                if incoming.send(frames).is_err() {
+                    return false;
+                }
+            }
+            Err(zmq::Error::EAGAIN) => return true,
+            Err(zmq::Error::EINTR) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "receive failed");
+                return true;
+            }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Hostile bytes on the principal's API port: a frame header claiming 2^40 bytes, 100 MB of
+//! garbage, and a peer that never reads its replies. The principal allocates nothing for them,
+//! stays up, and keeps serving everyone else.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::common::cluster::{start_agent, Api, Principal};
+use crate::common::{valid_workflow, Workspace};
+
+/// The ZMTP 3.0 greeting of a client using the NULL mechanism (64 bytes).
+fn greeting() -> Vec<u8> {
+    let mut g = vec![0xff, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x7f, 3, 0];
+    let mut mechanism = b"NULL".to_vec();
+    mechanism.resize(20, 0);
+    g.extend(mechanism);
+    g.push(0); // as-server
+    g.resize(64, 0);
+    g
+}
+
+/// The NULL mechanism's READY command for a DEALER.
+fn ready() -> Vec<u8> {
+    let mut body = vec![5];
+    body.extend(b"READY");
+    body.push(11);
+    body.extend(b"Socket-Type");
+    body.extend(6u32.to_be_bytes());
+    body.extend(b"DEALER");
+    let mut frame = vec![0x04, u8::try_from(body.len()).unwrap()];
+    frame.extend(body);
+    frame
+}
+
+/// A long message frame header claiming 2^40 bytes (9 bytes).
+fn huge_header() -> Vec<u8> {
+    let mut h = vec![0x02];
+    h.extend((1u64 << 40).to_be_bytes());
+    h
+}
+
+fn tcp_address(endpoint: &str) -> String {
+    endpoint.trim_start_matches("tcp://").to_owned()
+}
+
+/// The principal answers a status request within a second, and its process is alive.
+fn still_serving(p: &mut Principal, api: &Api) {
+    let asked = Instant::now();
+    let status = api.status();
+    eprintln!("status answered in {:?}", asked.elapsed());
+    assert_eq!(status.workflows_loaded, 1);
+    assert!(
+        p.daemon.child.try_wait().unwrap().is_none(),
+        "the principal exited"
+    );
+}
+
+#[test]
+fn a_frame_claiming_a_terabyte_and_100_mb_of_garbage_leave_the_principal_serving() {
+    let ws = Workspace::new();
+    ws.write("wf/hello.yml", &valid_workflow("Hello"));
+    let mut p = Principal::start(&ws, &[], &[]);
+    let api = Api::connect(&p.api);
+    let address = tcp_address(&p.api);
+
+    // 73 bytes: the greeting, then a frame header claiming 2^40 bytes.
+    let mut attacker = TcpStream::connect(&address).unwrap();
+    attacker.write_all(&greeting()).unwrap();
+    attacker.write_all(&huge_header()).unwrap();
+    still_serving(&mut p, &api);
+
+    // The same after a complete handshake.
+    let mut attacker = TcpStream::connect(&address).unwrap();
+    let mut handshake = greeting();
+    handshake.extend(ready());
+    attacker.write_all(&handshake).unwrap();
+    let _ = attacker.write_all(&huge_header());
+    let _ = attacker.write_all(&[0u8; 4096]);
+    still_serving(&mut p, &api);
+
+    // 100 MB of garbage; the principal may hang up at any point.
+    let mut garbage = TcpStream::connect(&address).unwrap();
+    let chunk: Vec<u8> = (0..1 << 20)
+        .map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    for _ in 0..100 {
+        if garbage.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    still_serving(&mut p, &api);
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", p.daemon.child.id()))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS"))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    eprintln!("principal after the attacks: {rss}");
+}
+
+#[test]
+fn a_peer_that_never_reads_its_replies_does_not_hold_up_an_agent() {
+    let ws = Workspace::new();
+    ws.write("wf/hello.yml", &valid_workflow("Hello"));
+    let p = Principal::start(&ws, &[], &[]);
+    let api = Api::connect(&p.api);
+    let _agent = start_agent(&ws, &p.api, "worker", 1, &[]);
+    // A peer that pipelines status requests and never reads a byte of the answers.
+    let mut greedy = TcpStream::connect(tcp_address(&p.api)).unwrap();
+    let mut handshake = greeting();
+    handshake.extend(ready());
+    greedy.write_all(&handshake).unwrap();
+    let mut peer_greeting = [0u8; 64];
+    greedy.read_exact(&mut peer_greeting).unwrap();
+    let request = br#"{"v":1,"id":1,"request":{"family":"control","message":{"type":"status"}}}"#;
+    let mut frame = vec![0x00, u8::try_from(request.len()).unwrap()];
+    frame.extend_from_slice(request);
+    let batch: Vec<u8> = frame
+        .iter()
+        .copied()
+        .cycle()
+        .take(frame.len() * 10_000)
+        .collect();
+    greedy
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    for _ in 0..20 {
+        if greedy.write_all(&batch).is_err() {
+            break; // Its own send buffer is full: the principal stopped reading it, fine.
+        }
+    }
+    // Meanwhile an agent's pull is answered and its run completes.
+    let run = api.trigger("hello");
+    let done = api.wait_done(&run, Duration::from_secs(60));
+    assert_eq!(done.summary.status, cdktr::model::RunStatus::Completed);
+}
