@@ -161,6 +161,8 @@ where
     Fut: std::future::Future<Output = ExitCode>,
 {
     runtime::init_logging();
+    // Everything a daemon creates (the store, its journal, the agent's spool) is owner-only.
+    runtime::files::restrict_umask();
     let resolved = match resolve(config_file, flags) {
         Ok(r) => r,
         Err(code) => return code,

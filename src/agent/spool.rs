@@ -64,9 +64,9 @@ impl Spool {
     fn spill(&mut self, record: &Record) -> std::io::Result<()> {
         if self.file.is_none() {
             if let Some(dir) = self.path.parent() {
-                std::fs::create_dir_all(dir)?;
+                crate::runtime::files::private_dir(dir)?;
             }
-            let writer = OpenOptions::new()
+            let writer = crate::runtime::files::private_file()
                 .create(true)
                 .write(true)
                 .truncate(true)

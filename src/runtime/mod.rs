@@ -1,6 +1,7 @@
 //! Process plumbing shared by the daemons: logging, signals, systemd readiness, the clock.
 
 mod clock;
+pub mod files;
 
 pub use clock::Clock;
 

@@ -5,7 +5,7 @@
 //! the journal, so a journal is never applied twice, and a later journal (a new id) is never
 //! mistaken for an applied one.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 
@@ -37,7 +37,7 @@ impl Journal {
     /// failed append is cut off again, so the file never holds half a line.
     pub fn append(&self, batch: &[Write]) -> std::io::Result<()> {
         let mut bytes = Vec::new();
-        let mut file = OpenOptions::new()
+        let mut file = crate::runtime::files::private_file()
             .create(true)
             .append(true)
             .open(&self.path)?;

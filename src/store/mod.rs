@@ -242,9 +242,10 @@ impl Store {
             source: source.into(),
         };
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| open_err(Box::new(e)))?;
+            crate::runtime::files::private_dir(parent).map_err(|e| open_err(Box::new(e)))?;
         }
         let conn = duckdb::Connection::open(path).map_err(|e| open_err(Box::new(e)))?;
+        restrict(path);
         schema::migrate(&conn).map_err(|e| open_err(Box::new(e)))?;
         let journal = journal::Journal::beside(path);
         let replayed = apply::replay(&conn, &journal).map_err(|e| open_err(Box::new(e)))?;
@@ -374,6 +375,23 @@ impl Store {
     pub async fn count(&self, table: &str) -> Result<i64, StoreError> {
         let table = table.to_owned();
         self.ask(|r| Command::Count(table, r)).await
+    }
+}
+
+/// Makes the database file owner-only (it holds every run's output and parameters), whatever
+/// mode an older version or another tool created it with.
+fn restrict(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    if meta.permissions().mode() & 0o077 != 0 {
+        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => tracing::info!(file = %path.display(), "database file made private (0600)"),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot make the database file private")
+            }
+        }
     }
 }
 

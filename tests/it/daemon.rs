@@ -289,3 +289,20 @@ fn logs_follow_prints_everything_until_the_run_ends_and_tail_streams_live() {
         .collect();
     assert_eq!(ticks, ["tick 1", "tick 2", "tick 3", "tick 4", "tick 5"]);
 }
+
+#[test]
+fn the_data_directory_and_database_are_private_to_the_daemon_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Workspace::new();
+    ws.write("wf/hello.yml", &valid_workflow("Hello"));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let mut p = Principal::start(&ws, &[], &[]);
+    assert_eq!(mode(&ws.path().join("data")), 0o700);
+    assert_eq!(mode(&p.db), 0o600);
+    p.daemon.signal(Signal::SIGTERM);
+    assert!(p.daemon.wait_exit(Duration::from_secs(30)).success());
+    // A database file left readable by others (an older version, a copy) is made private.
+    std::fs::set_permissions(&p.db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let p = Principal::start(&ws, &[], &[]);
+    assert_eq!(mode(&p.db), 0o600);
+}
