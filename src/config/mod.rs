@@ -48,6 +48,9 @@ pub struct PrincipalConfig {
     pub max_message_bytes: usize,
     /// With `catchup: all`, at most this many missed slots run after a restart (the latest).
     pub catchup_limit: usize,
+    /// Most runs waiting in the queue; beyond it triggers get `queue_full` and schedule slots
+    /// are recorded `missed`, so a flood of triggers can never exhaust memory.
+    pub max_queued_runs: usize,
     /// How often the workflow tree is read again to catch changes its watch missed (network
     /// file systems, a full event queue, a switched symlink); it reloads only on a change.
     #[serde(with = "value::duration_text")]
@@ -90,6 +93,7 @@ impl Default for Config {
                 max_message_bytes: 4 * 1024 * 1024,
                 catchup_limit: 100,
                 rescan_interval: Duration::from_secs(60),
+                max_queued_runs: 100_000,
             },
             agent: AgentConfig {
                 principal: "tcp://127.0.0.1:5561".into(),

@@ -125,6 +125,7 @@ pub async fn run(
             heartbeat_timeout: config.heartbeat_timeout,
             long_poll: Duration::from_secs(20),
             logs_publish: sockets.publish_endpoint.clone(),
+            max_queued_runs: config.max_queued_runs,
         },
         coordinator::Links {
             store: store.clone(),

@@ -79,6 +79,8 @@ pub enum ErrorCode {
     Invalid,
     /// The principal could not do it right now (store unavailable, shutting down).
     Unavailable,
+    /// The run queue holds `principal.max_queued_runs` runs: try again later.
+    QueueFull,
     Internal,
 }
 

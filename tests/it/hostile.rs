@@ -135,3 +135,23 @@ fn a_peer_that_never_reads_its_replies_does_not_hold_up_an_agent() {
     let done = api.wait_done(&run, Duration::from_secs(60));
     assert_eq!(done.summary.status, cdktr::model::RunStatus::Completed);
 }
+
+#[test]
+fn a_flood_of_triggers_meets_a_bounded_queue() {
+    let ws = Workspace::new();
+    ws.write("wf/hello.yml", &valid_workflow("Hello"));
+    // No agent: every run stays queued.
+    let p = Principal::start(&ws, &[], &[("CDKTR_PRINCIPAL_MAX_QUEUED_RUNS", "3")]);
+    for _ in 0..3 {
+        let ok = ws.run(&["--principal", &p.api, "run", "hello"]);
+        assert_eq!(ok.code, Some(0), "{}", ok.stderr);
+    }
+    let full = ws.run(&["--principal", &p.api, "run", "hello"]);
+    assert_eq!(full.code, Some(2), "{}", full.stderr);
+    assert!(
+        full.stderr.contains("the queue is full") && full.stderr.contains("queue_full"),
+        "{}",
+        full.stderr
+    );
+    assert_eq!(Api::connect(&p.api).status().queue_length, 3);
+}

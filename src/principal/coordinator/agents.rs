@@ -11,6 +11,9 @@ use crate::protocol::agent::{AgentInfo, AgentReply};
 use crate::protocol::control::AgentView;
 use crate::store::Write;
 
+/// How long a lost or gone agent stays listed.
+pub const FORGET_AFTER: Duration = Duration::from_secs(24 * 3600);
+
 /// Where a waiting long poll is answered.
 pub type PullReply = Reply<AgentReply>;
 
@@ -200,6 +203,15 @@ impl Registry {
             .filter(|e| e.pull.as_ref().is_some_and(|p| p.expires <= now))
             .filter_map(|e| e.pull.take().map(|p| p.reply))
             .collect()
+    }
+
+    /// Forgets agents that have not been alive for [`FORGET_AFTER`] (the store keeps them),
+    /// so agent names that come and go cannot grow the registry without end.
+    pub fn prune(&mut self, now: Instant) {
+        self.agents.retain(|_, e| {
+            e.state == AgentState::Alive
+                || now.saturating_duration_since(e.last_seen) < FORGET_AFTER
+        });
     }
 
     pub fn counts(&self) -> (usize, usize) {

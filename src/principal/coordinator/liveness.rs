@@ -24,6 +24,7 @@ impl Coordinator {
     /// Applies every deadline that has passed at `now`.
     pub(super) fn expire(&mut self, now: Instant) {
         let timeout = self.settings.heartbeat_timeout;
+        self.agents.prune(now);
         for agent_id in self.agents.silent_since(now, timeout) {
             let reason = format!(
                 "agent {agent_id} lost: no heartbeat for {}",
@@ -76,6 +77,7 @@ impl Coordinator {
         let Some(mut run) = self.runs.remove(run_id) else {
             return;
         };
+        self.ended.remember(run_id.clone());
         if let Some(agent) = &run.agent {
             self.agents.remove_run(agent, run_id);
         }

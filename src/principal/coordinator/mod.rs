@@ -16,6 +16,7 @@
 
 mod agents;
 mod dispatch;
+mod ended;
 mod liveness;
 mod records;
 pub mod recovery;
@@ -51,6 +52,8 @@ pub struct Settings {
     pub long_poll: Duration,
     /// The bound live-stream endpoint, reported by `status`.
     pub logs_publish: String,
+    /// Most runs the queue holds (`principal.max_queued_runs`).
+    pub max_queued_runs: usize,
 }
 
 pub enum Msg {
@@ -200,6 +203,8 @@ pub struct Coordinator {
     queue: VecDeque<RunId>,
     runs: HashMap<RunId, ActiveRun>,
     agents: agents::Registry,
+    /// Runs that ended lately (their late records are kept; others are dropped).
+    ended: ended::Ended,
     next_log_id: u64,
     started: Instant,
     /// Failpoint `core_panic` is armed.
@@ -253,6 +258,7 @@ impl Coordinator {
             queue: recovered.queue,
             runs: recovered.runs,
             agents: agents::Registry::default(),
+            ended: ended::Ended::default(),
             next_log_id,
             panic_next: false,
             handle,

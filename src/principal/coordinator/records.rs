@@ -150,13 +150,18 @@ impl Coordinator {
         let mut writes = Vec::new();
         let mut acks: BTreeMap<(RunId, u32), u64> = BTreeMap::new();
         let mut finished = Vec::new();
+        let mut unknown = 0usize;
         for record in records {
             let key = (record.run_id.clone(), record.attempt);
             let Some(run) = self.runs.get_mut(&record.run_id) else {
-                // A run that has ended (or never existed here): kept as a late record and
-                // acknowledged so the agent drops it; it changes nothing.
+                // Acknowledged so the agent drops it; it changes nothing. A run that ended
+                // lately keeps it as a late record; for any other run it is not stored.
                 acks.insert(key, record.seq);
-                writes.push(late(record, agent_id, "the run is no longer active"));
+                if self.ended.contains(&record.run_id) {
+                    writes.push(late(record, agent_id, "the run is no longer active"));
+                } else {
+                    unknown += 1;
+                }
                 continue;
             };
             if run.status != RunStatus::Running
@@ -252,9 +257,13 @@ impl Coordinator {
                 });
             }
         }
+        if unknown > 0 {
+            tracing::warn!(agent = %agent_id, records = unknown, "records for runs this principal does not know: acknowledged, not stored");
+        }
         let freed = !finished.is_empty();
         for run_id in finished {
             if let Some(run) = self.runs.remove(&run_id) {
+                self.ended.remember(run_id.clone());
                 tracing::info!(run = %run_id, workflow = %run.workflow.id, status = %run.status, "run finished");
                 if let Some(agent) = &run.agent {
                     self.agents.remove_run(agent, &run_id);

@@ -63,6 +63,9 @@ impl Coordinator {
         let Some(definition) = catalog.workflows.get(&WorkflowId::new(workflow)) else {
             return Err(unknown_workflow(&catalog, workflow));
         };
+        if let Some(full) = self.queue_full() {
+            return Err(ErrorReply::new(ErrorCode::QueueFull, full));
+        }
         let params = definition
             .resolve_params(params)
             .map_err(|e| ErrorReply::invalid("params", e))?;
@@ -76,6 +79,16 @@ impl Coordinator {
             Vec::new(),
         );
         Ok((run_id, committed))
+    }
+
+    /// Why no run can be queued now, if the queue is full.
+    fn queue_full(&self) -> Option<String> {
+        let max = self.settings.max_queued_runs;
+        (self.queue.len() >= max).then(|| {
+            format!(
+                "the queue is full: {max} runs wait (principal.max_queued_runs); try again later"
+            )
+        })
     }
 
     /// Queues a run of `definition` (a snapshot: later edits of the file do not change it) and
@@ -159,6 +172,12 @@ impl Coordinator {
                 return;
             }
         };
+        if let Some(full) = self.queue_full() {
+            tracing::warn!(workflow = %workflow, %slot, "slot missed: the queue is full");
+            self.store
+                .write_later(vec![record(SlotFate::Missed, Some(full))]);
+            return;
+        }
         let run_id = RunId::generate();
         let fate = if catch_up {
             SlotFate::CaughtUp

@@ -1,5 +1,8 @@
 //! The coordinator on a manual clock: no processes, no sockets, no sleeping. Each test drives
 //! it through its message handlers and reads its state and the (real, temporary) store.
+//! The bounds on what it keeps (queue, late records, agents) are in [`bounds`].
+
+mod bounds;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -25,6 +28,7 @@ use crate::workflow::parse::parse_workflow;
 use crate::workflow::Catalog;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
+const MAX_QUEUED: usize = 8;
 
 fn workflow(id: &str, overlap: &str) -> Workflow {
     let text = format!(
@@ -68,6 +72,7 @@ fn fixture(workflows: &[Workflow], recovered: Recovered) -> Fixture {
             heartbeat_timeout: TIMEOUT,
             long_poll: Duration::from_secs(20),
             logs_publish: String::new(),
+            max_queued_runs: MAX_QUEUED,
         },
         Links {
             store: store.clone(),
