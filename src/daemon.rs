@@ -161,8 +161,6 @@ where
     Fut: std::future::Future<Output = ExitCode>,
 {
     runtime::init_logging();
-    // Everything a daemon creates (the store, its journal, the agent's spool) is owner-only.
-    runtime::files::restrict_umask();
     let resolved = match resolve(config_file, flags) {
         Ok(r) => r,
         Err(code) => return code,
@@ -193,8 +191,9 @@ pub fn principal_main(config_file: Option<PathBuf>, args: PrincipalArgs) -> Exit
         config_file,
         args.flags(),
         move |cfg, shutdown, reload| async move {
+            let (listen, publish) = (&cfg.principal.listen, &cfg.principal.logs_publish);
             let sockets =
-                match principal::bind(&cfg.principal.listen, &cfg.principal.logs_publish).await {
+                match principal::bind(listen, publish, cfg.principal.max_message_bytes).await {
                     Ok(s) => s,
                     Err(e) => {
                         eprintln!("error: {e}");

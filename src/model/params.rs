@@ -44,8 +44,11 @@ impl Param {
     }
 }
 
-/// `pattern` compiled to match a whole value, not a part of it.
+/// `pattern` compiled to match a whole value, not a part of it. The pattern must be a regular
+/// expression by itself first: `a)|(b` would otherwise close the anchoring group and match
+/// almost anything.
 pub fn whole_match(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::Regex::new(pattern)?;
     regex::Regex::new(&format!("^(?:{pattern})$"))
 }
 
@@ -234,5 +237,11 @@ mod tests {
         };
         assert!(either.check("ab").is_err());
         assert!(either.check("b").is_ok());
+        // A pattern that would break out of the anchoring is not a pattern.
+        let escaping = Param {
+            pattern: Some("a)|(b".into()),
+            ..Param::default()
+        };
+        assert!(escaping.check("anything").is_err());
     }
 }

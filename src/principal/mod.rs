@@ -63,10 +63,17 @@ pub struct Sockets {
 }
 
 /// Binds the API and log-publishing sockets (`tcp://127.0.0.1:0` picks a free port; the
-/// resolved endpoints are in the result).
-pub async fn bind(api: &str, publish: &str) -> Result<Sockets, PrincipalError> {
-    let (api_socket, api_endpoint) = bound(zmq::ROUTER, api)?;
-    let (pub_socket, publish_endpoint) = bound(zmq::PUB, publish)?;
+/// resolved endpoints are in the result). Their limits are set before binding: libzmq applies
+/// socket options only to connections made after them.
+pub async fn bind(
+    api: &str,
+    publish: &str,
+    max_message_bytes: usize,
+) -> Result<Sockets, PrincipalError> {
+    let (api_socket, api_endpoint) = bound(zmq::ROUTER, api, |s| {
+        server::configure(s, max_message_bytes)
+    })?;
+    let (pub_socket, publish_endpoint) = bound(zmq::PUB, publish, publisher::configure)?;
     Ok(Sockets {
         api: api_socket,
         api_endpoint,
@@ -75,13 +82,18 @@ pub async fn bind(api: &str, publish: &str) -> Result<Sockets, PrincipalError> {
     })
 }
 
-/// A socket of `kind` bound to `endpoint`, and the endpoint it got.
-fn bound(kind: zmq::SocketType, endpoint: &str) -> Result<(zmq::Socket, String), PrincipalError> {
+/// A socket of `kind`, configured by `options`, bound to `endpoint`, and the endpoint it got.
+fn bound(
+    kind: zmq::SocketType,
+    endpoint: &str,
+    options: impl FnOnce(&zmq::Socket) -> zmq::Result<()>,
+) -> Result<(zmq::Socket, String), PrincipalError> {
     let error = |source| PrincipalError::Bind {
         endpoint: endpoint.to_owned(),
         source,
     };
     let socket = context().socket(kind).map_err(error)?;
+    options(&socket).map_err(error)?;
     socket.bind(&libzmq_endpoint(endpoint)).map_err(error)?;
     let resolved = socket
         .get_last_endpoint()

@@ -28,12 +28,15 @@ impl Publisher {
     }
 }
 
+/// Sets the PUB socket's options; call before binding (libzmq applies them to connections
+/// made after).
+pub fn configure(socket: &zmq::Socket) -> zmq::Result<()> {
+    socket.set_sndhwm(HIGH_WATER_MARK)?;
+    socket.set_linger(0)
+}
+
 pub fn spawn(socket: zmq::Socket) -> std::io::Result<Publisher> {
     let (tx, rx) = mpsc::channel::<LogEvent>();
-    socket
-        .set_sndhwm(HIGH_WATER_MARK)
-        .map_err(std::io::Error::other)?;
-    socket.set_linger(0).map_err(std::io::Error::other)?;
     std::thread::Builder::new()
         .name("cdktr-publish".into())
         .spawn(move || {

@@ -95,20 +95,17 @@ fn hard_limit(max_message_bytes: usize) -> i64 {
 /// Configures the ROUTER: sends to a peer that is gone fail (so undeliverable assignments
 /// come back), a peer that does not read its replies loses them rather than blocking anyone,
 /// and nothing larger than [`hard_limit`] is ever buffered.
-fn configure(socket: &zmq::Socket, max_message_bytes: usize) -> zmq::Result<()> {
+pub fn configure(socket: &zmq::Socket, max_message_bytes: usize) -> zmq::Result<()> {
     socket.set_router_mandatory(true)?;
     socket.set_maxmsgsize(hard_limit(max_message_bytes))?;
     socket.set_sndhwm(10_000)?;
     socket.set_linger(1_000)
 }
 
+/// Serves requests on `socket`, which [`configure`] set up before it was bound.
 pub async fn serve(socket: zmq::Socket, ctx: Context, stop: CancellationToken) {
-    if let Err(e) = configure(&socket, ctx.max_message_bytes) {
-        tracing::error!(error = %e, "cannot configure the API socket");
-        return;
-    }
     let core = ctx.core.clone();
-    let (tx, mut requests) = mpsc::unbounded_channel();
+    let (tx, mut requests) = mpsc::channel(socket::INCOMING);
     let spawned = socket::spawn(
         "cdktr-api",
         socket,
@@ -156,8 +153,9 @@ pub async fn serve(socket: zmq::Socket, ctx: Context, stop: CancellationToken) {
     {
         tracing::warn!("some requests were not answered within {PENDING_GRACE:?} of shutdown");
     }
-    // The last outbox: the thread sends what is queued, then closes the socket.
-    drop(replier);
+    // The thread sends what is queued, then closes the socket (a request still running past
+    // the grace loses its answer rather than holding up the shutdown).
+    replier.outbox.close();
     drop(requests);
     let _ = tokio::task::spawn_blocking(move || thread.join()).await;
 }

@@ -1,19 +1,30 @@
 //! Files the daemons create hold run output, parameters and history: only their owner may
-//! read them. Daemons run with umask 077; directories are created 0700, files 0600, and a file
-//! is never created through a symlink someone left in its place.
+//! read them. Directories are created 0700 (an existing one loses its bits for others), files
+//! 0600, and a file is never created through a symlink someone left in its place. The process
+//! umask is left alone: tasks inherit it, and the files they write are theirs to decide.
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
-/// Makes every file and directory the process creates from now on private to its owner.
-pub fn restrict_umask() {
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+/// Creates `dir` (and missing parents) with mode 0700. An existing directory keeps its owner
+/// and group bits (0750 for a shared group is fine) but loses those for others.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    without_bits(dir, 0o007)
 }
 
-/// Creates `dir` (and missing parents) with mode 0700; an existing directory is left as it is.
-pub fn private_dir(dir: &Path) -> std::io::Result<()> {
-    DirBuilder::new().recursive(true).mode(0o700).create(dir)
+/// Removes `bits` from the mode of `path` if it has any of them (logged, as it changes what
+/// an operator may have set).
+pub fn without_bits(path: &Path, bits: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & bits != 0 {
+        let private = (mode & 0o7777) & !bits;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(private))?;
+        tracing::info!(path = %path.display(), mode = format!("{private:o}"), "made private");
+    }
+    Ok(())
 }
 
 /// Open options for a private file: mode 0600 when created, and a symlink in its place is
@@ -38,6 +49,15 @@ mod tests {
         private_dir(&dir).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);
+        let shared = tmp.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o775)).unwrap();
+        private_dir(&shared).unwrap();
+        assert_eq!(
+            mode(&shared),
+            0o770,
+            "the group keeps its bits, others lose theirs"
+        );
         let file = dir.join("f");
         private_file()
             .create(true)

@@ -379,19 +379,11 @@ impl Store {
 }
 
 /// Makes the database file owner-only (it holds every run's output and parameters), whatever
-/// mode an older version or another tool created it with.
+/// mode an older version or another tool created it with. Its directory is 0700 (0750 with a
+/// group), so the files DuckDB adds beside it (the WAL) are out of others' reach too.
 fn restrict(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let Ok(meta) = std::fs::metadata(path) else {
-        return;
-    };
-    if meta.permissions().mode() & 0o077 != 0 {
-        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
-            Ok(()) => tracing::info!(file = %path.display(), "database file made private (0600)"),
-            Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "cannot make the database file private")
-            }
-        }
+    if let Err(e) = crate::runtime::files::without_bits(path, 0o077) {
+        tracing::warn!(file = %path.display(), error = %e, "cannot make the database file private");
     }
 }
 

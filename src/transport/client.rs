@@ -185,12 +185,12 @@ struct Connection {
 }
 
 impl Connection {
-    fn open(endpoint: &str) -> Result<(Connection, mpsc::UnboundedReceiver<Frames>), String> {
+    fn open(endpoint: &str) -> Result<(Connection, mpsc::Receiver<Frames>), String> {
         let socket = context().socket(zmq::DEALER).map_err(|e| e.to_string())?;
         // A closed connection drops what it had queued at once.
         socket.set_linger(0).map_err(|e| e.to_string())?;
         socket.connect(endpoint).map_err(|e| e.to_string())?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(socket::INCOMING);
         let (outbox, _thread) = socket::spawn("cdktr-client", socket, tx, |socket, frame| {
             if let Err(e) = socket.send(frame, zmq::DONTWAIT) {
                 tracing::debug!(error = %e, "request not sent");

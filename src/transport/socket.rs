@@ -1,7 +1,9 @@
 //! libzmq sockets on threads of their own. A libzmq socket is neither thread-safe nor async,
 //! so each lives on one OS thread that polls it together with a wake-up pipe: what the socket
-//! receives goes out on a tokio channel, what async code hands to the [`Outbox`] is sent. An
-//! idle socket thread sleeps in `zmq_poll` and costs no CPU.
+//! receives goes out on a bounded tokio channel, what async code hands to the [`Outbox`] is
+//! sent. An idle socket thread sleeps in `zmq_poll` and costs no CPU. When the reader of the
+//! channel falls behind, the thread stops reading, so libzmq's receive high-water mark and TCP
+//! push back on the peer instead of memory growing here.
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -10,7 +12,13 @@ use std::sync::mpsc::{self, TryRecvError};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
+
+/// Messages waiting between a socket thread and its reader.
+pub const INCOMING: usize = 1024;
+
+/// Messages read in one go before the thread looks at what it has to send.
+const READ_BATCH: usize = 256;
 
 /// One message: its frames.
 pub type Frames = Vec<Vec<u8>>;
@@ -32,8 +40,14 @@ pub fn libzmq_endpoint(endpoint: &str) -> String {
 /// Hands items to a socket thread. Cloneable; when the last clone is dropped the thread sends
 /// what is queued and ends.
 pub struct Outbox<T> {
-    tx: mpsc::Sender<T>,
+    tx: mpsc::Sender<Item<T>>,
     wake: Arc<UnixStream>,
+}
+
+enum Item<T> {
+    Send(T),
+    /// Send what came before, then end the thread.
+    Stop,
 }
 
 impl<T> Clone for Outbox<T> {
@@ -48,6 +62,15 @@ impl<T> Clone for Outbox<T> {
 impl<T> Outbox<T> {
     /// Queues `item`; false when the socket thread has ended.
     pub fn send(&self, item: T) -> bool {
+        self.push(Item::Send(item))
+    }
+
+    /// Ends the thread once what was queued before is sent, even while other clones live.
+    pub fn close(&self) {
+        self.push(Item::Stop);
+    }
+
+    fn push(&self, item: Item<T>) -> bool {
         if self.tx.send(item).is_err() {
             return false;
         }
@@ -58,19 +81,19 @@ impl<T> Outbox<T> {
 }
 
 /// Starts the thread that owns `socket`. Each received message (its frames) goes to
-/// `incoming`; each item given to the returned [`Outbox`] is passed to `send` with the socket.
-/// The thread ends when every outbox is dropped (after sending what was queued) or when
-/// `incoming` is closed.
+/// `incoming` (make it with [`INCOMING`] places); each item given to the returned [`Outbox`]
+/// is passed to `send` with the socket. The thread ends when every outbox is dropped or
+/// closed (after sending what was queued) or when `incoming` is closed.
 pub fn spawn<T: Send + 'static>(
     name: &str,
     socket: zmq::Socket,
-    incoming: UnboundedSender<Frames>,
+    incoming: Sender<Frames>,
     mut send: impl FnMut(&zmq::Socket, T) + Send + 'static,
 ) -> std::io::Result<(Outbox<T>, JoinHandle<()>)> {
     let (wake_read, wake_write) = UnixStream::pair()?;
     wake_read.set_nonblocking(true)?;
     wake_write.set_nonblocking(true)?;
-    let (tx, rx) = mpsc::channel::<T>();
+    let (tx, rx) = mpsc::channel::<Item<T>>();
     let thread = std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
@@ -98,9 +121,9 @@ pub fn spawn<T: Send + 'static>(
                     while matches!(wake_read.read(&mut drained), Ok(n) if n > 0) {}
                     loop {
                         match rx.try_recv() {
-                            Ok(item) => send(&socket, item),
+                            Ok(Item::Send(item)) => send(&socket, item),
+                            Ok(Item::Stop) | Err(TryRecvError::Disconnected) => return,
                             Err(TryRecvError::Empty) => break,
-                            Err(TryRecvError::Disconnected) => return,
                         }
                     }
                 }
@@ -115,12 +138,14 @@ pub fn spawn<T: Send + 'static>(
     ))
 }
 
-/// Reads every message waiting; false when nobody listens any more.
-fn receive_all(socket: &zmq::Socket, incoming: &UnboundedSender<Vec<Vec<u8>>>) -> bool {
-    loop {
+/// Reads the messages waiting, at most [`READ_BATCH`] (the socket stays readable for the next
+/// poll), waiting for room in `incoming` when its reader is behind; false when nobody listens
+/// any more.
+fn receive_all(socket: &zmq::Socket, incoming: &Sender<Frames>) -> bool {
+    for _ in 0..READ_BATCH {
         match socket.recv_multipart(zmq::DONTWAIT) {
             Ok(frames) => {
-                if incoming.send(frames).is_err() {
+                if incoming.blocking_send(frames).is_err() {
                     return false;
                 }
             }
@@ -132,4 +157,5 @@ fn receive_all(socket: &zmq::Socket, incoming: &UnboundedSender<Vec<Vec<u8>>>) -
             }
         }
     }
+    true
 }

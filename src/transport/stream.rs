@@ -44,7 +44,7 @@ impl Client {
         socket
             .connect(&endpoint)
             .with_context(|| format!("cannot reach the live log stream at {endpoint}"))?;
-        let (tx, events) = mpsc::unbounded_channel();
+        let (tx, events) = mpsc::channel(socket::INCOMING);
         let (outbox, _thread) = socket::spawn("cdktr-stream", socket, tx, |_, ()| {})?;
         Ok(Subscription {
             events,
@@ -54,7 +54,7 @@ impl Client {
 }
 
 pub struct Subscription {
-    events: mpsc::UnboundedReceiver<socket::Frames>,
+    events: mpsc::Receiver<socket::Frames>,
     /// Dropping it ends the socket's thread.
     _thread: Outbox<()>,
 }

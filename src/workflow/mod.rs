@@ -11,6 +11,7 @@ pub mod dag;
 pub mod diagnostic;
 pub mod load;
 pub mod parse;
+pub mod shell_words;
 
 pub use diagnostic::{Diagnostic, Severity};
 pub use load::{

@@ -155,3 +155,35 @@ fn a_flood_of_triggers_meets_a_bounded_queue() {
     );
     assert_eq!(Api::connect(&p.api).status().queue_length, 3);
 }
+
+#[test]
+fn a_frame_over_the_hard_limit_closes_its_connection_before_any_body_is_read() {
+    let ws = Workspace::new();
+    ws.write("wf/hello.yml", &valid_workflow("Hello"));
+    let mut p = Principal::start(&ws, &[], &[]);
+    let api = Api::connect(&p.api);
+    let mut attacker = TcpStream::connect(tcp_address(&p.api)).unwrap();
+    let mut handshake = greeting();
+    handshake.extend(ready());
+    attacker.write_all(&handshake).unwrap();
+    let mut peer_greeting = [0u8; 64];
+    attacker.read_exact(&mut peer_greeting).unwrap();
+    // 3 GiB: small enough for an allocator with overcommit to grant, far over the limit.
+    let mut header = vec![0x02];
+    header.extend((3u64 << 30).to_be_bytes());
+    attacker.write_all(&header).unwrap();
+    attacker
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    // The principal hangs up (after what it had to say in the handshake).
+    let mut rest = Vec::new();
+    let closed = match attacker.read_to_end(&mut rest) {
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(
+        closed,
+        "the connection stayed open waiting for a 3 GiB body"
+    );
+    still_serving(&mut p, &api);
+}

@@ -11,6 +11,7 @@ use proptest::prelude::*;
 use cdktr::model::WorkflowId;
 use cdktr::protocol::{decode_request, decode_response};
 use cdktr::workflow::parse::parse_workflow;
+use cdktr::workflow::shell_words::unsafe_placeholders;
 
 /// Fragments that make random text look like our inputs, so the fuzzer gets past the first
 /// syntax error and into the interesting code.
@@ -87,6 +88,33 @@ const YAML_BITS: &[&str] = &[
     "start_time: 2025-13-45\n",
 ];
 
+const SHELL_BITS: &[&str] = &[
+    "{{ params.v }}",
+    "{{",
+    "}}",
+    "'",
+    "\"",
+    "`",
+    "$'",
+    "\\",
+    "<<",
+    "<<-",
+    "<<<",
+    "EOF",
+    "'EOF'",
+    "\n",
+    "\t",
+    " ",
+    "#",
+    "$(",
+    ")",
+    "é",
+    "\u{1F600}",
+    "echo ",
+    "-",
+    ";",
+];
+
 fn assembled(bits: &'static [&'static str]) -> impl Strategy<Value = String> {
     prop::collection::vec(prop::sample::select(bits), 0..40).prop_map(|parts| parts.concat())
 }
@@ -124,5 +152,10 @@ proptest! {
     #[test]
     fn loader_never_panics_on_yaml_like_text(text in assembled(YAML_BITS)) {
         load(&text);
+    }
+
+    #[test]
+    fn shell_scanner_never_panics(text in assembled(SHELL_BITS)) {
+        let _ = unsafe_placeholders(&text);
     }
 }

@@ -10,9 +10,11 @@ use serde_saphyr::Spanned;
 
 use super::{Parsed, RawParam, RawWorkflow, Validator};
 use crate::model::{
-    placeholders, whole_match, Catchup, Overlap, Param, Schedule, Task, Workflow, WorkflowId,
+    placeholders, whole_match, Catchup, Overlap, Param, Schedule, Task, TaskConfig, Workflow,
+    WorkflowId,
 };
 use crate::workflow::diagnostic::{suggest, Diagnostic};
+use crate::workflow::shell_words::unsafe_placeholders;
 
 impl<'a> Validator<'a> {
     pub(super) fn new(file: &'a Path) -> Self {
@@ -217,6 +219,21 @@ impl<'a> Validator<'a> {
     /// Every `{{ params.x }}` in a task must name a declared parameter.
     pub(super) fn check_placeholders(&mut self, tasks: &[Task], params: &BTreeMap<String, Param>) {
         for task in tasks {
+            if let TaskConfig::Shell { script, .. } = &task.config {
+                for bad in unsafe_placeholders(script) {
+                    let env = format!("CDKTR_PARAM_{}", bad.name.to_uppercase());
+                    self.diagnostics.push(
+                        Diagnostic::error(
+                            self.file,
+                            format!(
+                                "`{{{{ params.{} }}}}` stands inside {} in the script, where a value could run as code: write it bare (it is substituted as one quoted word), or use \"${env}\"",
+                                bad.name, bad.context
+                            ),
+                        )
+                        .task(task.id.as_str()),
+                    );
+                }
+            }
             for text in task.config.templated_texts() {
                 for name in placeholders(text) {
                     if !params.contains_key(&name) {

@@ -121,3 +121,24 @@ fn param_patterns_and_choices_are_validated_with_their_defaults() {
         "{err}"
     );
 }
+
+#[test]
+fn a_placeholder_inside_shell_quotes_is_refused_with_the_way_to_write_it() {
+    let errs = errors(
+        "name: x\nparams: {v: a}\ntasks:\n  a: {name: A, config: !Shell {script: \"echo \\\"{{ params.v }}\\\"\"}}\n",
+    );
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("task `a`")
+            && errs[0].contains("stands inside double quotes")
+            && errs[0].contains("\"$CDKTR_PARAM_V\""),
+        "{errs:?}"
+    );
+    let errs = errors(
+        "name: x\nparams: {v: a}\ntasks:\n  a: {name: A, config: !Shell {script: \"echo '{{ params.v }}'\"}}\n",
+    );
+    assert!(errs[0].contains("single quotes"), "{errs:?}");
+    // Bare, it is fine; in a Subprocess argument there is no shell at all.
+    valid("name: x\nparams: {v: a}\ntasks:\n  a: {name: A, config: !Shell {script: \"echo {{ params.v }}\"}}\n");
+    valid("name: x\nparams: {v: a}\ntasks:\n  a: {name: A, config: !Subprocess {cmd: echo, args: [\"'{{ params.v }}'\"]}}\n");
+}
