@@ -192,14 +192,21 @@ pub fn principal_main(config_file: Option<PathBuf>, args: PrincipalArgs) -> Exit
         args.flags(),
         move |cfg, shutdown, reload| async move {
             let (listen, publish) = (&cfg.principal.listen, &cfg.principal.logs_publish);
-            let sockets =
-                match principal::bind(listen, publish, cfg.principal.max_message_bytes).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                };
+            let security = match principal::secure(&cfg.auth, &[listen, publish]) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let max = cfg.principal.max_message_bytes;
+            let sockets = match principal::bind(listen, publish, max, security.as_ref()).await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let api = sockets.api_endpoint.clone();
             // Shutdown order: the embedded agent drains and reports first, then the principal stops.
             let principal_stop = CancellationToken::new();
@@ -263,6 +270,10 @@ pub fn agent_main(config_file: Option<PathBuf>, args: AgentArgs) -> ExitCode {
         config_file,
         args.flags(),
         |cfg, shutdown, _reload| async move {
+            if let Err(e) = crate::auth::Credential::optional(&cfg.agent.credential) {
+                eprintln!("error: agent.credential: {e}");
+                return ExitCode::FAILURE;
+            }
             agent::run(cfg.agent, shutdown, |id| {
                 runtime::ready_line(format!("cdktr-agent ready id={id}"));
                 runtime::notify_ready();

@@ -5,6 +5,7 @@
 //! - [`workflow`]: load a directory of YAML files into validated workflows, with diagnostics;
 //! - [`config`]: the resolved configuration (defaults < file < environment < flags);
 //! - [`protocol`]: the typed, versioned wire protocol and its codec;
+//! - [`auth`]: CURVE keys, credentials, the keys file and the ZAP handler;
 //! - [`transport`]: the request/reply client over ZeroMQ with timeouts and reconnects;
 //! - [`store`]: DuckDB history behind one owner thread;
 //! - [`principal`]: the coordinator daemon (queue, registry, dispatch, API server);
@@ -17,6 +18,7 @@
 //! The binaries under `src/bin` and `src/main.rs` only parse arguments and call into here.
 
 pub mod agent;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod daemon;

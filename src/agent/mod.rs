@@ -97,7 +97,14 @@ pub async fn run(
 ) {
     let info = identity(&config);
     let agent_id = info.id.clone();
-    let client = Client::connect(&config.principal, REQUEST_TIMEOUT);
+    let credential = match crate::auth::Credential::optional(&config.credential) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the agent's credential");
+            return;
+        }
+    };
+    let client = Client::connect_as(&config.principal, REQUEST_TIMEOUT, credential);
     let reporter_stop = CancellationToken::new();
     let spool = spool::Spool::new(
         config.data_dir.join(format!(

@@ -60,6 +60,9 @@ pub enum Command {
     /// Event listeners that trigger runs: an HTTP webhook, file arrival.
     #[command(subcommand)]
     Listen(ListenCommand),
+    /// Client credentials for an authenticated principal (CURVE keys, one per client).
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// The principal's health: version, uptime, workflows, queue, agents, store.
     Status {
         #[arg(long)]
@@ -261,6 +264,29 @@ pub enum LogsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a credential: writes it to FILE (0600, with the principal's public key) and
+    /// adds the client to the keys file named by `[auth] keys` (or prints the line to add).
+    New {
+        /// The client's name: an agent's credential names its agent (`web1` acts for
+        /// `web1@HOST`).
+        name: String,
+        #[arg(long)]
+        role: crate::model::Role,
+        /// Where to write the credential (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// The clients in the keys file.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a client: its requests are refused from the next one on.
+    Revoke { name: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -14,8 +14,7 @@ pub fn run(cmd: ListenCommand, config: &Config) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let client =
-        rt.block_on(async { Client::connect(&config.client.principal, config.client.timeout) });
+    let client = rt.block_on(async { Client::from_config(&config.client) })?;
     match cmd {
         ListenCommand::Webhook {
             bind,

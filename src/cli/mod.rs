@@ -8,6 +8,7 @@ mod agents_cmd;
 mod args;
 mod config_cmd;
 pub mod format;
+mod keys_cmd;
 mod listen_cmd;
 mod logs_cmd;
 mod output;
@@ -42,6 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Config { sources, json } => config_cmd::print(&config()?, sources, json),
         Command::Listen(cmd) => listen_cmd::run(cmd, &config()?.config),
+        Command::Keys(cmd) => keys_cmd::run(cmd, &config()?.config),
         Command::Workflow(cmd) => {
             let config = config()?.config;
             with_runtime(async move { workflow_cmd::run(cmd, &config).await })
@@ -74,7 +76,7 @@ fn remote(
 ) -> anyhow::Result<ExitCode> {
     let config = &resolved.config.client;
     with_runtime(async move {
-        let client = Client::connect(&config.principal, config.timeout);
+        let client = Client::from_config(config)?;
         command(&client).await
     })
 }

@@ -15,25 +15,25 @@ use crate::transport::Client;
 use crate::workflow::load_dir;
 
 pub async fn run(cmd: ScheduleCommand, config: &Config) -> anyhow::Result<ExitCode> {
-    let client = || Client::connect(&config.client.principal, config.client.timeout);
+    let client = || Client::from_config(&config.client);
     match cmd {
         ScheduleCommand::Explain {
             workflow,
             count,
             json,
         } => explain(config, workflow, count, json).await,
-        ScheduleCommand::List { json } => list(&client(), json).await,
+        ScheduleCommand::List { json } => list(&client()?, json).await,
         ScheduleCommand::Pause { workflow, json } => {
-            set_paused(&client(), &workflow, true, json).await
+            set_paused(&client()?, &workflow, true, json).await
         }
         ScheduleCommand::Resume { workflow, json } => {
-            set_paused(&client(), &workflow, false, json).await
+            set_paused(&client()?, &workflow, false, json).await
         }
         ScheduleCommand::History {
             workflow,
             limit,
             json,
-        } => history(&client(), &workflow, limit, json).await,
+        } => history(&client()?, &workflow, limit, json).await,
     }
 }
 

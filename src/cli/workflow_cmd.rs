@@ -46,7 +46,7 @@ pub async fn run(cmd: WorkflowCommand, config: &Config) -> anyhow::Result<ExitCo
             list(&workflows, &catalog.invalid_files(), json, now)
         }
         WorkflowCommand::Reload { json } => {
-            let client = Client::connect(&config.client.principal, config.client.timeout);
+            let client = Client::from_config(&config.client)?;
             let reloaded = client.reload().await?;
             let (valid, invalid) = (reloaded.valid, reloaded.invalid);
             if json {
@@ -95,7 +95,11 @@ pub(super) async fn ask_principal<T>(
     config: &Config,
     ask: impl AsyncFnOnce(&Client) -> Result<T, ClientError>,
 ) -> Option<Result<T, ClientError>> {
-    let client = Client::connect(&config.client.principal, PROBE_TIMEOUT);
+    let credential = match crate::auth::Credential::optional(&config.client.credential) {
+        Ok(c) => c,
+        Err(e) => return Some(Err(ClientError::Unexpected(e.to_string()))),
+    };
+    let client = Client::connect_as(&config.client.principal, PROBE_TIMEOUT, credential);
     match ask(&client).await {
         Err(ClientError::Unreachable { endpoint, .. }) => {
             eprintln!(

@@ -23,8 +23,12 @@ pub const KEYS: &[&str] = &[
     "agent.heartbeat_interval",
     "agent.data_dir",
     "agent.max_buffered_records",
+    "agent.credential",
     "client.principal",
     "client.timeout",
+    "client.credential",
+    "auth.keys",
+    "auth.principal_key",
 ];
 
 /// `principal.listen` is set by `CDKTR_PRINCIPAL_LISTEN`.
@@ -41,7 +45,7 @@ pub fn hint(key: &str) -> String {
 
 /// Parses `value` into the field behind `key`.
 pub fn set(c: &mut Config, key: &str, v: Value<'_>) -> Result<(), String> {
-    let (p, a, cl) = (&mut c.principal, &mut c.agent, &mut c.client);
+    let (p, a, cl, au) = (&mut c.principal, &mut c.agent, &mut c.client, &mut c.auth);
     match key {
         "principal.listen" => p.listen = value::endpoint(v)?,
         "principal.logs_listen" => p.logs_listen = value::endpoint(v)?,
@@ -62,6 +66,10 @@ pub fn set(c: &mut Config, key: &str, v: Value<'_>) -> Result<(), String> {
         "agent.max_buffered_records" => a.max_buffered_records = value::count(v, 1)?,
         "client.principal" => cl.principal = value::endpoint(v)?,
         "client.timeout" => cl.timeout = value::duration(v)?,
+        "agent.credential" => a.credential = value::path(v)?,
+        "client.credential" => cl.credential = value::path(v)?,
+        "auth.keys" => au.keys = value::path(v)?,
+        "auth.principal_key" => au.principal_key = value::path(v)?,
         other => return Err(format!("unknown key `{other}`")),
     }
     Ok(())
@@ -69,7 +77,7 @@ pub fn set(c: &mut Config, key: &str, v: Value<'_>) -> Result<(), String> {
 
 /// The value behind `key` as a TOML literal.
 pub fn get(c: &Config, key: &str) -> String {
-    let (p, a, cl) = (&c.principal, &c.agent, &c.client);
+    let (p, a, cl, au) = (&c.principal, &c.agent, &c.client, &c.auth);
     let text = |s: &str| toml::Value::String(s.to_owned()).to_string();
     let path = |s: &std::path::Path| text(&s.display().to_string());
     let duration = |d: &std::time::Duration| text(&humantime::format_duration(*d).to_string());
@@ -93,6 +101,10 @@ pub fn get(c: &Config, key: &str) -> String {
         "agent.max_buffered_records" => a.max_buffered_records.to_string(),
         "client.principal" => text(&cl.principal),
         "client.timeout" => duration(&cl.timeout),
+        "agent.credential" => path(&a.credential),
+        "client.credential" => path(&cl.credential),
+        "auth.keys" => path(&au.keys),
+        "auth.principal_key" => path(&au.principal_key),
         _ => String::new(),
     }
 }

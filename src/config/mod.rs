@@ -27,6 +27,17 @@ pub struct Config {
     pub principal: PrincipalConfig,
     pub agent: AgentConfig,
     pub client: ClientConfig,
+    pub auth: AuthConfig,
+}
+
+/// TCP authentication (see `crate::auth`). Off while `keys` is empty: then the principal
+/// refuses to bind TCP anywhere but loopback.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AuthConfig {
+    /// The keys file listing the clients that may connect (`NAME ROLE PUBLIC-KEY` lines).
+    pub keys: PathBuf,
+    /// The principal's key pair; `<data_dir>/principal.key` unless set. Created on first use.
+    pub principal_key: PathBuf,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -69,6 +80,9 @@ pub struct AgentConfig {
     pub data_dir: PathBuf,
     /// Records kept in memory while unacknowledged; the rest wait in the spool file.
     pub max_buffered_records: usize,
+    /// The agent's credential file (`cdktr keys new NAME --role agent`), for a principal that
+    /// requires authentication.
+    pub credential: PathBuf,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -77,6 +91,9 @@ pub struct ClientConfig {
     /// How long the CLI and TUI wait for a reply before reporting the principal unreachable.
     #[serde(with = "value::duration_text")]
     pub timeout: Duration,
+    /// The credential file of the CLI, TUI and listeners, for a principal that requires
+    /// authentication.
+    pub credential: PathBuf,
 }
 
 impl Default for Config {
@@ -102,10 +119,16 @@ impl Default for Config {
                 heartbeat_interval: Duration::from_secs(5),
                 data_dir: ".cdktr/agent".into(),
                 max_buffered_records: 100_000,
+                credential: PathBuf::new(),
             },
             client: ClientConfig {
                 principal: "tcp://127.0.0.1:5561".into(),
                 timeout: Duration::from_secs(5),
+                credential: PathBuf::new(),
+            },
+            auth: AuthConfig {
+                keys: PathBuf::new(),
+                principal_key: PathBuf::new(),
             },
         }
     }

@@ -187,9 +187,14 @@ impl Resolver {
             "CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS",
         ];
         for var in env.keys() {
-            let scoped = ["CDKTR_PRINCIPAL_", "CDKTR_AGENT_", "CDKTR_CLIENT_"]
-                .iter()
-                .any(|p| var.starts_with(p));
+            let scoped = [
+                "CDKTR_PRINCIPAL_",
+                "CDKTR_AGENT_",
+                "CDKTR_CLIENT_",
+                "CDKTR_AUTH_",
+            ]
+            .iter()
+            .any(|p| var.starts_with(p));
             let known = KEYS.iter().any(|k| keys::env_var(k) == *var) || legacy.contains(var);
             if scoped && !known {
                 self.warnings
@@ -220,6 +225,21 @@ impl Resolver {
             p.db_path = p.data_dir.join("cdktr.duckdb");
         } else {
             p.db_path = absolute(&base_for(&self.sources, "principal.db_path"), &p.db_path);
+        }
+        let data_dir = p.data_dir.clone();
+        // Optional paths stay empty when unset.
+        let sources = &self.sources;
+        let resolve = |key: &str, path: &mut PathBuf| {
+            if !path.as_os_str().is_empty() {
+                *path = absolute(&base_for(sources, key), path);
+            }
+        };
+        resolve("auth.keys", &mut self.config.auth.keys);
+        resolve("auth.principal_key", &mut self.config.auth.principal_key);
+        resolve("agent.credential", &mut self.config.agent.credential);
+        resolve("client.credential", &mut self.config.client.credential);
+        if self.config.auth.principal_key.as_os_str().is_empty() {
+            self.config.auth.principal_key = data_dir.join("principal.key");
         }
     }
 }

@@ -16,5 +16,5 @@ pub use id::{AgentId, RunId, TaskId, WorkflowId};
 pub use params::{placeholders, shell_quote, substitute, whole_match, Param};
 pub use schedule::{Schedule, ScheduleError};
 pub use status::{RunStatus, TaskStatus, UnknownStatus};
-pub use words::{AgentState, Failpoint, SlotFate, TriggerSource, UnknownWord};
+pub use words::{AgentState, Failpoint, Role, SlotFate, TriggerSource, UnknownWord};
 pub use workflow::{Catchup, Overlap, Task, TaskConfig, Workflow};

@@ -122,6 +122,20 @@ words! {
 }
 
 words! {
+    /// What a credential may do.
+    Role("role") {
+        /// Register, heartbeat, pull work and report, only for its own agent id.
+        Agent = "agent",
+        /// Everything a human operator does.
+        Operator = "operator",
+        /// Read only: status, lists, runs, logs, the live stream.
+        Viewer = "viewer",
+        /// Only trigger runs (event listeners).
+        Trigger = "trigger",
+    }
+}
+
+words! {
     /// A fault injection point (only on a principal started with `CDKTR_FAILPOINTS=1`).
     Failpoint("failpoint") {
         /// Every store write fails for the duration (and is journaled).

@@ -17,6 +17,7 @@
 //! [`run`] takes already-bound sockets and a shutdown token, so tests bind port 0 and never
 //! install signal handlers.
 
+mod access;
 mod control;
 mod coordinator;
 mod publisher;
@@ -31,7 +32,8 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::PrincipalConfig;
+use crate::auth::{self, KeysFile, PrincipalKey};
+use crate::config::{AuthConfig, PrincipalConfig};
 use crate::runtime::Clock;
 use crate::store::{Store, StoreError};
 use crate::transport::socket::{context, libzmq_endpoint};
@@ -51,6 +53,10 @@ pub enum PrincipalError {
     Join(#[from] tokio::task::JoinError),
     #[error("cannot start a socket thread: {0}")]
     Thread(#[from] std::io::Error),
+    #[error("{0}")]
+    Auth(#[from] crate::auth::AuthError),
+    #[error("refusing to start: {0}")]
+    Insecure(String),
 }
 
 /// The principal's sockets, bound and ready (libzmq sockets: each is handed to the thread
@@ -60,6 +66,47 @@ pub struct Sockets {
     pub api_endpoint: String,
     pub publish: zmq::Socket,
     pub publish_endpoint: String,
+    /// The keys file, when the sockets require CURVE authentication.
+    pub keys: Option<Arc<KeysFile>>,
+}
+
+/// The principal's side of authentication: its key pair and the keys file of its clients.
+pub struct Security {
+    pub key: PrincipalKey,
+    pub keys: Arc<KeysFile>,
+}
+
+/// Prepares authentication from `[auth]`: with a keys file, the principal's key pair (created
+/// on first use) and the ZAP handler; without one, None, and only loopback endpoints are
+/// accepted, since every client would be trusted.
+pub fn secure(auth: &AuthConfig, endpoints: &[&str]) -> Result<Option<Security>, PrincipalError> {
+    if auth.keys.as_os_str().is_empty() {
+        if let Some(open) = endpoints.iter().find(|e| reachable_from_other_hosts(e)) {
+            return Err(PrincipalError::Insecure(format!(
+                "{open} accepts connections from other hosts, but no keys file is configured \
+                 ([auth] keys), so anyone who reaches it could run anything: set auth.keys and \
+                 create a credential per client with `cdktr keys new NAME --role \
+                 agent|operator|viewer|trigger --out FILE`, or listen on 127.0.0.1"
+            )));
+        }
+        return Ok(None);
+    }
+    let keys = Arc::new(KeysFile::new(&auth.keys));
+    let listed = keys.read()?;
+    tracing::info!(keys = %auth.keys.display(), clients = listed.entries.len(), "authentication on: CURVE");
+    let key = PrincipalKey::load_or_create(&auth.principal_key)?;
+    auth::zap::start(keys.clone())?;
+    Ok(Some(Security { key, keys }))
+}
+
+/// Whether a `tcp://` endpoint listens beyond this host.
+fn reachable_from_other_hosts(endpoint: &str) -> bool {
+    let Some(rest) = endpoint.strip_prefix("tcp://") else {
+        return false;
+    };
+    let host = rest.rsplit_once(':').map_or(rest, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    !(host == "localhost" || host == "::1" || host.starts_with("127."))
 }
 
 /// Binds the API and log-publishing sockets (`tcp://127.0.0.1:0` picks a free port; the
@@ -69,16 +116,30 @@ pub async fn bind(
     api: &str,
     publish: &str,
     max_message_bytes: usize,
+    security: Option<&Security>,
 ) -> Result<Sockets, PrincipalError> {
+    let curve = |socket: &zmq::Socket, domain: &str| -> zmq::Result<()> {
+        if let Some(s) = security {
+            socket.set_curve_server(true)?;
+            socket.set_curve_secretkey(s.key.pair.secret.as_bytes())?;
+            socket.set_zap_domain(domain)?;
+        }
+        Ok(())
+    };
     let (api_socket, api_endpoint) = bound(zmq::ROUTER, api, |s| {
-        server::configure(s, max_message_bytes)
+        server::configure(s, max_message_bytes)?;
+        curve(s, auth::zap::API_DOMAIN)
     })?;
-    let (pub_socket, publish_endpoint) = bound(zmq::PUB, publish, publisher::configure)?;
+    let (pub_socket, publish_endpoint) = bound(zmq::PUB, publish, |s| {
+        publisher::configure(s)?;
+        curve(s, auth::zap::STREAM_DOMAIN)
+    })?;
     Ok(Sockets {
         api: api_socket,
         api_endpoint,
         publish: pub_socket,
         publish_endpoint,
+        keys: security.map(|s| s.keys.clone()),
     })
 }
 
@@ -179,6 +240,7 @@ pub async fn run(
             scheduler,
             reloader,
             max_message_bytes: config.max_message_bytes,
+            access: access::Access::new(sockets.keys.clone()),
             pending,
         },
         server_stop.clone(),

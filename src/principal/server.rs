@@ -80,6 +80,8 @@ pub struct Context {
     pub scheduler: SchedulerHandle,
     pub reloader: ReloadHandle,
     pub max_message_bytes: usize,
+    /// Who may send what (everyone, when authentication is off).
+    pub access: super::access::Access,
     /// In-flight requests (and the coordinator's replies that wait for a commit): after a
     /// shutdown the socket stays open for their answers until they are done.
     pub pending: TaskTracker,
@@ -105,7 +107,7 @@ pub fn configure(socket: &zmq::Socket, max_message_bytes: usize) -> zmq::Result<
 /// Serves requests on `socket`, which [`configure`] set up before it was bound.
 pub async fn serve(socket: zmq::Socket, ctx: Context, stop: CancellationToken) {
     let core = ctx.core.clone();
-    let (tx, mut requests) = mpsc::channel(socket::INCOMING);
+    let (tx, mut requests) = mpsc::channel::<socket::Received>(socket::INCOMING);
     let spawned = socket::spawn(
         "cdktr-api",
         socket,
@@ -133,16 +135,17 @@ pub async fn serve(socket: zmq::Socket, ctx: Context, stop: CancellationToken) {
     };
     let replier = Replier { outbox };
     loop {
-        let frames = tokio::select! {
+        let received = tokio::select! {
             _ = stop.cancelled() => break,
             m = requests.recv() => match m {
-                Some(frames) => frames,
+                Some(received) => received,
                 None => break,
             },
         };
-        let frames = frames.into_iter().map(Bytes::from).collect();
+        let frames = received.frames.into_iter().map(Bytes::from).collect();
+        let user = received.user;
         crate::runtime::contained("server", "a request", || {
-            handle_frames(frames, &ctx, &replier)
+            handle_frames(frames, user.as_deref(), &ctx, &replier)
         });
     }
     // No new requests; answer the ones in flight, then close.
@@ -160,7 +163,7 @@ pub async fn serve(socket: zmq::Socket, ctx: Context, stop: CancellationToken) {
     let _ = tokio::task::spawn_blocking(move || thread.join()).await;
 }
 
-fn handle_frames(mut frames: Vec<Bytes>, ctx: &Context, replier: &Replier) {
+fn handle_frames(mut frames: Vec<Bytes>, user: Option<&str>, ctx: &Context, replier: &Replier) {
     if frames.len() < 2 {
         return; // No identity or no payload: nothing we could even answer.
     }
@@ -192,6 +195,10 @@ fn handle_frames(mut frames: Vec<Bytes>, ctx: &Context, replier: &Replier) {
         }
     };
     to.id = envelope.id;
+    if let Err(e) = ctx.access.check(user, &envelope.request) {
+        replier.send(&to, Response::Error(e));
+        return;
+    }
     let replier = replier.clone();
     match envelope.request {
         Request::Agent(request) => {

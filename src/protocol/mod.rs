@@ -81,6 +81,8 @@ pub enum ErrorCode {
     Unavailable,
     /// The run queue holds `principal.max_queued_runs` runs: try again later.
     QueueFull,
+    /// The sender's credential does not allow this request (or was revoked).
+    Forbidden,
     Internal,
 }
 

@@ -8,7 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use super::socket::{self, context, Frames, Outbox};
+use super::socket::{self, context, Outbox, Received};
+use crate::auth::Credential;
 
 use crate::protocol::control::{ControlReply, ControlRequest};
 use crate::protocol::{
@@ -46,20 +47,45 @@ pub struct Client {
     endpoint: Arc<str>,
     next_id: Arc<AtomicU64>,
     timeout: Duration,
+    credential: Option<Arc<Credential>>,
 }
 
 impl Client {
     /// Starts the connection task. Connecting happens in the background; requests made before
     /// the principal is up wait (up to their timeout) for it.
     pub fn connect(endpoint: &str, timeout: Duration) -> Client {
+        Client::connect_as(endpoint, timeout, None)
+    }
+
+    /// The same, authenticating with `credential` (CURVE) when given: the principal must hold
+    /// the secret key of the public key the credential names, or no connection is made.
+    pub fn connect_as(endpoint: &str, timeout: Duration, credential: Option<Credential>) -> Client {
         let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(io_task(endpoint.to_owned(), rx));
+        let credential = credential.map(Arc::new);
+        tokio::spawn(io_task(endpoint.to_owned(), rx, credential.clone()));
         Client {
             tx,
             endpoint: endpoint.into(),
             next_id: Arc::new(AtomicU64::new(1)),
             timeout,
+            credential,
         }
+    }
+
+    /// A client of the configured principal, with the configured credential (if any).
+    pub fn from_config(
+        config: &crate::config::ClientConfig,
+    ) -> Result<Client, crate::auth::AuthError> {
+        Ok(Client::connect_as(
+            &config.principal,
+            config.timeout,
+            Credential::optional(&config.credential)?,
+        ))
+    }
+
+    /// The credential this client connects with, if any (the live stream uses it too).
+    pub fn credential(&self) -> Option<&Credential> {
+        self.credential.as_deref()
     }
 
     pub fn endpoint(&self) -> &str {
@@ -124,9 +150,13 @@ impl Client {
 /// Owns the connection: sends queued requests, routes replies to their waiters by id, and
 /// replaces the socket when told the connection is dead (libzmq reconnects by itself, but a
 /// request queued for a peer that never answers must not be sent late: a new socket drops it).
-async fn io_task(endpoint: String, mut rx: mpsc::Receiver<Command>) {
+async fn io_task(
+    endpoint: String,
+    mut rx: mpsc::Receiver<Command>,
+    credential: Option<Arc<Credential>>,
+) {
     loop {
-        let (connection, mut replies) = match Connection::open(&endpoint) {
+        let (connection, mut replies) = match Connection::open(&endpoint, credential.as_deref()) {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(%endpoint, error = %e, "cannot open a connection");
@@ -158,7 +188,7 @@ async fn io_task(endpoint: String, mut rx: mpsc::Receiver<Command>) {
                     }
                 },
                 msg = replies.recv() => match msg {
-                    Some(mut frames) => {
+                    Some(Received { mut frames, .. }) => {
                         let Some(frame) = frames.pop() else { continue };
                         match protocol::decode_response(&frame) {
                             Ok(envelope) => {
@@ -185,10 +215,16 @@ struct Connection {
 }
 
 impl Connection {
-    fn open(endpoint: &str) -> Result<(Connection, mpsc::Receiver<Frames>), String> {
+    fn open(
+        endpoint: &str,
+        credential: Option<&Credential>,
+    ) -> Result<(Connection, mpsc::Receiver<Received>), String> {
         let socket = context().socket(zmq::DEALER).map_err(|e| e.to_string())?;
         // A closed connection drops what it had queued at once.
         socket.set_linger(0).map_err(|e| e.to_string())?;
+        if let Some(c) = credential {
+            c.apply(&socket).map_err(|e| format!("credential: {e}"))?;
+        }
         socket.connect(endpoint).map_err(|e| e.to_string())?;
         let (tx, rx) = mpsc::channel(socket::INCOMING);
         let (outbox, _thread) = socket::spawn("cdktr-client", socket, tx, |socket, frame| {

@@ -23,6 +23,13 @@ const READ_BATCH: usize = 256;
 /// One message: its frames.
 pub type Frames = Vec<Vec<u8>>;
 
+/// One received message, with the name its sender authenticated as (CURVE, from the ZAP
+/// handler), if any.
+pub struct Received {
+    pub frames: Frames,
+    pub user: Option<String>,
+}
+
 /// One libzmq context for the process (its I/O threads serve every socket).
 pub fn context() -> &'static zmq::Context {
     static CONTEXT: OnceLock<zmq::Context> = OnceLock::new();
@@ -87,7 +94,7 @@ impl<T> Outbox<T> {
 pub fn spawn<T: Send + 'static>(
     name: &str,
     socket: zmq::Socket,
-    incoming: Sender<Frames>,
+    incoming: Sender<Received>,
     mut send: impl FnMut(&zmq::Socket, T) + Send + 'static,
 ) -> std::io::Result<(Outbox<T>, JoinHandle<()>)> {
     let (wake_read, wake_write) = UnixStream::pair()?;
@@ -141,11 +148,11 @@ pub fn spawn<T: Send + 'static>(
 /// Reads the messages waiting, at most [`READ_BATCH`] (the socket stays readable for the next
 /// poll), waiting for room in `incoming` when its reader is behind; false when nobody listens
 /// any more.
-fn receive_all(socket: &zmq::Socket, incoming: &Sender<Frames>) -> bool {
+fn receive_all(socket: &zmq::Socket, incoming: &Sender<Received>) -> bool {
     for _ in 0..READ_BATCH {
-        match socket.recv_multipart(zmq::DONTWAIT) {
-            Ok(frames) => {
-                if incoming.blocking_send(frames).is_err() {
+        match receive(socket) {
+            Ok(received) => {
+                if incoming.blocking_send(received).is_err() {
                     return false;
                 }
             }
@@ -158,4 +165,26 @@ fn receive_all(socket: &zmq::Socket, incoming: &Sender<Frames>) -> bool {
         }
     }
     true
+}
+
+/// One whole message (its first frame without waiting), with its sender's `User-Id`.
+fn receive(socket: &zmq::Socket) -> zmq::Result<Received> {
+    let mut frames = Vec::new();
+    let mut user = None;
+    let mut flags = zmq::DONTWAIT;
+    loop {
+        let mut msg = socket.recv_msg(flags)?;
+        flags = 0;
+        if user.is_none() {
+            user = msg
+                .gets("User-Id")
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned);
+        }
+        let more = msg.get_more();
+        frames.push(msg.to_vec());
+        if !more {
+            return Ok(Received { frames, user });
+        }
+    }
 }

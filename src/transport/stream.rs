@@ -38,6 +38,9 @@ impl Client {
             .socket(zmq::SUB)
             .context("creating a live log stream socket")?;
         socket.set_linger(0)?;
+        if let Some(c) = self.credential() {
+            c.apply(&socket).context("live log stream credential")?;
+        }
         socket
             .set_subscribe(prefix)
             .context("subscribing to the live log stream")?;
@@ -54,7 +57,7 @@ impl Client {
 }
 
 pub struct Subscription {
-    events: mpsc::Receiver<socket::Frames>,
+    events: mpsc::Receiver<socket::Received>,
     /// Dropping it ends the socket's thread.
     _thread: Outbox<()>,
 }
@@ -85,7 +88,12 @@ impl Subscription {
     /// The next event; undecodable messages are skipped.
     pub async fn next(&mut self) -> anyhow::Result<LogEvent> {
         loop {
-            let mut frames = self.events.recv().await.context("live log stream closed")?;
+            let mut frames = self
+                .events
+                .recv()
+                .await
+                .context("live log stream closed")?
+                .frames;
             let Some(body) = frames.pop() else {
                 continue;
             };

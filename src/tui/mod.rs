@@ -35,7 +35,7 @@ impl Drop for TerminalGuard {
 pub async fn run(config: &Config) -> anyhow::Result<()> {
     let mut terminal = ratatui::try_init()?;
     let _guard = TerminalGuard;
-    let client = Client::connect(&config.client.principal, config.client.timeout);
+    let client = Client::from_config(&config.client)?;
     let (tx, mut rx) = mpsc::unbounded_channel::<Action>();
     spawn_input(tx.clone());
     let mut app = App::new(config.client.principal.clone());

@@ -1,5 +1,6 @@
 //! The integration test binary: real executables, real files. One binary, shared harness.
 
+mod auth;
 mod common;
 mod config_cli;
 mod daemon;

@@ -1,0 +1,180 @@
+//! Who may send which request. With authentication on, every request carries the name its
+//! sender authenticated as; the keys file gives that name's role, and each request belongs to
+//! roles: agents act only for their own agent id, viewers only read, trigger credentials only
+//! trigger, operators do everything a person does (but never speak for an agent).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::auth::KeysFile;
+use crate::model::{AgentId, Role};
+use crate::protocol::agent::AgentRequest;
+use crate::protocol::control::ControlRequest;
+use crate::protocol::{ErrorCode, ErrorReply, Request};
+
+/// How often one client's refusals are logged at most.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// The server's gate: None when authentication is off (the principal then listens on
+/// loopback only and every local client is trusted).
+pub struct Access {
+    keys: Option<Arc<KeysFile>>,
+    logged: Mutex<HashMap<String, Instant>>,
+}
+
+impl Access {
+    pub fn new(keys: Option<Arc<KeysFile>>) -> Access {
+        Access {
+            keys,
+            logged: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Ok when `user` (the authenticated name of the message) may send `request`.
+    pub fn check(&self, user: Option<&str>, request: &Request) -> Result<(), ErrorReply> {
+        let Some(keys) = &self.keys else {
+            return Ok(());
+        };
+        let Some(name) = user else {
+            return Err(self.refuse("?", "the request is not authenticated"));
+        };
+        let current = keys.current();
+        let Some(entry) = current.by_name(name) else {
+            return Err(self.refuse(name, &format!("the credential `{name}` was revoked")));
+        };
+        permitted(entry.role, name, request).map_err(|why| self.refuse(name, &why))
+    }
+
+    fn refuse(&self, name: &str, why: &str) -> ErrorReply {
+        let now = Instant::now();
+        let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
+        if logged
+            .get(name)
+            .is_none_or(|at| now.duration_since(*at) >= LOG_EVERY)
+        {
+            logged.retain(|_, at| now.duration_since(*at) < LOG_EVERY);
+            logged.insert(name.to_owned(), now);
+            tracing::warn!(client = name, reason = why, "request refused");
+        }
+        ErrorReply::new(ErrorCode::Forbidden, why.to_owned())
+    }
+}
+
+/// Whether a client named `name` with `role` may send `request`; the reason when not.
+pub fn permitted(role: Role, name: &str, request: &Request) -> Result<(), String> {
+    match request {
+        Request::Agent(r) => {
+            if role != Role::Agent {
+                return Err(format!("`{name}` ({role}) is not an agent"));
+            }
+            let id = agent_of(r);
+            let own = id.as_str() == name
+                || id
+                    .as_str()
+                    .strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('@'));
+            if own {
+                Ok(())
+            } else {
+                Err(format!(
+                    "`{name}` may act only for agent `{name}` (or `{name}@HOST`), not `{id}`"
+                ))
+            }
+        }
+        Request::Control(c) => {
+            let needs = needs(c);
+            if needs.contains(&role) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "`{name}` ({role}) may not send `{}` (it needs {})",
+                    kind(c),
+                    needs
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ))
+            }
+        }
+    }
+}
+
+fn agent_of(request: &AgentRequest) -> &AgentId {
+    match request {
+        AgentRequest::Register { agent, .. } => &agent.id,
+        AgentRequest::Heartbeat { agent_id, .. }
+        | AgentRequest::PullWork { agent_id, .. }
+        | AgentRequest::Report { agent_id, .. }
+        | AgentRequest::Deregister { agent_id } => agent_id,
+    }
+}
+
+/// The roles that may send a control request.
+fn needs(request: &ControlRequest) -> &'static [Role] {
+    use ControlRequest as C;
+    match request {
+        C::Trigger { .. } => &[Role::Trigger, Role::Operator],
+        C::Status
+        | C::ListAgents
+        | C::ListRuns { .. }
+        | C::ShowRun { .. }
+        | C::Logs { .. }
+        | C::QueryLogs { .. }
+        | C::ListWorkflows
+        | C::ShowWorkflow { .. }
+        | C::ListSchedules
+        | C::ScheduleHistory { .. } => &[Role::Viewer, Role::Operator],
+        C::ReloadWorkflows | C::SetSchedulePaused { .. } | C::Failpoint { .. } => &[Role::Operator],
+    }
+}
+
+/// The request's wire name, for messages.
+fn kind(request: &ControlRequest) -> String {
+    serde_json::to_value(request)
+        .ok()
+        .and_then(|v| v.get("type")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "request".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn control(json: serde_json::Value) -> Request {
+        Request::Control(serde_json::from_value(json).unwrap())
+    }
+
+    #[test]
+    fn each_role_sends_only_its_requests() {
+        let trigger = control(serde_json::json!({"type": "trigger", "workflow": "w"}));
+        let logs = control(serde_json::json!({"type": "logs", "run_id": "r"}));
+        let reload = control(serde_json::json!({"type": "reload_workflows"}));
+        assert!(permitted(Role::Viewer, "v", &logs).is_ok());
+        assert!(permitted(Role::Viewer, "v", &trigger)
+            .unwrap_err()
+            .contains("needs trigger or operator"));
+        assert!(permitted(Role::Trigger, "t", &trigger).is_ok());
+        assert!(permitted(Role::Trigger, "t", &logs).is_err());
+        assert!(permitted(Role::Operator, "o", &reload).is_ok());
+        assert!(permitted(Role::Viewer, "v", &reload).is_err());
+        assert!(permitted(Role::Agent, "web1", &logs).is_err());
+    }
+
+    #[test]
+    fn an_agent_speaks_only_for_its_own_id() {
+        let heartbeat = |id: &str| {
+            Request::Agent(AgentRequest::Heartbeat {
+                agent_id: AgentId::new(id),
+                running: vec![],
+                free_slots: 1,
+            })
+        };
+        assert!(permitted(Role::Agent, "web1", &heartbeat("web1@host-a")).is_ok());
+        assert!(permitted(Role::Agent, "web1", &heartbeat("web1")).is_ok());
+        assert!(permitted(Role::Agent, "web1", &heartbeat("web10@host")).is_err());
+        assert!(permitted(Role::Agent, "web1", &heartbeat("db1@host")).is_err());
+        assert!(permitted(Role::Operator, "ops", &heartbeat("ops@host")).is_err());
+    }
+}
