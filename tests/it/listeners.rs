@@ -382,3 +382,63 @@ fn a_file_named_like_a_command_is_passed_as_its_name_and_runs_nothing() {
         assert!(!dir.join("PWNED").exists(), "a file name was executed");
     }
 }
+
+#[test]
+fn python_example_client_triggers_a_run_with_a_trigger_credential() {
+    let has_pyzmq = Command::new("python3")
+        .args(["-c", "import zmq; assert zmq.has('curve')"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_pyzmq {
+        assert!(
+            std::env::var_os("CDKTR_REQUIRE_PYZMQ").is_none(),
+            "pyzmq with CURVE is required here but missing"
+        );
+        eprintln!("SKIPPED: python3 with pyzmq (CURVE) is not installed (pip install pyzmq)");
+        return;
+    }
+    let ws = Workspace::new();
+    ws.write(
+        "cdktr.toml",
+        "[principal]\ndata_dir = \"data\"\n[auth]\nkeys = \"keys\"\n",
+    );
+    ws.write("wf/hello.yml", &crate::common::valid_workflow("Hello"));
+    let made = ws.run(&[
+        "keys",
+        "new",
+        "hook",
+        "--role",
+        "trigger",
+        "--out",
+        "hook.cred",
+    ]);
+    assert_eq!(made.code, Some(0), "{}", made.stderr);
+    let p = Principal::start(&ws, &[], &[]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/trigger.py");
+    let run = |extra: &[&str]| {
+        Command::new("python3")
+            .args([
+                script,
+                "--principal",
+                &p.api,
+                "--workflow",
+                "hello",
+                "--timeout",
+                "3",
+            ])
+            .args(extra)
+            .current_dir(ws.path())
+            .output()
+            .unwrap()
+    };
+    // Without the credential the principal does not answer at all.
+    assert_eq!(run(&[]).status.code(), Some(2));
+    let out = run(&["--credential", "hook.cred"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run_id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(run_id.len(), 26, "a run id: {run_id}");
+}
