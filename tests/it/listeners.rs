@@ -41,6 +41,23 @@ fn post(
     )
 }
 
+/// Whether python3 with pyzmq (and CURVE) is here; CI installs it and sets
+/// CDKTR_REQUIRE_PYZMQ, so there a missing pyzmq fails instead of skipping.
+fn has_pyzmq() -> bool {
+    let found = Command::new("python3")
+        .args(["-c", "import zmq; assert zmq.has('curve')"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var_os("CDKTR_REQUIRE_PYZMQ").is_none(),
+            "pyzmq (with CURVE) is required here but missing"
+        );
+        eprintln!("SKIPPED: python3 with pyzmq is not installed (pip install pyzmq)");
+    }
+    found
+}
+
 fn listener(ws: &Workspace, api: &str, args: &[&str], name: &str) -> Daemon {
     let mut cmd = ws.cdktr();
     cmd.args(["--principal", api, "listen"]).args(args);
@@ -207,30 +224,33 @@ fn hostile_http_requests_are_refused_and_the_webhook_keeps_serving() {
     assert_eq!(status, 202, "{body}");
 }
 
-#[test]
-fn arriving_files_trigger_a_run_each_with_their_path() {
-    let ws = Workspace::new();
+/// A principal with an agent, an `ingest` workflow counting the lines of `{{ params.file }}`,
+/// and a file listener on `inbox/*.csv` triggering it.
+fn ingest_setup(ws: &Workspace) -> (Principal, Api, Daemon) {
     ws.write(
         "wf/ingest.yml",
         "name: Ingest\nparams: {file: {description: the arrived file}}\ntasks:\n  load: {name: Load, config: !Shell {script: \"wc -l < {{ params.file }}\"}}\n",
     );
     std::fs::create_dir(ws.path().join("inbox")).unwrap();
-    let p = Principal::start(&ws, &["--with-agent"], &[]);
+    let p = Principal::start(ws, &["--with-agent"], &[]);
     let api = Api::connect(&p.api);
-    let watcher = listener(
-        &ws,
-        &p.api,
-        &[
-            "files",
-            "--dir",
-            "inbox",
-            "--pattern",
-            "*.csv",
-            "--workflow",
-            "ingest",
-        ],
+    let args = [
         "files",
-    );
+        "--dir",
+        "inbox",
+        "--pattern",
+        "*.csv",
+        "--workflow",
+        "ingest",
+    ];
+    let watcher = listener(ws, &p.api, &args, "files");
+    (p, api, watcher)
+}
+
+#[test]
+fn arriving_files_trigger_a_run_each_with_their_path() {
+    let ws = Workspace::new();
+    let (_p, api, watcher) = ingest_setup(&ws);
     ws.write("inbox/notes.txt", "ignored\n");
     // Written elsewhere and moved in, as well-behaved producers do.
     ws.write("staging.csv", "a\nb\nc\n");
@@ -284,17 +304,7 @@ fn arriving_files_trigger_a_run_each_with_their_path() {
 
 #[test]
 fn python_example_client_triggers_a_run() {
-    let has_pyzmq = Command::new("python3")
-        .args(["-c", "import zmq"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_pyzmq {
-        // CI installs pyzmq and sets CDKTR_REQUIRE_PYZMQ, so there this cannot be skipped.
-        assert!(
-            std::env::var_os("CDKTR_REQUIRE_PYZMQ").is_none(),
-            "pyzmq is required here but missing"
-        );
-        eprintln!("SKIPPED: python3 with pyzmq is not installed (pip install pyzmq)");
+    if !has_pyzmq() {
         return;
     }
     let ws = Workspace::new();
@@ -337,27 +347,7 @@ fn python_example_client_triggers_a_run() {
 #[test]
 fn a_file_named_like_a_command_is_passed_as_its_name_and_runs_nothing() {
     let ws = Workspace::new();
-    ws.write(
-        "wf/ingest.yml",
-        "name: Ingest\nparams: {file: {}}\ntasks:\n  load: {name: Load, config: !Shell {script: \"wc -l < {{ params.file }}\"}}\n",
-    );
-    std::fs::create_dir(ws.path().join("inbox")).unwrap();
-    let p = Principal::start(&ws, &["--with-agent"], &[]);
-    let api = Api::connect(&p.api);
-    let _watcher = listener(
-        &ws,
-        &p.api,
-        &[
-            "files",
-            "--dir",
-            "inbox",
-            "--pattern",
-            "*.csv",
-            "--workflow",
-            "ingest",
-        ],
-        "files",
-    );
+    let (_p, api, _watcher) = ingest_setup(&ws);
     ws.write("staging.csv", "a\nb\n");
     let hostile = "$(touch PWNED) `touch PWNED`.csv";
     std::fs::rename(
@@ -385,16 +375,7 @@ fn a_file_named_like_a_command_is_passed_as_its_name_and_runs_nothing() {
 
 #[test]
 fn python_example_client_triggers_a_run_with_a_trigger_credential() {
-    let has_pyzmq = Command::new("python3")
-        .args(["-c", "import zmq; assert zmq.has('curve')"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_pyzmq {
-        assert!(
-            std::env::var_os("CDKTR_REQUIRE_PYZMQ").is_none(),
-            "pyzmq with CURVE is required here but missing"
-        );
-        eprintln!("SKIPPED: python3 with pyzmq (CURVE) is not installed (pip install pyzmq)");
+    if !has_pyzmq() {
         return;
     }
     let ws = Workspace::new();
