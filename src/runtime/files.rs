@@ -11,20 +11,22 @@ use std::path::Path;
 /// and group bits (0750 for a shared group is fine) but loses those for others.
 pub fn private_dir(dir: &Path) -> std::io::Result<()> {
     DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    without_bits(dir, 0o007)
-}
-
-/// Removes `bits` from the mode of `path` if it has any of them (logged, as it changes what
-/// an operator may have set).
-pub fn without_bits(path: &Path, bits: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)?.permissions().mode();
-    if mode & bits != 0 {
-        let private = (mode & 0o7777) & !bits;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(private))?;
-        tracing::info!(path = %path.display(), mode = format!("{private:o}"), "made private");
+    if without_bits(dir, 0o007)? {
+        tracing::info!(dir = %dir.display(), "directory made private: others lost their access");
     }
     Ok(())
+}
+
+/// Removes `bits` from the mode of `path` if it has any of them; true when it changed it.
+pub fn without_bits(path: &Path, bits: u32) -> std::io::Result<bool> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & bits == 0 {
+        return Ok(false);
+    }
+    let private = (mode & 0o7777) & !bits;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(private))?;
+    Ok(true)
 }
 
 /// Open options for a private file: mode 0600 when created, and a symlink in its place is

@@ -244,8 +244,9 @@ impl Store {
         if let Some(parent) = path.parent() {
             crate::runtime::files::private_dir(parent).map_err(|e| open_err(Box::new(e)))?;
         }
+        let existed = path.exists();
         let conn = duckdb::Connection::open(path).map_err(|e| open_err(Box::new(e)))?;
-        restrict(path);
+        restrict(path, existed);
         schema::migrate(&conn).map_err(|e| open_err(Box::new(e)))?;
         let journal = journal::Journal::beside(path);
         let replayed = apply::replay(&conn, &journal).map_err(|e| open_err(Box::new(e)))?;
@@ -381,9 +382,16 @@ impl Store {
 /// Makes the database file owner-only (it holds every run's output and parameters), whatever
 /// mode an older version or another tool created it with. Its directory is 0700 (0750 with a
 /// group), so the files DuckDB adds beside it (the WAL) are out of others' reach too.
-fn restrict(path: &Path) {
-    if let Err(e) = crate::runtime::files::without_bits(path, 0o077) {
-        tracing::warn!(file = %path.display(), error = %e, "cannot make the database file private");
+fn restrict(path: &Path, existed: bool) {
+    match crate::runtime::files::without_bits(path, 0o077) {
+        // DuckDB creates files 0644: a new file is simply made 0600.
+        Ok(true) if existed => {
+            tracing::info!(file = %path.display(), "database file made private (0600)");
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "cannot make the database file private")
+        }
     }
 }
 
