@@ -60,6 +60,11 @@ pub enum Command {
     /// Event listeners that trigger runs: an HTTP webhook, file arrival.
     #[command(subcommand)]
     Listen(ListenCommand),
+    /// Who the principal takes this client for: its credential's name and role.
+    Whoami {
+        #[arg(long)]
+        json: bool,
+    },
     /// Client credentials for an authenticated principal (CURVE keys, one per client).
     #[command(subcommand)]
     Keys(KeysCommand),

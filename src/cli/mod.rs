@@ -63,6 +63,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Agents(AgentsCommand::List { json }) => {
             remote(&config()?, async move |c| agents_cmd::list(c, json).await)
         }
+        Command::Whoami { json } => remote(&config()?, async move |c| {
+            let (name, role, authenticated) = c.whoami().await?;
+            if json {
+                output::print_json(&serde_json::json!({
+                    "name": name, "role": role, "authenticated": authenticated
+                }))?;
+            } else if let Some(name) = name {
+                println!("{name} ({role}), authenticated with CURVE");
+            } else {
+                println!("anonymous ({role}): the principal requires no credential");
+            }
+            Ok(ExitCode::SUCCESS)
+        }),
         Command::Status { json } => {
             remote(&config()?, async move |c| agents_cmd::status(c, json).await)
         }

@@ -31,10 +31,14 @@ impl Access {
         }
     }
 
-    /// Ok when `user` (the authenticated name of the message) may send `request`.
-    pub fn check(&self, user: Option<&str>, request: &Request) -> Result<(), ErrorReply> {
+    /// The sender of a message: its name and role (None and operator when authentication is
+    /// off), if it may send `request`.
+    pub fn check(&self, user: Option<&str>, request: &Request) -> Result<Caller, ErrorReply> {
         let Some(keys) = &self.keys else {
-            return Ok(());
+            return Ok(Caller {
+                name: None,
+                role: Role::Operator,
+            });
         };
         let Some(name) = user else {
             return Err(self.refuse("?", "the request is not authenticated"));
@@ -43,7 +47,11 @@ impl Access {
         let Some(entry) = current.by_name(name) else {
             return Err(self.refuse(name, &format!("the credential `{name}` was revoked")));
         };
-        permitted(entry.role, name, request).map_err(|why| self.refuse(name, &why))
+        permitted(entry.role, name, request).map_err(|why| self.refuse(name, &why))?;
+        Ok(Caller {
+            name: Some(name.to_owned()),
+            role: entry.role,
+        })
     }
 
     fn refuse(&self, name: &str, why: &str) -> ErrorReply {
@@ -59,6 +67,13 @@ impl Access {
         }
         ErrorReply::new(ErrorCode::Forbidden, why.to_owned())
     }
+}
+
+/// Who sent a request.
+pub struct Caller {
+    /// The credential's name; None when authentication is off.
+    pub name: Option<String>,
+    pub role: Role,
 }
 
 /// Whether a client named `name` with `role` may send `request`; the reason when not.
@@ -115,6 +130,7 @@ fn agent_of(request: &AgentRequest) -> &AgentId {
 fn needs(request: &ControlRequest) -> &'static [Role] {
     use ControlRequest as C;
     match request {
+        C::Whoami => &[Role::Agent, Role::Operator, Role::Viewer, Role::Trigger],
         C::Trigger { .. } => &[Role::Trigger, Role::Operator],
         C::Status
         | C::ListAgents

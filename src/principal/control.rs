@@ -175,6 +175,11 @@ async fn answer(request: ControlRequest, services: &Services) -> Result<ControlR
             let (valid, invalid) = reloader.reload().await.ok_or_else(gone)?;
             Ok(ControlReply::Reloaded { valid, invalid })
         }
+        // Answered by the server, which knows who is asking.
+        ControlRequest::Whoami => Err(ErrorReply::new(
+            ErrorCode::Internal,
+            "whoami is answered by the server",
+        )),
         ControlRequest::ListSchedules => Ok(ControlReply::Schedules {
             schedules: scheduler.list().await.ok_or_else(gone)?,
         }),

@@ -15,6 +15,7 @@ use super::scheduler::SchedulerHandle;
 use crate::model::RunId;
 use crate::protocol::agent::AgentReply;
 use crate::protocol::codec::error_response;
+use crate::protocol::control::{ControlReply, ControlRequest};
 use crate::protocol::{self, ErrorCode, ErrorReply, Request, Response, ResponseEnvelope, VERSION};
 use crate::store::Store;
 use crate::transport::socket::{self, Outbox};
@@ -195,8 +196,20 @@ fn handle_frames(mut frames: Vec<Bytes>, user: Option<&str>, ctx: &Context, repl
         }
     };
     to.id = envelope.id;
-    if let Err(e) = ctx.access.check(user, &envelope.request) {
-        replier.send(&to, Response::Error(e));
+    let caller = match ctx.access.check(user, &envelope.request) {
+        Ok(caller) => caller,
+        Err(e) => {
+            replier.send(&to, Response::Error(e));
+            return;
+        }
+    };
+    if let Request::Control(ControlRequest::Whoami) = envelope.request {
+        let identity = ControlReply::Identity {
+            authenticated: caller.name.is_some(),
+            name: caller.name,
+            role: caller.role,
+        };
+        replier.send(&to, Response::Control(identity));
         return;
     }
     let replier = replier.clone();

@@ -69,6 +69,8 @@ pub enum ControlRequest {
     },
     /// Re-read the workflow directory now; answered when the new catalog is active.
     ReloadWorkflows,
+    /// Who the principal takes this client for (any role may ask).
+    Whoami,
     ListSchedules,
     /// Pause (`paused: true`) or resume a workflow's schedule; persisted.
     SetSchedulePaused {
@@ -136,6 +138,13 @@ pub enum ControlReply {
         slots: Vec<SlotRecord>,
     },
     FailpointSet,
+    /// The sender's identity: its credential's name and role, or none (`authenticated:
+    /// false`) on a principal without authentication, where every client is an operator.
+    Identity {
+        name: Option<String>,
+        role: crate::model::Role,
+        authenticated: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

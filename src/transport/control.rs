@@ -188,6 +188,14 @@ impl Client {
         expect!(self.control(request).await?, ControlReply::Slots { slots } => slots)
     }
 
+    /// Who the principal takes this client for: (name, role, authenticated).
+    pub async fn whoami(&self) -> Result<(Option<String>, crate::model::Role, bool), ClientError> {
+        expect!(
+            self.control(ControlRequest::Whoami).await?,
+            ControlReply::Identity { name, role, authenticated } => (name, role, authenticated)
+        )
+    }
+
     /// Arms a failpoint (only on a principal started with `CDKTR_FAILPOINTS=1`).
     pub async fn failpoint(&self, name: &str, duration_ms: u64) -> Result<(), ClientError> {
         let request = ControlRequest::Failpoint {

@@ -69,6 +69,13 @@ fn without_a_credential_nothing_is_answered_and_each_role_does_only_its_part() {
     assert_eq!(anonymous.code, Some(3), "{}", anonymous.stderr);
 
     assert_eq!(as_client(&ws, "viewer", &p.api, &["status"]).code, Some(0));
+    let me = as_client(&ws, "hook", &p.api, &["whoami"]);
+    assert_eq!(
+        me.stdout.trim(),
+        "hook (trigger), authenticated with CURVE",
+        "{}",
+        me.stderr
+    );
     let refused = as_client(&ws, "viewer", &p.api, &["run", "hello"]);
     assert_eq!(refused.code, Some(2), "{}", refused.stderr);
     assert!(
@@ -209,4 +216,17 @@ fn the_live_stream_is_for_viewers_and_operators_only() {
             "a trigger credential read the live stream"
         );
     });
+}
+
+#[test]
+fn without_authentication_every_local_client_is_an_anonymous_operator() {
+    let ws = Workspace::new();
+    ws.write("wf/hello.yml", &valid_workflow("Hello"));
+    let p = Principal::start(&ws, &[], &[]);
+    let me = ws.run(&["--principal", &p.api, "whoami", "--json"]);
+    assert_eq!(me.code, Some(0), "{}", me.stderr);
+    let json = me.json();
+    assert_eq!(json["authenticated"], false);
+    assert_eq!(json["role"], "operator");
+    assert!(json["name"].is_null());
 }
