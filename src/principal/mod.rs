@@ -241,6 +241,7 @@ pub async fn run(
             reloader,
             max_message_bytes: config.max_message_bytes,
             access: access::Access::new(sockets.keys.clone()),
+            control_slots: Arc::new(tokio::sync::Semaphore::new(server::MAX_CONTROL_IN_FLIGHT)),
             pending,
         },
         server_stop.clone(),

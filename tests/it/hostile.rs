@@ -187,3 +187,47 @@ fn a_frame_over_the_hard_limit_closes_its_connection_before_any_body_is_read() {
     );
     still_serving(&mut p, &api);
 }
+
+#[test]
+fn control_requests_beyond_the_cap_are_told_the_principal_is_busy() {
+    let ws = Workspace::new();
+    ws.write("wf/hello.yml", &valid_workflow("Hello"));
+    let mut p = Principal::start(&ws, &[], &[("CDKTR_FAILPOINTS", "1")]);
+    let api = Api::connect(&p.api);
+    // The store stalls on the next write (a trigger's), so reads queue behind it.
+    api.call(async |c| c.failpoint("store_stall", 4000).await)
+        .unwrap();
+    let endpoint = p.api.clone();
+    let trigger = std::thread::spawn(move || Api::connect(&endpoint).trigger("hello"));
+    crate::common::cluster::wait_for(Duration::from_secs(10), "the run to be queued", || {
+        (api.status().queue_length == 1).then_some(())
+    });
+    let socket = cdktr::transport::socket::context()
+        .socket(zmq::DEALER)
+        .unwrap();
+    socket.connect(&p.api).unwrap();
+    let sent = 400;
+    for id in 0..sent {
+        let request = format!(
+            r#"{{"v":1,"id":{id},"request":{{"family":"control","message":{{"type":"list_runs"}}}}}}"#
+        );
+        socket.send(request.as_bytes(), 0).unwrap();
+    }
+    socket.set_rcvtimeo(20_000).unwrap();
+    let (mut busy, mut answered) = (0, 0);
+    for _ in 0..sent {
+        let reply = socket.recv_bytes(0).expect("every request is answered");
+        let text = String::from_utf8_lossy(&reply).into_owned();
+        if text.contains("the principal is busy") {
+            busy += 1;
+        } else {
+            assert!(text.contains("\"runs\""), "{text}");
+            answered += 1;
+        }
+    }
+    eprintln!("{answered} answered, {busy} told busy");
+    assert!(busy >= sent - 256 - 4, "{busy} busy of {sent}");
+    assert!(answered >= 1);
+    trigger.join().unwrap();
+    still_serving(&mut p, &api);
+}
