@@ -12,10 +12,12 @@
 
 mod credential;
 mod keys;
+mod throttle;
 pub mod zap;
 
 pub use credential::{Credential, KeyPair, PrincipalKey};
 pub use keys::{KeyEntry, Keys, KeysFile};
+pub use throttle::LogThrottle;
 
 /// Errors reading or writing key material, with the file at fault.
 #[derive(Debug, thiserror::Error)]

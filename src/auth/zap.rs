@@ -4,11 +4,9 @@
 //! Refusals are logged, at most once a minute per key, so a client retrying in a loop cannot
 //! flood the log.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use super::{AuthError, KeysFile};
+use super::{AuthError, KeysFile, LogThrottle};
 use crate::model::Role;
 use crate::transport::socket::context;
 
@@ -18,7 +16,6 @@ pub const API_DOMAIN: &str = "cdktr";
 pub const STREAM_DOMAIN: &str = "cdktr-stream";
 
 const ZAP_ENDPOINT: &str = "inproc://zeromq.zap.01";
-const LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// Starts the handler (once per process, before any CURVE socket accepts connections).
 pub fn start(keys: Arc<KeysFile>) -> Result<(), AuthError> {
@@ -35,7 +32,7 @@ pub fn start(keys: Arc<KeysFile>) -> Result<(), AuthError> {
 }
 
 fn serve(socket: &zmq::Socket, keys: &KeysFile) {
-    let mut logged: HashMap<String, Instant> = HashMap::new();
+    let logged = LogThrottle::default();
     loop {
         let request = match socket.recv_multipart(0) {
             Ok(r) => r,
@@ -45,7 +42,7 @@ fn serve(socket: &zmq::Socket, keys: &KeysFile) {
                 return;
             }
         };
-        let reply = answer(&request, keys, &mut logged);
+        let reply = answer(&request, keys, &logged);
         if let Err(e) = socket.send_multipart(reply, 0) {
             tracing::warn!(error = %e, "authentication reply not sent");
         }
@@ -53,11 +50,7 @@ fn serve(socket: &zmq::Socket, keys: &KeysFile) {
 }
 
 /// The ZAP reply (RFC 27) to one request.
-fn answer(
-    request: &[Vec<u8>],
-    keys: &KeysFile,
-    logged: &mut HashMap<String, Instant>,
-) -> Vec<Vec<u8>> {
+fn answer(request: &[Vec<u8>], keys: &KeysFile, logged: &LogThrottle) -> Vec<Vec<u8>> {
     let version = request.first().cloned().unwrap_or_else(|| b"1.0".to_vec());
     let id = request.get(1).cloned().unwrap_or_default();
     let reply = |code: &str, text: &str, user: &str| {
@@ -103,18 +96,12 @@ fn answer(
 
 fn refuse(
     reply: &impl Fn(&str, &str, &str) -> Vec<Vec<u8>>,
-    logged: &mut HashMap<String, Instant>,
+    logged: &LogThrottle,
     who: &str,
     address: &str,
     why: &str,
 ) -> Vec<Vec<u8>> {
-    let now = Instant::now();
-    let due = logged
-        .get(who)
-        .is_none_or(|at| now.duration_since(*at) >= LOG_EVERY);
-    if due {
-        logged.insert(who.to_owned(), now);
-        logged.retain(|_, at| now.duration_since(*at) < LOG_EVERY);
+    if logged.due(who) {
         tracing::warn!(key = who, %address, reason = why, "connection refused");
     }
     reply("400", why, "")

@@ -3,31 +3,26 @@
 //! roles: agents act only for their own agent id, viewers only read, trigger credentials only
 //! trigger, operators do everything a person does (but never speak for an agent).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use crate::auth::KeysFile;
+use crate::auth::{KeysFile, LogThrottle};
 use crate::model::{AgentId, Role};
 use crate::protocol::agent::AgentRequest;
 use crate::protocol::control::ControlRequest;
 use crate::protocol::{ErrorCode, ErrorReply, Request};
 
-/// How often one client's refusals are logged at most.
-const LOG_EVERY: Duration = Duration::from_secs(60);
-
 /// The server's gate: None when authentication is off (the principal then listens on
 /// loopback only and every local client is trusted).
 pub struct Access {
     keys: Option<Arc<KeysFile>>,
-    logged: Mutex<HashMap<String, Instant>>,
+    logged: LogThrottle,
 }
 
 impl Access {
     pub fn new(keys: Option<Arc<KeysFile>>) -> Access {
         Access {
             keys,
-            logged: Mutex::new(HashMap::new()),
+            logged: LogThrottle::default(),
         }
     }
 
@@ -55,14 +50,7 @@ impl Access {
     }
 
     fn refuse(&self, name: &str, why: &str) -> ErrorReply {
-        let now = Instant::now();
-        let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
-        if logged
-            .get(name)
-            .is_none_or(|at| now.duration_since(*at) >= LOG_EVERY)
-        {
-            logged.retain(|_, at| now.duration_since(*at) < LOG_EVERY);
-            logged.insert(name.to_owned(), now);
+        if self.logged.due(name) {
             tracing::warn!(client = name, reason = why, "request refused");
         }
         ErrorReply::new(ErrorCode::Forbidden, why.to_owned())

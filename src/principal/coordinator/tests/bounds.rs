@@ -30,13 +30,15 @@ async fn a_full_queue_refuses_triggers_and_misses_slots() {
 #[tokio::test]
 async fn records_of_unknown_runs_are_not_stored_but_a_lately_ended_runs_are() {
     let mut f = fixture(&[workflow("w", "allow")], Recovered::default());
-    let agent = f.register("a1", 1);
-    let run = f.trigger("w").await;
-    let assigned = work(f.pull(&agent, 1)).await;
+    let (_, run, assigned) = f.one_assigned_run().await;
     // Records of a run this principal never had: acknowledged, not stored.
-    let mut stranger = finished(&assigned[0], 1, RunStatus::Completed);
+    let mut stranger = finished(&assigned, 1, RunStatus::Completed);
     stranger.run_id = RunId::new("never-queued-here");
-    let ack = f.report(&agent, vec![stranger]).await.unwrap().unwrap();
+    let ack = f
+        .report(&AgentId::new("a1"), vec![stranger])
+        .await
+        .unwrap()
+        .unwrap();
     assert!(matches!(ack, AgentReply::ReportAck { acks } if acks.len() == 1));
     assert_eq!(f.store.count("late_records").await.unwrap(), 0);
     // The run is crashed (its agent went silent); its agent's late report is kept as
@@ -44,13 +46,10 @@ async fn records_of_unknown_runs_are_not_stored_but_a_lately_ended_runs_are() {
     f.clock.advance(TIMEOUT);
     f.c.expire(f.clock.now());
     let agent = f.register("a1", 1);
-    f.report(
-        &agent,
-        vec![finished(&assigned[0], 1, RunStatus::Completed)],
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    f.report(&agent, vec![finished(&assigned, 1, RunStatus::Completed)])
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(f.store.count("late_records").await.unwrap(), 1);
     let stored = f.store.get_run(run.as_str()).await.unwrap().unwrap();
     assert_eq!(stored.summary.status, RunStatus::Crashed);

@@ -132,6 +132,15 @@ impl Fixture {
         })
     }
 
+    /// A one-slot agent `a1` holding one run of `w`: the agent, the run and its assignment.
+    async fn one_assigned_run(&mut self) -> (AgentId, RunId, Assignment) {
+        let agent = self.register("a1", 1);
+        let run = self.trigger("w").await;
+        let mut assigned = work(self.pull(&agent, 1)).await;
+        assert_eq!(assigned.len(), 1);
+        (agent, run, assigned.remove(0))
+    }
+
     async fn trigger(&mut self, workflow: &str) -> RunId {
         let (reply, rx) = oneshot::channel();
         self.c
@@ -339,23 +348,18 @@ async fn recovery_requeues_in_order_and_crashes_orphans_at_their_deadline() {
 #[tokio::test]
 async fn fencing_keeps_a_stale_attempts_records_out() {
     let mut f = fixture(&[workflow("w", "allow")], Recovered::default());
-    let agent = f.register("a1", 1);
-    let run = f.trigger("w").await;
-    let assigned = work(f.pull(&agent, 1)).await;
-    let mut stale = finished(&assigned[0], 1, RunStatus::Completed);
+    let (agent, run, assigned) = f.one_assigned_run().await;
+    let mut stale = finished(&assigned, 1, RunStatus::Completed);
     stale.token = "an older attempt".into();
     let ack = f.report(&agent, vec![stale]).await.unwrap().unwrap();
     assert!(matches!(ack, AgentReply::ReportAck { .. }));
     assert_eq!(f.status_of(&run), Some(RunStatus::Running), "not applied");
     assert_eq!(f.store.count("late_records").await.unwrap(), 1);
     // The current attempt's record is applied.
-    f.report(
-        &agent,
-        vec![finished(&assigned[0], 1, RunStatus::Completed)],
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    f.report(&agent, vec![finished(&assigned, 1, RunStatus::Completed)])
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(f.status_of(&run), None);
     let stored = f.store.get_run(run.as_str()).await.unwrap().unwrap();
     assert_eq!(stored.summary.status, RunStatus::Completed);
