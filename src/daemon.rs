@@ -200,14 +200,20 @@ pub fn principal_main(config_file: Option<PathBuf>, args: PrincipalArgs) -> Exit
                 }
             };
             let max = cfg.principal.max_message_bytes;
-            let sockets = match principal::bind(listen, publish, max, security.as_ref()).await {
+            let control = Some(cfg.principal.control_socket.as_path());
+            let bound = principal::bind(listen, publish, control, max, security.as_ref()).await;
+            let sockets = match bound {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::FAILURE;
                 }
             };
-            let api = sockets.api_endpoint.clone();
+            // The embedded agent registers through the control socket: no credential needed.
+            let api = match &sockets.local {
+                Some(local) => local.api_endpoint.clone(),
+                None => sockets.api_endpoint.clone(),
+            };
             // Shutdown order: the embedded agent drains and reports first, then the principal stops.
             let principal_stop = CancellationToken::new();
             let agent_task = with_agent.then(|| {
@@ -243,8 +249,11 @@ pub fn principal_main(config_file: Option<PathBuf>, args: PrincipalArgs) -> Exit
                 reload,
                 |ready| {
                     runtime::ready_line(format!(
-                        "cdktr-principal ready api={} logs_publish={} workflows={}",
-                        ready.api, ready.logs_publish, ready.workflows
+                        "cdktr-principal ready api={} logs_publish={} control={} workflows={}",
+                        ready.api,
+                        ready.logs_publish,
+                        ready.control.as_deref().unwrap_or("none"),
+                        ready.workflows
                     ));
                     runtime::notify_ready();
                 },

@@ -70,7 +70,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "name": name, "role": role, "authenticated": authenticated
                 }))?;
             } else if let Some(name) = name {
-                println!("{name} ({role}), authenticated with CURVE");
+                let how = if c.endpoint().starts_with("ipc://") {
+                    "through the local control socket"
+                } else {
+                    "authenticated with CURVE"
+                };
+                println!("{name} ({role}), {how}");
             } else {
                 println!("anonymous ({role}): the principal requires no credential");
             }

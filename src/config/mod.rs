@@ -48,6 +48,12 @@ pub struct PrincipalConfig {
     pub logs_listen: String,
     /// Live log stream for subscribers.
     pub logs_publish: String,
+    /// The local control socket (a unix socket, mode 0660, group `cdktr` when that group
+    /// exists): being able to open it is the operator credential, and local agents register
+    /// through it. `<data_dir>/control.sock` unless set; its live log stream is the same path
+    /// with `.logs` appended. The CLI, TUI and agents use it when it exists and no principal
+    /// endpoint was configured for them.
+    pub control_socket: PathBuf,
     pub workflow_dir: PathBuf,
     pub data_dir: PathBuf,
     /// The DuckDB file; `<data_dir>/cdktr.duckdb` unless set.
@@ -103,6 +109,7 @@ impl Default for Config {
                 listen: "tcp://127.0.0.1:5561".into(),
                 logs_listen: "tcp://127.0.0.1:5562".into(),
                 logs_publish: "tcp://127.0.0.1:5563".into(),
+                control_socket: PathBuf::new(),
                 workflow_dir: "workflows".into(),
                 data_dir: ".cdktr".into(),
                 db_path: PathBuf::new(),

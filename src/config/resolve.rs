@@ -227,6 +227,14 @@ impl Resolver {
             p.db_path = absolute(&base_for(&self.sources, "principal.db_path"), &p.db_path);
         }
         let data_dir = p.data_dir.clone();
+        if p.control_socket.as_os_str().is_empty() {
+            p.control_socket = data_dir.join("control.sock");
+        } else {
+            p.control_socket = absolute(
+                &base_for(&self.sources, "principal.control_socket"),
+                &p.control_socket,
+            );
+        }
         // Optional paths stay empty when unset.
         let sources = &self.sources;
         let resolve = |key: &str, path: &mut PathBuf| {
@@ -240,6 +248,23 @@ impl Resolver {
         resolve("client.credential", &mut self.config.client.credential);
         if self.config.auth.principal_key.as_os_str().is_empty() {
             self.config.auth.principal_key = data_dir.join("principal.key");
+        }
+        // Clients and agents with no principal configured use the control socket when a
+        // principal has made one here (even a stale one: the principal binds it again).
+        let socket = &self.config.principal.control_socket;
+        let is_socket = std::fs::symlink_metadata(socket)
+            .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()));
+        if is_socket {
+            let local = format!("ipc://{}", socket.display());
+            for key in ["client.principal", "agent.principal"] {
+                if matches!(self.sources.get(key), None | Some(Source::Default)) {
+                    let field = match key {
+                        "client.principal" => &mut self.config.client.principal,
+                        _ => &mut self.config.agent.principal,
+                    };
+                    *field = local.clone();
+                }
+            }
         }
     }
 }

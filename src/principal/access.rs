@@ -26,16 +26,27 @@ impl Access {
         }
     }
 
-    /// The sender of a message: its name and role (None and operator when authentication is
-    /// off), if it may send `request`.
-    pub fn check(&self, user: Option<&str>, request: &Request) -> Result<Caller, ErrorReply> {
+    /// Who sent a message and as what, if they may send `request`. On the local control
+    /// socket everyone is an operator who may also speak for a local agent (opening the
+    /// socket was the credential); on TCP the credential's role decides, and without
+    /// authentication every (loopback) client is an operator.
+    pub fn check(&self, sender: &Sender, request: &Request) -> Result<Caller, ErrorReply> {
+        if sender.origin == Origin::Local {
+            return Ok(Caller {
+                name: Some(format!(
+                    "local:{}",
+                    super::local::peer_user(sender.peer.as_deref())
+                )),
+                role: Role::Operator,
+            });
+        }
         let Some(keys) = &self.keys else {
             return Ok(Caller {
                 name: None,
                 role: Role::Operator,
             });
         };
-        let Some(name) = user else {
+        let Some(name) = sender.user.as_deref() else {
             return Err(self.refuse("?", "the request is not authenticated"));
         };
         let current = keys.current();
@@ -57,9 +68,29 @@ impl Access {
     }
 }
 
+/// Which socket a request came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The TCP API: CURVE decides who the sender is (when authentication is on).
+    Tcp,
+    /// The local control socket: whoever could open it is an operator (and may act as a
+    /// local agent).
+    Local,
+}
+
+/// What the transport says about a message's sender.
+pub struct Sender {
+    pub origin: Origin,
+    /// The name CURVE authenticated (TCP with authentication on).
+    pub user: Option<String>,
+    /// libzmq's `Peer-Address` (the IP, or the local user's ids on the control socket).
+    pub peer: Option<String>,
+}
+
 /// Who sent a request.
 pub struct Caller {
-    /// The credential's name; None when authentication is off.
+    /// The credential's name, `local:USER` on the control socket; None on TCP when
+    /// authentication is off.
     pub name: Option<String>,
     pub role: Role,
 }

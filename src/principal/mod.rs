@@ -20,6 +20,7 @@
 mod access;
 mod control;
 mod coordinator;
+pub mod local;
 mod publisher;
 mod reload;
 mod scheduler;
@@ -57,6 +58,11 @@ pub enum PrincipalError {
     Auth(#[from] crate::auth::AuthError),
     #[error("refusing to start: {0}")]
     Insecure(String),
+    #[error("control socket {}: {why}", path.display())]
+    Local {
+        path: std::path::PathBuf,
+        why: String,
+    },
 }
 
 /// The principal's sockets, bound and ready (libzmq sockets: each is handed to the thread
@@ -68,6 +74,8 @@ pub struct Sockets {
     pub publish_endpoint: String,
     /// The keys file, when the sockets require CURVE authentication.
     pub keys: Option<Arc<KeysFile>>,
+    /// The local control socket and its stream (no CURVE: file permissions decide).
+    pub local: Option<local::LocalSockets>,
 }
 
 /// The principal's side of authentication: its key pair and the keys file of its clients.
@@ -110,11 +118,13 @@ fn reachable_from_other_hosts(endpoint: &str) -> bool {
 }
 
 /// Binds the API and log-publishing sockets (`tcp://127.0.0.1:0` picks a free port; the
-/// resolved endpoints are in the result). Their limits are set before binding: libzmq applies
-/// socket options only to connections made after them.
+/// resolved endpoints are in the result), and the local control socket at `control_socket`
+/// when given. Their limits are set before binding: libzmq applies socket options only to
+/// connections made after them.
 pub async fn bind(
     api: &str,
     publish: &str,
+    control_socket: Option<&std::path::Path>,
     max_message_bytes: usize,
     security: Option<&Security>,
 ) -> Result<Sockets, PrincipalError> {
@@ -134,12 +144,22 @@ pub async fn bind(
         publisher::configure(s)?;
         curve(s, auth::zap::STREAM_DOMAIN)
     })?;
+    let local = control_socket
+        .map(|path| {
+            local::bind(
+                path,
+                |s| server::configure(s, max_message_bytes),
+                publisher::configure,
+            )
+        })
+        .transpose()?;
     Ok(Sockets {
         api: api_socket,
         api_endpoint,
         publish: pub_socket,
         publish_endpoint,
         keys: security.map(|s| s.keys.clone()),
+        local,
     })
 }
 
@@ -168,6 +188,8 @@ fn bound(
 pub struct Ready {
     pub api: String,
     pub logs_publish: String,
+    /// The local control socket's endpoint, when there is one.
+    pub control: Option<String>,
     pub workflows: usize,
 }
 
@@ -189,7 +211,15 @@ pub async fn run(
     let (catalog_tx, catalog_rx) = watch::channel(catalog);
 
     let tracker = TaskTracker::new();
-    let publisher = publisher::spawn(sockets.publish)?;
+    let mut publish_sockets = vec![sockets.publish];
+    let mut local = None;
+    let mut logs_publish_local = None;
+    if let Some(l) = sockets.local {
+        publish_sockets.push(l.publish);
+        logs_publish_local = Some(l.publish_endpoint);
+        local = Some((l.api, l.files, l.api_endpoint));
+    }
+    let publisher = publisher::spawn(publish_sockets)?;
     let pending = TaskTracker::new();
     let clock = Clock::system();
     let core = coordinator::spawn(
@@ -198,6 +228,7 @@ pub async fn run(
             heartbeat_timeout: config.heartbeat_timeout,
             long_poll: Duration::from_secs(20),
             logs_publish: sockets.publish_endpoint.clone(),
+            logs_publish_local,
             max_queued_runs: config.max_queued_runs,
         },
         coordinator::Links {
@@ -231,31 +262,48 @@ pub async fn run(
         shutdown.child_token(),
     );
     let server_stop = CancellationToken::new();
-    let server = tracker.spawn(server::serve(
+    let ctx = Arc::new(server::Context {
+        core: core.clone(),
+        store: store.clone(),
+        catalog: catalog_rx,
+        scheduler,
+        reloader,
+        max_message_bytes: config.max_message_bytes,
+        access: access::Access::new(sockets.keys.clone()),
+        control_slots: Arc::new(tokio::sync::Semaphore::new(server::MAX_CONTROL_IN_FLIGHT)),
+        pending,
+    });
+    let mut servers = vec![tracker.spawn(server::serve(
         sockets.api,
-        server::Context {
-            core: core.clone(),
-            store: store.clone(),
-            catalog: catalog_rx,
-            scheduler,
-            reloader,
-            max_message_bytes: config.max_message_bytes,
-            access: access::Access::new(sockets.keys.clone()),
-            control_slots: Arc::new(tokio::sync::Semaphore::new(server::MAX_CONTROL_IN_FLIGHT)),
-            pending,
-        },
+        ctx.clone(),
+        access::Origin::Tcp,
         server_stop.clone(),
-    ));
+    ))];
+    let mut control = None;
+    let mut _local_files = None;
+    if let Some((socket, files, endpoint)) = local {
+        servers.push(tracker.spawn(server::serve(
+            socket,
+            ctx,
+            access::Origin::Local,
+            server_stop.clone(),
+        )));
+        control = Some(endpoint);
+        _local_files = Some(files);
+    }
 
     on_ready(&Ready {
         api: sockets.api_endpoint,
         logs_publish: sockets.publish_endpoint,
+        control,
         workflows,
     });
     shutdown.cancelled().await;
     tracing::info!("shutting down: no longer accepting requests");
     server_stop.cancel();
-    let _ = server.await;
+    for server in servers {
+        let _ = server.await;
+    }
     drop(core);
     drop(store);
     tracker.close();

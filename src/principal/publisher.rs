@@ -35,7 +35,8 @@ pub fn configure(socket: &zmq::Socket) -> zmq::Result<()> {
     socket.set_linger(0)
 }
 
-pub fn spawn(socket: zmq::Socket) -> std::io::Result<Publisher> {
+/// Publishes every event on each of `sockets` (the TCP stream and the local one).
+pub fn spawn(sockets: Vec<zmq::Socket>) -> std::io::Result<Publisher> {
     let (tx, rx) = mpsc::channel::<LogEvent>();
     std::thread::Builder::new()
         .name("cdktr-publish".into())
@@ -43,10 +44,12 @@ pub fn spawn(socket: zmq::Socket) -> std::io::Result<Publisher> {
             for event in rx {
                 let topic = topic_of(&event);
                 let body = crate::protocol::encode(&event);
-                if let Err(e) =
-                    socket.send_multipart([topic.as_slice(), body.as_slice()], zmq::DONTWAIT)
-                {
-                    tracing::debug!(error = %e, "publish failed");
+                for socket in &sockets {
+                    if let Err(e) =
+                        socket.send_multipart([topic.as_slice(), body.as_slice()], zmq::DONTWAIT)
+                    {
+                        tracing::debug!(error = %e, "publish failed");
+                    }
                 }
             }
         })?;

@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::access::{Origin, Sender};
 use super::coordinator::{CoordinatorHandle, Msg};
 use super::reload::ReloadHandle;
 use super::scheduler::SchedulerHandle;
@@ -111,27 +112,31 @@ pub fn configure(socket: &zmq::Socket, max_message_bytes: usize) -> zmq::Result<
 }
 
 /// Serves requests on `socket`, which [`configure`] set up before it was bound.
-pub async fn serve(socket: zmq::Socket, ctx: Context, stop: CancellationToken) {
+pub async fn serve(
+    socket: zmq::Socket,
+    ctx: Arc<Context>,
+    origin: Origin,
+    stop: CancellationToken,
+) {
     let core = ctx.core.clone();
     let (tx, mut requests) = mpsc::channel::<socket::Received>(socket::INCOMING);
-    let spawned = socket::spawn(
-        "cdktr-api",
-        socket,
-        tx,
-        move |socket, outgoing: Outgoing| {
-            let (to, envelope, runs) = outgoing;
-            let mut frames = vec![to.identity.to_vec()];
-            frames.extend(to.delimiters.iter().map(|d| d.to_vec()));
-            frames.push(protocol::encode(&envelope));
-            if let Err(e) = socket.send_multipart(frames, zmq::DONTWAIT) {
-                // EHOSTUNREACH: the peer is gone; EAGAIN: it does not read what it is sent.
-                tracing::debug!(error = %e, "reply not delivered");
-                if !runs.is_empty() {
-                    core.send(Msg::Undelivered(runs));
-                }
+    let name = match origin {
+        Origin::Tcp => "cdktr-api",
+        Origin::Local => "cdktr-control",
+    };
+    let spawned = socket::spawn(name, socket, tx, move |socket, outgoing: Outgoing| {
+        let (to, envelope, runs) = outgoing;
+        let mut frames = vec![to.identity.to_vec()];
+        frames.extend(to.delimiters.iter().map(|d| d.to_vec()));
+        frames.push(protocol::encode(&envelope));
+        if let Err(e) = socket.send_multipart(frames, zmq::DONTWAIT) {
+            // EHOSTUNREACH: the peer is gone; EAGAIN: it does not read what it is sent.
+            tracing::debug!(error = %e, "reply not delivered");
+            if !runs.is_empty() {
+                core.send(Msg::Undelivered(runs));
             }
-        },
-    );
+        }
+    });
     let (outbox, thread) = match spawned {
         Ok(s) => s,
         Err(e) => {
@@ -149,9 +154,13 @@ pub async fn serve(socket: zmq::Socket, ctx: Context, stop: CancellationToken) {
             },
         };
         let frames = received.frames.into_iter().map(Bytes::from).collect();
-        let user = received.user;
+        let sender = Sender {
+            origin,
+            user: received.user,
+            peer: received.peer,
+        };
         crate::runtime::contained("server", "a request", || {
-            handle_frames(frames, user.as_deref(), &ctx, &replier)
+            handle_frames(frames, &sender, &ctx, &replier)
         });
     }
     // No new requests; answer the ones in flight, then close.
@@ -169,7 +178,7 @@ pub async fn serve(socket: zmq::Socket, ctx: Context, stop: CancellationToken) {
     let _ = tokio::task::spawn_blocking(move || thread.join()).await;
 }
 
-fn handle_frames(mut frames: Vec<Bytes>, user: Option<&str>, ctx: &Context, replier: &Replier) {
+fn handle_frames(mut frames: Vec<Bytes>, sender: &Sender, ctx: &Context, replier: &Replier) {
     if frames.len() < 2 {
         return; // No identity or no payload: nothing we could even answer.
     }
@@ -201,7 +210,7 @@ fn handle_frames(mut frames: Vec<Bytes>, user: Option<&str>, ctx: &Context, repl
         }
     };
     to.id = envelope.id;
-    let caller = match ctx.access.check(user, &envelope.request) {
+    let caller = match ctx.access.check(sender, &envelope.request) {
         Ok(caller) => caller,
         Err(e) => {
             replier.send(&to, Response::Error(e));

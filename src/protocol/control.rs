@@ -216,6 +216,9 @@ pub struct StatusView {
     pub agents_total: usize,
     /// The live log stream endpoint the principal bound.
     pub logs_publish: String,
+    /// The live log stream beside the local control socket, for clients connected to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs_publish_local: Option<String>,
     /// `ok`, or `degraded: <reason>`.
     pub store: String,
 }

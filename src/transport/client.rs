@@ -59,9 +59,13 @@ impl Client {
 
     /// The same, authenticating with `credential` (CURVE) when given: the principal must hold
     /// the secret key of the public key the credential names, or no connection is made.
+    /// A local control socket (`ipc://`) needs no credential: its file permissions are the
+    /// credential, so one given is not used there.
     pub fn connect_as(endpoint: &str, timeout: Duration, credential: Option<Credential>) -> Client {
         let (tx, rx) = mpsc::channel(1024);
-        let credential = credential.map(Arc::new);
+        let credential = credential
+            .filter(|_| !endpoint.starts_with("ipc://"))
+            .map(Arc::new);
         tokio::spawn(io_task(endpoint.to_owned(), rx, credential.clone()));
         Client {
             tx,

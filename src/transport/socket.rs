@@ -28,6 +28,8 @@ pub type Frames = Vec<Vec<u8>>;
 pub struct Received {
     pub frames: Frames,
     pub user: Option<String>,
+    /// libzmq's `Peer-Address`: the peer's IP for TCP, `…:UID:GID:PID` for a unix socket.
+    pub peer: Option<String>,
 }
 
 /// One libzmq context for the process (its I/O threads serve every socket).
@@ -167,24 +169,33 @@ fn receive_all(socket: &zmq::Socket, incoming: &Sender<Received>) -> bool {
     true
 }
 
-/// One whole message (its first frame without waiting), with its sender's `User-Id`.
+/// One whole message (its first frame without waiting), with its sender's `User-Id` and
+/// `Peer-Address`.
 fn receive(socket: &zmq::Socket) -> zmq::Result<Received> {
     let mut frames = Vec::new();
     let mut user = None;
+    let mut peer = None;
     let mut flags = zmq::DONTWAIT;
     loop {
         let mut msg = socket.recv_msg(flags)?;
         flags = 0;
+        // A ROUTER's identity frame carries no properties; the peer's frames do.
         if user.is_none() {
             user = msg
                 .gets("User-Id")
-                .filter(|u| !u.is_empty())
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned);
+        }
+        if peer.is_none() {
+            peer = msg
+                .gets("Peer-Address")
+                .filter(|v| !v.is_empty())
                 .map(str::to_owned);
         }
         let more = msg.get_more();
         frames.push(msg.to_vec());
         if !more {
-            return Ok(Received { frames, user });
+            return Ok(Received { frames, user, peer });
         }
     }
 }

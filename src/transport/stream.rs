@@ -14,7 +14,13 @@ impl Client {
     /// The live stream endpoint, as this client can reach it: the principal reports what it
     /// bound, and a wildcard host is replaced by the host this client connects to.
     pub async fn stream_endpoint(&self) -> Result<String, ClientError> {
-        let published = self.status().await?.logs_publish;
+        let status = self.status().await?;
+        if self.endpoint().starts_with("ipc://") {
+            if let Some(local) = status.logs_publish_local {
+                return Ok(local);
+            }
+        }
+        let published = status.logs_publish;
         let host_of = |e: &str| {
             e.strip_prefix("tcp://")
                 .and_then(|r| r.rsplit_once(':'))

@@ -250,6 +250,7 @@ mod tests {
                 agents_alive: 1,
                 agents_total: 2,
                 logs_publish: "tcp://127.0.0.1:5563".into(),
+                logs_publish_local: None,
                 store: "ok".into(),
             },
             detail: Some(RunDetail {

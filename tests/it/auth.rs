@@ -16,7 +16,7 @@ const SETTINGS: &str =
     "[principal]\ndata_dir = \"data\"\n[auth]\nkeys = \"keys\"\n[client]\ntimeout = \"3s\"\n";
 
 /// A workspace whose principal requires credentials, with one per role.
-fn secured() -> Workspace {
+pub fn secured() -> Workspace {
     let ws = Workspace::new();
     ws.write(
         "cdktr.toml",

@@ -10,6 +10,7 @@ mod hostile;
 mod injection;
 mod layout;
 mod listeners;
+mod local;
 mod properties;
 mod protocol;
 mod readme;

@@ -52,6 +52,8 @@ pub struct Settings {
     pub long_poll: Duration,
     /// The bound live-stream endpoint, reported by `status`.
     pub logs_publish: String,
+    /// The local live-stream endpoint beside the control socket, if any.
+    pub logs_publish_local: Option<String>,
     /// Most runs the queue holds (`principal.max_queued_runs`).
     pub max_queued_runs: usize,
 }
@@ -344,6 +346,7 @@ impl Coordinator {
             agents_alive: alive,
             agents_total: total,
             logs_publish: self.settings.logs_publish.clone(),
+            logs_publish_local: self.settings.logs_publish_local.clone(),
             store: self.store.health().to_string(),
         }
     }

@@ -72,6 +72,7 @@ fn fixture(workflows: &[Workflow], recovered: Recovered) -> Fixture {
             heartbeat_timeout: TIMEOUT,
             long_poll: Duration::from_secs(20),
             logs_publish: String::new(),
+            logs_publish_local: None,
             max_queued_runs: MAX_QUEUED,
         },
         Links {

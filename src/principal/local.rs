@@ -1,0 +1,222 @@
+//! The local control socket: a unix socket (libzmq `ipc://`) next to the TCP API, serving
+//! every request, and a second one for the live log stream. Being able to open it is the
+//! credential: it is mode 0660, group `cdktr` when that group exists, so the file system
+//! decides who is an operator on this host, and local agents register through it with no
+//! key.
+//!
+//! libzmq creates the socket file with the process umask, so the file is bound inside a
+//! private staging directory, given its mode and group there, and only then renamed into
+//! place: nobody can connect while its permissions are still open.
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use super::PrincipalError;
+use crate::transport::socket::context;
+
+/// The group that may use the control socket, when it exists.
+pub const GROUP: &str = "cdktr";
+
+/// A unix socket path must fit `sun_path` (108 bytes with its terminator).
+const MAX_PATH: usize = 107;
+
+/// The live log stream's socket beside the control socket at `path`.
+pub fn stream_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".logs");
+    PathBuf::from(name)
+}
+
+/// The bound local sockets; their files are removed when this is dropped.
+pub struct LocalSockets {
+    pub api: zmq::Socket,
+    pub publish: zmq::Socket,
+    pub api_endpoint: String,
+    pub publish_endpoint: String,
+    /// Hold it while serving: dropping it removes the socket files.
+    pub files: SocketFiles,
+}
+
+/// The socket files this principal made.
+pub struct SocketFiles {
+    _files: Vec<Bound>,
+}
+
+/// A socket file this process made (removed on drop while it is still that file).
+struct Bound {
+    path: PathBuf,
+    inode: (u64, u64),
+}
+
+impl Drop for Bound {
+    fn drop(&mut self) {
+        let ours =
+            std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.inode);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Binds the control socket at `path` and its stream beside it, each configured by its
+/// `options` before binding.
+pub fn bind(
+    path: &Path,
+    api_options: impl FnOnce(&zmq::Socket) -> zmq::Result<()>,
+    publish_options: impl FnOnce(&zmq::Socket) -> zmq::Result<()>,
+) -> Result<LocalSockets, PrincipalError> {
+    let (api, api_file) = bind_one(path, zmq::ROUTER, api_options)?;
+    let publish_path = stream_path(path);
+    let (publish, publish_file) = bind_one(&publish_path, zmq::PUB, publish_options)?;
+    Ok(LocalSockets {
+        api,
+        publish,
+        api_endpoint: endpoint(path),
+        publish_endpoint: endpoint(&publish_path),
+        files: SocketFiles {
+            _files: vec![api_file, publish_file],
+        },
+    })
+}
+
+/// The libzmq endpoint of a unix socket path.
+pub fn endpoint(path: &Path) -> String {
+    format!("ipc://{}", path.display())
+}
+
+fn bind_one(
+    path: &Path,
+    kind: zmq::SocketType,
+    options: impl FnOnce(&zmq::Socket) -> zmq::Result<()>,
+) -> Result<(zmq::Socket, Bound), PrincipalError> {
+    let fail = |why: String| PrincipalError::Local {
+        path: path.to_owned(),
+        why,
+    };
+    let len = path.as_os_str().len();
+    if len > MAX_PATH {
+        return Err(fail(format!(
+            "the path is {len} bytes, more than a unix socket allows ({MAX_PATH}): set \
+             principal.control_socket to a shorter path"
+        )));
+    }
+    clear_stale(path).map_err(fail)?;
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    if !parent.exists() {
+        crate::runtime::files::private_dir(parent)
+            .map_err(|e| fail(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    let staging = parent.join(format!(".cdktr-bind-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    crate::runtime::files::private_dir(&staging)
+        .map_err(|e| fail(format!("cannot create {}: {e}", staging.display())))?;
+    let staged = staging.join("s");
+    let result = (|| {
+        let socket = context().socket(kind).map_err(|e| e.to_string())?;
+        options(&socket).map_err(|e| e.to_string())?;
+        socket
+            .bind(&endpoint(&staged))
+            .map_err(|e| format!("cannot bind: {e}"))?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o660))
+            .map_err(|e| format!("cannot set its mode: {e}"))?;
+        share_with_group(&staged);
+        std::fs::rename(&staged, path).map_err(|e| format!("cannot move it into place: {e}"))?;
+        let meta = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?;
+        Ok((
+            socket,
+            Bound {
+                path: path.to_owned(),
+                inode: (meta.dev(), meta.ino()),
+            },
+        ))
+    })();
+    let _ = std::fs::remove_dir_all(&staging);
+    result.map_err(fail)
+}
+
+/// Removes a socket file left by a principal that is gone; refuses when one still answers
+/// on it or when the path is something else.
+fn clear_stale(path: &Path) -> Result<(), String> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !meta.file_type().is_socket() {
+        return Err("the path exists and is not a socket; remove it or choose another".into());
+    }
+    match UnixStream::connect(path) {
+        Ok(_) => Err(
+            "another principal is serving it (stop that one first, or give this one another \
+             data_dir or principal.control_socket)"
+                .into(),
+        ),
+        Err(_) => std::fs::remove_file(path)
+            .map_err(|e| format!("cannot remove the stale socket file: {e}")),
+    }
+}
+
+/// Gives the socket to group [`GROUP`] when it exists; without it (or the right to use it)
+/// only the principal's own user can connect.
+fn share_with_group(path: &Path) {
+    let group = match nix::unistd::Group::from_name(GROUP) {
+        Ok(Some(g)) => g,
+        _ => return,
+    };
+    if let Err(e) = nix::unistd::chown(path, None, Some(group.gid)) {
+        tracing::warn!(
+            error = %e,
+            group = GROUP,
+            "the control socket stays in the principal's own group"
+        );
+    }
+}
+
+/// The local user a peer of the control socket runs as, from libzmq's `Peer-Address` of an
+/// `ipc://` connection (`…:UID:GID:PID`, read by the kernel's `SO_PEERCRED`).
+pub fn peer_user(peer: Option<&str>) -> String {
+    let uid = peer
+        .and_then(|p| p.rsplit(':').nth(2))
+        .and_then(|u| u.parse::<u32>().ok());
+    match uid {
+        Some(uid) => match nix::unistd::User::from_uid(uid.into()) {
+            Ok(Some(user)) => user.name,
+            _ => format!("uid {uid}"),
+        },
+        None => "unknown".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_address_names_the_local_user() {
+        assert_eq!(peer_user(Some("localhost:0:0:3833")), "root");
+        assert_eq!(peer_user(Some(":4000000:1:2")), "uid 4000000");
+        assert_eq!(peer_user(Some("garbage")), "unknown");
+        assert_eq!(peer_user(None), "unknown");
+    }
+
+    #[test]
+    fn only_a_dead_socket_file_is_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("regular");
+        std::fs::write(&file, "keep me").unwrap();
+        assert!(clear_stale(&file).unwrap_err().contains("not a socket"));
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+
+        let live = tmp.path().join("live.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&live).unwrap();
+        assert!(clear_stale(&live)
+            .unwrap_err()
+            .contains("another principal"));
+        drop(listener);
+        clear_stale(&live).unwrap();
+        assert!(!live.exists());
+
+        let long = tmp.path().join("x".repeat(120));
+        let refused = bind_one(&long, zmq::ROUTER, |_| Ok(())).err().unwrap();
+        assert!(refused.to_string().contains("shorter path"), "{refused}");
+    }
+}
