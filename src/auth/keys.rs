@@ -3,7 +3,7 @@
 //! so adding or removing a line takes effect at the next request, without a restart.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use super::AuthError;
@@ -78,10 +78,14 @@ impl Keys {
 /// When and how large the file was at its last read.
 type Stamp = Option<(SystemTime, u64)>;
 
+/// Two readings of the keys file that differ: before and after.
+pub type KeysChange = (Arc<Keys>, Arc<Keys>);
+
 /// A keys file and its last good contents, re-read when the file changes.
 pub struct KeysFile {
     path: PathBuf,
     cache: Mutex<(Stamp, Arc<Keys>)>,
+    changes: OnceLock<tokio::sync::mpsc::UnboundedSender<KeysChange>>,
 }
 
 impl KeysFile {
@@ -89,7 +93,15 @@ impl KeysFile {
         KeysFile {
             path: path.to_path_buf(),
             cache: Mutex::new((None, Arc::new(Keys::default()))),
+            changes: OnceLock::new(),
         }
+    }
+
+    /// From now on, each re-read that changes the keys is also sent to the returned receiver
+    /// (for the audit log). None when someone already watches.
+    pub fn watch_changes(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<KeysChange>> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.changes.set(tx).ok().map(|_| rx)
     }
 
     pub fn path(&self) -> &Path {
@@ -109,7 +121,13 @@ impl KeysFile {
         match self.read() {
             Ok(keys) => {
                 tracing::info!(path = %self.path.display(), clients = keys.entries.len(), "keys loaded");
-                *cache = (stamp, Arc::new(keys));
+                let keys = Arc::new(keys);
+                if let Some(changes) = self.changes.get() {
+                    if cache.0.is_some() && *cache.1 != *keys {
+                        let _ = changes.send((cache.1.clone(), keys.clone()));
+                    }
+                }
+                *cache = (stamp, keys);
             }
             Err(e) => {
                 tracing::error!(error = %e, "keys file unreadable; keeping the keys loaded before");

@@ -16,7 +16,7 @@ mod throttle;
 pub mod zap;
 
 pub use credential::{Credential, KeyPair, PrincipalKey};
-pub use keys::{KeyEntry, Keys, KeysFile};
+pub use keys::{KeyEntry, Keys, KeysChange, KeysFile};
 pub use throttle::LogThrottle;
 
 /// Errors reading or writing key material, with the file at fault.

@@ -1,4 +1,4 @@
-//! `cdktr agents list` and `cdktr status`.
+//! `cdktr agents list`, `cdktr status` and `cdktr audit`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -69,4 +69,43 @@ pub async fn status(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
     writeln!(out, "store:      {}", s.store)?;
     writeln!(out, "log stream: {}", s.logs_publish)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `cdktr audit`: one line per entry, newest first (or the entries as JSON).
+pub fn print_audit(
+    entries: &[crate::protocol::control::AuditEntry],
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        return print_json(&entries);
+    }
+    let mut table = Table::new(&[
+        "TIME (UTC)",
+        "ACTOR",
+        "ROLE",
+        "FROM",
+        "ACTION",
+        "TARGET",
+        "OUTCOME",
+        "DETAIL",
+    ]);
+    for e in entries {
+        let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        table.row(vec![
+            clock(&Some(e.ts)),
+            e.actor.clone(),
+            if e.role.is_empty() {
+                "-".into()
+            } else {
+                e.role.clone()
+            },
+            or_dash(&e.peer),
+            e.action.clone(),
+            or_dash(&e.target),
+            e.outcome.clone(),
+            or_dash(&e.detail),
+        ]);
+    }
+    table.write(&mut std::io::stdout().lock())?;
+    Ok(())
 }

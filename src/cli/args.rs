@@ -68,6 +68,22 @@ pub enum Command {
     /// Client credentials for an authenticated principal (CURVE keys, one per client).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The audit log: who triggered, paused, resumed, reloaded, and key changes; newest first.
+    Audit {
+        /// Only entries since then: a duration ago (`1h`, `7d`) or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this actor's entries (a credential's name, `local:USER`, `keys-file`).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only this action (trigger, pause, resume, reload, key_added, key_removed, ...).
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
     /// The principal's health: version, uptime, workflows, queue, agents, store.
     Status {
         #[arg(long)]

@@ -145,7 +145,7 @@ async fn run_logs(
 }
 
 /// `--since 1h` (ago) or an RFC 3339 instant.
-fn parse_instant(text: &str, flag: &str) -> anyhow::Result<DateTime<Utc>> {
+pub fn parse_instant(text: &str, flag: &str) -> anyhow::Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }

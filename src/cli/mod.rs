@@ -81,6 +81,22 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }),
+        Command::Audit {
+            since,
+            actor,
+            action,
+            limit,
+            json,
+        } => {
+            let since = since
+                .map(|s| logs_cmd::parse_instant(&s, "--since"))
+                .transpose()?;
+            remote(&config()?, async move |c| {
+                let entries = c.audit(since, actor, action, limit).await?;
+                agents_cmd::print_audit(&entries, json)?;
+                Ok(ExitCode::SUCCESS)
+            })
+        }
         Command::Status { json } => {
             remote(&config()?, async move |c| agents_cmd::status(c, json).await)
         }

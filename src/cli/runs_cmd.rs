@@ -81,6 +81,9 @@ pub fn print_detail(run: &RunDetail, out: &mut impl Write) -> std::io::Result<()
     writeln!(out, "workflow:  {}", s.workflow_id)?;
     writeln!(out, "status:    {}", s.status)?;
     writeln!(out, "trigger:   {}", s.trigger)?;
+    if let Some(by) = &s.triggered_by {
+        writeln!(out, "by:        {by}")?;
+    }
     writeln!(
         out,
         "agent:     {}",

@@ -31,6 +31,8 @@ impl Access {
     /// socket was the credential); on TCP the credential's role decides, and without
     /// authentication every (loopback) client is an operator.
     pub fn check(&self, sender: &Sender, request: &Request) -> Result<Caller, ErrorReply> {
+        // Read the keys file again if it changed, whoever asks (its changes are audited).
+        let current = self.keys.as_ref().map(|k| k.current());
         if sender.origin == Origin::Local {
             return Ok(Caller {
                 name: Some(format!(
@@ -40,7 +42,7 @@ impl Access {
                 role: Role::Operator,
             });
         }
-        let Some(keys) = &self.keys else {
+        let Some(current) = current else {
             return Ok(Caller {
                 name: None,
                 role: Role::Operator,
@@ -49,7 +51,6 @@ impl Access {
         let Some(name) = sender.user.as_deref() else {
             return Err(self.refuse("?", "the request is not authenticated"));
         };
-        let current = keys.current();
         let Some(entry) = current.by_name(name) else {
             return Err(self.refuse(name, &format!("the credential `{name}` was revoked")));
         };
@@ -160,7 +161,8 @@ fn needs(request: &ControlRequest) -> &'static [Role] {
         | C::ListWorkflows
         | C::ShowWorkflow { .. }
         | C::ListSchedules
-        | C::ScheduleHistory { .. } => &[Role::Viewer, Role::Operator],
+        | C::ScheduleHistory { .. }
+        | C::Audit { .. } => &[Role::Viewer, Role::Operator],
         C::ReloadWorkflows | C::SetSchedulePaused { .. } | C::Failpoint { .. } => &[Role::Operator],
     }
 }

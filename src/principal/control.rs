@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::coordinator::{unknown_workflow, CoordinatorHandle, Msg};
+use super::coordinator::{unknown_workflow, CoordinatorHandle, Msg, TriggerRequest};
 use super::reload::ReloadHandle;
 use super::scheduler::SchedulerHandle;
 use crate::model::{Failpoint, WorkflowId};
 use crate::protocol::control::{ControlReply, ControlRequest};
 use crate::protocol::{storable, ErrorCode, ErrorReply, Response};
-use crate::store::{LogFilter, RunFilter, Store};
+use crate::store::{AuditFilter, LogFilter, RunFilter, Store};
 use crate::workflow::Catalog;
 
 /// Longest a failpoint may last: one day.
@@ -29,8 +29,9 @@ pub struct Services {
     pub reloader: ReloadHandle,
 }
 
-pub async fn handle(request: ControlRequest, services: &Services) -> Response {
-    match answer(request, services).await {
+/// Answers `request` from `actor` (who a trigger records as its author).
+pub async fn handle(request: ControlRequest, services: &Services, actor: &str) -> Response {
+    match answer(request, services, actor).await {
         Ok(reply) => Response::Control(reply),
         Err(e) => Response::Error(e),
     }
@@ -44,7 +45,11 @@ fn store_error(e: crate::store::StoreError) -> ErrorReply {
     ErrorReply::new(ErrorCode::Unavailable, format!("store: {e}"))
 }
 
-async fn answer(request: ControlRequest, services: &Services) -> Result<ControlReply, ErrorReply> {
+async fn answer(
+    request: ControlRequest,
+    services: &Services,
+    actor: &str,
+) -> Result<ControlReply, ErrorReply> {
     let Services {
         core,
         store,
@@ -58,7 +63,14 @@ async fn answer(request: ControlRequest, services: &Services) -> Result<ControlR
             params,
             trigger,
         } => {
-            let run_id = core.trigger(workflow, params, trigger).await?;
+            let run_id = core
+                .trigger(TriggerRequest {
+                    workflow,
+                    params,
+                    source: trigger,
+                    by: Some(actor.to_owned()),
+                })
+                .await?;
             Ok(ControlReply::Triggered { run_id })
         }
         ControlRequest::Status => Ok(ControlReply::Status(Box::new(core.status().await?))),
@@ -203,6 +215,23 @@ async fn answer(request: ControlRequest, services: &Services) -> Result<ControlR
                     None => Err(unknown_workflow(&catalog, &workflow)),
                 }
             }
+        }
+        ControlRequest::Audit {
+            since,
+            actor,
+            action,
+            limit,
+        } => {
+            let entries = store
+                .audit(AuditFilter {
+                    since,
+                    actor,
+                    action,
+                    limit: limit.unwrap_or(100).min(10_000),
+                })
+                .await
+                .map_err(store_error)?;
+            Ok(ControlReply::Audit { entries })
         }
         ControlRequest::ScheduleHistory { workflow, limit } => {
             let slots = store

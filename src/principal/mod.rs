@@ -18,6 +18,7 @@
 //! install signal handlers.
 
 mod access;
+mod audit;
 mod control;
 mod coordinator;
 pub mod local;
@@ -261,6 +262,21 @@ pub async fn run(
         reload,
         shutdown.child_token(),
     );
+    if let Some(mut changes) = sockets.keys.as_ref().and_then(|k| k.watch_changes()) {
+        let store = store.clone();
+        let stop = shutdown.child_token();
+        tracker.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    change = changes.recv() => match change {
+                        Some((before, after)) => audit::keys_changed(&store, &before, &after),
+                        None => break,
+                    },
+                }
+            }
+        });
+    }
     let server_stop = CancellationToken::new();
     let ctx = Arc::new(server::Context {
         core: core.clone(),

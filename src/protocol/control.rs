@@ -91,6 +91,17 @@ pub enum ControlRequest {
         name: String,
         duration_ms: u64,
     },
+    /// The audit log, newest first: who took which control action, when, and its outcome.
+    Audit {
+        #[serde(default, with = "crate::model::time::option")]
+        since: Option<DateTime<Utc>>,
+        #[serde(default)]
+        actor: Option<String>,
+        #[serde(default)]
+        action: Option<String>,
+        #[serde(default)]
+        limit: Option<u32>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -138,6 +149,9 @@ pub enum ControlReply {
         slots: Vec<SlotRecord>,
     },
     FailpointSet,
+    Audit {
+        entries: Vec<AuditEntry>,
+    },
     /// The sender's identity: its credential's name and role, or none (`authenticated:
     /// false`) on a principal without authentication, where every client is an operator.
     Identity {
@@ -161,6 +175,36 @@ pub struct RunSummary {
     pub finished_at: Option<DateTime<Utc>>,
     pub agent: Option<AgentId>,
     pub attempt: u32,
+    /// Who queued it: the actor of a trigger (see [`AuditEntry::actor`]), `schedule` for a
+    /// cron slot; absent for runs recorded before cdktr kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triggered_by: Option<String>,
+}
+
+/// One control action as the audit log keeps it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    #[serde(with = "crate::model::time")]
+    pub ts: DateTime<Utc>,
+    /// Who: a credential's name, `local:USER` on the control socket, `anonymous` on a
+    /// principal without authentication, `keys-file` for a change of the keys file.
+    pub actor: String,
+    /// The actor's role (empty for the keys file).
+    pub role: String,
+    /// Where from: the peer's IP, `local` for the control socket.
+    #[serde(default)]
+    pub peer: Option<String>,
+    /// `trigger`, `pause`, `resume`, `reload`, `failpoint`, `key_added`, `key_removed`,
+    /// `key_changed`.
+    pub action: String,
+    /// What it acted on: a workflow, a credential's name.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Details: a trigger's run id and parameters, a key's role.
+    #[serde(default)]
+    pub detail: Option<String>,
+    /// `ok`, or `error: MESSAGE (CODE)`.
+    pub outcome: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -125,6 +125,7 @@ fn responses() -> Vec<Response> {
         finished_at: None,
         agent: Some(AgentId::new("a@h")),
         attempt: 1,
+        triggered_by: None,
     };
     let line = LogLine {
         id: 3,

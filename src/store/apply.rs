@@ -79,14 +79,16 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
             Write::RunQueued(r) => {
                 conn.execute(
                     "INSERT INTO runs (run_id, workflow_id, trigger, status, queued_at, attempt, \
-                     last_seq, params, definition) VALUES (?, ?, ?, 'QUEUED', ?, 0, 0, ?, ?)",
+                     last_seq, params, definition, triggered_by) \
+                     VALUES (?, ?, ?, 'QUEUED', ?, 0, 0, ?, ?, ?)",
                     params![
                         r.run_id.as_str(),
                         r.workflow_id.as_str(),
                         r.trigger.as_str(),
                         ts(&r.queued_at),
                         r.params_json,
-                        r.definition_json
+                        r.definition_json,
+                        r.triggered_by
                     ],
                 )?;
                 conn.execute(
@@ -262,6 +264,22 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
                         params![workflow_id.as_str(), paused],
                     )?;
                 }
+            }
+            Write::Audit(a) => {
+                conn.execute(
+                    "INSERT INTO audit (ts, actor, role, peer, action, target, detail, outcome) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    params![
+                        ts(&a.ts),
+                        a.actor,
+                        a.role,
+                        a.peer,
+                        a.action,
+                        a.target,
+                        a.detail,
+                        a.outcome
+                    ],
+                )?;
             }
             Write::Agent {
                 agent_id,

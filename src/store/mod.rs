@@ -84,6 +84,8 @@ pub enum Write {
         workflow_id: WorkflowId,
         paused: bool,
     },
+    /// A control action, for the audit log.
+    Audit(crate::protocol::control::AuditEntry),
     Agent {
         agent_id: AgentId,
         host: String,
@@ -133,6 +135,9 @@ pub struct NewRun {
     /// The workflow definition the run was triggered with, as JSON.
     pub definition_json: String,
     pub tasks: Vec<TaskId>,
+    /// Who queued it (journals written before this field read as unknown).
+    #[serde(default)]
+    pub triggered_by: Option<String>,
 }
 
 /// A run that was not finished when the principal last stopped.
@@ -162,6 +167,14 @@ pub struct RunFilter {
 }
 
 #[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub since: Option<DateTime<Utc>>,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub limit: u32,
+}
+
+#[derive(Clone, Debug, Default)]
 pub struct LogFilter {
     pub run_id: Option<String>,
     pub workflow: Option<String>,
@@ -184,6 +197,10 @@ enum Command {
     ScheduleStates(Reply<Vec<ScheduleState>>),
     SlotHistory(String, u32, Reply<Vec<SlotRecord>>),
     Count(String, Reply<i64>),
+    Audit(
+        AuditFilter,
+        Reply<Vec<crate::protocol::control::AuditEntry>>,
+    ),
 }
 
 impl From<duckdb::Error> for StoreError {
@@ -299,6 +316,14 @@ impl Store {
     /// Queues `writes` without waiting for the commit.
     pub fn write_later(&self, writes: Vec<Write>) {
         let _ = self.tx.send(Command::Write(writes, None));
+    }
+
+    /// Audit entries, newest first.
+    pub async fn audit(
+        &self,
+        filter: AuditFilter,
+    ) -> Result<Vec<crate::protocol::control::AuditEntry>, StoreError> {
+        self.ask(|r| Command::Audit(filter, r)).await
     }
 
     pub async fn list_runs(&self, filter: RunFilter) -> Result<Vec<RunSummary>, StoreError> {

@@ -249,5 +249,8 @@ fn answer(conn: &Connection, cmd: Command) {
         Command::Count(table, reply) => {
             let _ = reply.send(queries::count(conn, &table));
         }
+        Command::Audit(f, reply) => {
+            let _ = reply.send(queries::audit(conn, &f));
+        }
     }
 }

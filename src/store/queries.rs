@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use duckdb::{params_from_iter, Connection, Row};
 
 use super::apply::ts;
-use super::{LogFilter, RunFilter, ScheduleState, StoreError, UnfinishedRun};
+use super::{AuditFilter, LogFilter, RunFilter, ScheduleState, StoreError, UnfinishedRun};
 use crate::model::{AgentId, RunId, RunStatus, TaskId, TaskStatus, TriggerSource, WorkflowId};
-use crate::protocol::control::{RunDetail, RunSummary, SlotRecord, TaskRunView};
+use crate::protocol::control::{AuditEntry, RunDetail, RunSummary, SlotRecord, TaskRunView};
 use crate::protocol::logs::LogLine;
 
 fn time(us: Option<i64>) -> Option<DateTime<Utc>> {
@@ -34,7 +34,7 @@ fn word<T: std::str::FromStr<Err = crate::model::UnknownWord>>(s: &str) -> Resul
 }
 
 const RUN_COLUMNS: &str = "run_id, workflow_id, status, trigger, epoch_us(queued_at), \
-     epoch_us(started_at), epoch_us(finished_at), agent_id, attempt";
+     epoch_us(started_at), epoch_us(finished_at), agent_id, attempt, triggered_by";
 
 /// Raw columns of a run row, converted after the row borrow ends.
 type RunRow = (
@@ -47,6 +47,7 @@ type RunRow = (
     Option<i64>,
     Option<String>,
     u32,
+    Option<String>,
 );
 
 fn run_row(row: &Row<'_>) -> duckdb::Result<RunRow> {
@@ -60,6 +61,7 @@ fn run_row(row: &Row<'_>) -> duckdb::Result<RunRow> {
         row.get(6)?,
         row.get(7)?,
         row.get(8)?,
+        row.get(9)?,
     ))
 }
 
@@ -74,6 +76,7 @@ fn summary(r: RunRow) -> Result<RunSummary, StoreError> {
         finished_at: time(r.6),
         agent: r.7.map(AgentId::new),
         attempt: r.8,
+        triggered_by: r.9,
     })
 }
 
@@ -102,7 +105,7 @@ pub fn get_run(conn: &Connection, id: &str) -> Result<Option<RunDetail>, StoreEr
         return Ok(None);
     };
     let raw = run_row(row)?;
-    let params_json: String = row.get(9)?;
+    let params_json: String = row.get(10)?;
     let params: BTreeMap<String, String> = serde_json::from_str(&params_json)
         .map_err(|e| StoreError::Corrupt(format!("params of run {id}: {e}")))?;
     let summary = summary(raw)?;
@@ -347,6 +350,50 @@ pub fn slot_history(
             note,
             recorded_at: required_time(recorded)?,
         })
+    })
+    .collect()
+}
+
+/// Audit entries matching `f`, newest first.
+pub fn audit(conn: &Connection, f: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+    let mut sql = String::from(
+        "SELECT epoch_us(ts), actor, role, peer, action, target, detail, outcome FROM audit \
+         WHERE 1 = 1",
+    );
+    let mut args: Vec<duckdb::types::Value> = Vec::new();
+    if let Some(since) = &f.since {
+        sql.push_str(" AND ts >= ?");
+        args.push(ts(since));
+    }
+    if let Some(actor) = &f.actor {
+        sql.push_str(" AND actor = ?");
+        args.push(actor.clone().into());
+    }
+    if let Some(action) = &f.action {
+        sql.push_str(" AND action = ?");
+        args.push(action.clone().into());
+    }
+    sql.push_str(&format!(" ORDER BY ts DESC LIMIT {}", f.limit.max(1)));
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(params_from_iter(args.iter()), |row| {
+        Ok((
+            row.get::<_, i64>(0)?,
+            AuditEntry {
+                ts: DateTime::<Utc>::MIN_UTC,
+                actor: row.get(1)?,
+                role: row.get(2)?,
+                peer: row.get(3)?,
+                action: row.get(4)?,
+                target: row.get(5)?,
+                detail: row.get(6)?,
+                outcome: row.get(7)?,
+            },
+        ))
+    })?;
+    rows.map(|r| {
+        let (us, mut entry) = r?;
+        entry.ts = required_time(us)?;
+        Ok(entry)
     })
     .collect()
 }

@@ -9,7 +9,7 @@ use duckdb::Connection;
 
 use super::StoreError;
 
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const V1: &str = "
 CREATE TABLE runs (
@@ -100,6 +100,21 @@ CREATE TABLE late_records (
 );
 ";
 
+/// Version 4: the audit log of control actions, and who triggered each run.
+const V4: &str = "
+CREATE TABLE audit (
+    ts TIMESTAMP NOT NULL,
+    actor VARCHAR NOT NULL,
+    role VARCHAR NOT NULL,
+    peer VARCHAR,
+    action VARCHAR NOT NULL,
+    target VARCHAR,
+    detail VARCHAR,
+    outcome VARCHAR NOT NULL
+);
+ALTER TABLE runs ADD COLUMN triggered_by VARCHAR;
+";
+
 pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL)",
@@ -115,7 +130,7 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
              upgrade cdktr or point it at another file"
         )));
     }
-    let migrations: [&str; 3] = [V1, V2, V3];
+    let migrations: [&str; 4] = [V1, V2, V3, V4];
     for (index, sql) in migrations.iter().enumerate() {
         let version = index as i64 + 1;
         if version <= current {

@@ -6,6 +6,7 @@ use crate::protocol::control::SlotRecord;
 
 fn new_run(id: &str, wf: &str) -> NewRun {
     NewRun {
+        triggered_by: Some("ops".into()),
         run_id: RunId::new(id),
         workflow_id: WorkflowId::new(wf),
         trigger: crate::model::TriggerSource::Cli,

@@ -196,6 +196,23 @@ impl Client {
         )
     }
 
+    /// The audit log, newest first.
+    pub async fn audit(
+        &self,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        actor: Option<String>,
+        action: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<crate::protocol::control::AuditEntry>, ClientError> {
+        let request = ControlRequest::Audit {
+            since,
+            actor,
+            action,
+            limit: Some(limit),
+        };
+        expect!(self.control(request).await?, ControlReply::Audit { entries } => entries)
+    }
+
     /// Arms a failpoint (only on a principal started with `CDKTR_FAILPOINTS=1`).
     pub async fn failpoint(&self, name: &str, duration_ms: u64) -> Result<(), ClientError> {
         let request = ControlRequest::Failpoint {

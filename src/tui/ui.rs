@@ -223,6 +223,7 @@ mod tests {
             finished_at: Some(at(4)),
             agent: Some(AgentId::new("worker@host")),
             attempt: 1,
+            triggered_by: None,
         };
         let runs = vec![
             run("01B", "etl.daily", RunStatus::Failed),

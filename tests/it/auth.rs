@@ -53,7 +53,7 @@ pub fn secured() -> Workspace {
 }
 
 /// `cdktr --config NAME.toml --principal API ARGS...`
-fn as_client(ws: &Workspace, name: &str, api: &str, args: &[&str]) -> crate::common::Run {
+pub fn as_client(ws: &Workspace, name: &str, api: &str, args: &[&str]) -> crate::common::Run {
     let config = format!("{name}.toml");
     let mut all = vec!["--config", config.as_str(), "--principal", api];
     all.extend_from_slice(args);

@@ -1,5 +1,6 @@
 //! The integration test binary: real executables, real files. One binary, shared harness.
 
+mod audit;
 mod auth;
 mod common;
 mod config_cli;
@@ -17,4 +18,5 @@ mod readme;
 mod regression;
 mod schedule;
 mod tui;
+mod wire;
 mod workflow_cli;

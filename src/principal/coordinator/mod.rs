@@ -58,15 +58,23 @@ pub struct Settings {
     pub max_queued_runs: usize,
 }
 
+/// A trigger as the coordinator takes it.
+pub struct TriggerRequest {
+    pub workflow: String,
+    pub params: BTreeMap<String, String>,
+    /// The trigger source recorded with the run (`api` when absent).
+    pub source: Option<String>,
+    /// Who triggered it (the audit log's actor).
+    pub by: Option<String>,
+}
+
 pub enum Msg {
     Agent {
         request: AgentRequest,
         reply: Reply<AgentReply>,
     },
     Trigger {
-        workflow: String,
-        params: BTreeMap<String, String>,
-        trigger: Option<String>,
+        request: TriggerRequest,
         reply: Reply<RunId>,
     },
     Status(oneshot::Sender<StatusView>),
@@ -135,19 +143,8 @@ impl CoordinatorHandle {
         async move { rx.await.map_err(|_| unanswered(&tx))? }
     }
 
-    pub async fn trigger(
-        &self,
-        workflow: String,
-        params: BTreeMap<String, String>,
-        trigger: Option<String>,
-    ) -> Result<RunId, ErrorReply> {
-        self.ask(|reply| Msg::Trigger {
-            workflow,
-            params,
-            trigger,
-            reply,
-        })
-        .await
+    pub async fn trigger(&self, request: TriggerRequest) -> Result<RunId, ErrorReply> {
+        self.ask(|reply| Msg::Trigger { request, reply }).await
     }
 
     pub async fn status(&self) -> Result<StatusView, ErrorReply> {
@@ -299,12 +296,7 @@ impl Coordinator {
         match msg {
             Msg::PanicNext => self.panic_next = true,
             Msg::Agent { request, reply } => self.agent_request(request, reply),
-            Msg::Trigger {
-                workflow,
-                params,
-                trigger,
-                reply,
-            } => self.trigger(workflow, params, trigger, reply),
+            Msg::Trigger { request, reply } => self.trigger(request, reply),
             Msg::Status(reply) => {
                 let _ = reply.send(self.status());
             }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
-use super::{ActiveRun, Coordinator, Reply};
+use super::{ActiveRun, Coordinator, Reply, TriggerRequest};
 use crate::model::{
     Overlap, RunId, RunStatus, SlotFate, TaskStatus, TriggerSource, Workflow, WorkflowId,
 };
@@ -16,14 +16,8 @@ use crate::workflow::diagnostic::suggest;
 use crate::workflow::{Catalog, FileStatus};
 
 impl Coordinator {
-    pub(super) fn trigger(
-        &mut self,
-        workflow: String,
-        params: BTreeMap<String, String>,
-        trigger: Option<String>,
-        reply: Reply<RunId>,
-    ) {
-        match self.queue_triggered(&workflow, &params, trigger) {
+    pub(super) fn trigger(&mut self, request: TriggerRequest, reply: Reply<RunId>) {
+        match self.queue_triggered(request) {
             Ok((run_id, committed)) => {
                 // The trigger is acknowledged once the queued run is durable.
                 self.pending.spawn(async move {
@@ -43,9 +37,7 @@ impl Coordinator {
     /// Validates a trigger and queues its run; returns the run id and the commit to wait for.
     fn queue_triggered(
         &mut self,
-        workflow: &str,
-        params: &BTreeMap<String, String>,
-        trigger: Option<String>,
+        request: TriggerRequest,
     ) -> Result<
         (
             RunId,
@@ -53,7 +45,14 @@ impl Coordinator {
         ),
         ErrorReply,
     > {
-        let source = match trigger {
+        let TriggerRequest {
+            workflow,
+            params,
+            source,
+            by,
+        } = request;
+        let workflow = workflow.as_str();
+        let source = match source {
             None => TriggerSource::Api,
             Some(t) => t
                 .parse::<TriggerSource>()
@@ -67,14 +66,14 @@ impl Coordinator {
             return Err(ErrorReply::new(ErrorCode::QueueFull, full));
         }
         let params = definition
-            .resolve_params(params)
+            .resolve_params(&params)
             .map_err(|e| ErrorReply::invalid("params", e))?;
         let run_id = RunId::generate();
         let committed = self.enqueue(
             run_id.clone(),
             definition,
             params,
-            source,
+            (source, by),
             false,
             Vec::new(),
         );
@@ -99,7 +98,7 @@ impl Coordinator {
         run_id: RunId,
         definition: &Workflow,
         params: BTreeMap<String, String>,
-        trigger: TriggerSource,
+        (trigger, by): (TriggerSource, Option<String>),
         serial: bool,
         with: Vec<Write>,
     ) -> impl std::future::Future<Output = Result<(), StoreError>> {
@@ -111,6 +110,7 @@ impl Coordinator {
             params_json: serde_json::to_string(&params).unwrap_or_else(|_| "{}".into()),
             definition_json: serde_json::to_string(definition).unwrap_or_default(),
             tasks: definition.tasks.iter().map(|t| t.id.clone()).collect(),
+            triggered_by: by,
         };
         self.runs.insert(
             run_id.clone(),
@@ -191,7 +191,7 @@ impl Coordinator {
             run_id.clone(),
             definition,
             params,
-            TriggerSource::Schedule,
+            (TriggerSource::Schedule, Some("schedule".into())),
             definition.overlap.serialises(catch_up),
             vec![slot_record],
         );

@@ -9,7 +9,7 @@ async fn a_full_queue_refuses_triggers_and_misses_slots() {
         f.trigger("w").await;
     }
     let (reply, rx) = oneshot::channel();
-    f.c.trigger("w".into(), BTreeMap::new(), None, reply);
+    f.c.trigger(triggering("w", None), reply);
     let refused = rx.await.unwrap().unwrap_err();
     assert_eq!(refused.code, crate::protocol::ErrorCode::QueueFull);
     assert!(

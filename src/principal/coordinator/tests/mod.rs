@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::task::TaskTracker;
 
 use super::recovery::{recover, Recovered};
-use super::{Coordinator, CoordinatorHandle, Links, Settings};
+use super::{Coordinator, CoordinatorHandle, Links, Settings, TriggerRequest};
 use crate::model::{
     AgentId, AgentState, RunId, RunStatus, SlotFate, TaskId, TaskStatus, TriggerSource, Workflow,
     WorkflowId,
@@ -145,7 +145,7 @@ impl Fixture {
     async fn trigger(&mut self, workflow: &str) -> RunId {
         let (reply, rx) = oneshot::channel();
         self.c
-            .trigger(workflow.into(), BTreeMap::new(), Some("cli".into()), reply);
+            .trigger(triggering(workflow, Some("cli".into())), reply);
         rx.await.unwrap().unwrap()
     }
 
@@ -170,6 +170,16 @@ impl Fixture {
 }
 
 /// The assignments a pull was answered with.
+/// A trigger of `workflow` with no parameters, by `ops`.
+fn triggering(workflow: &str, source: Option<String>) -> TriggerRequest {
+    TriggerRequest {
+        workflow: workflow.into(),
+        params: BTreeMap::new(),
+        source,
+        by: Some("ops".into()),
+    }
+}
+
 async fn work(answer: Answer) -> Vec<Assignment> {
     match answer.await {
         Ok(Ok(AgentReply::Work { assignments })) => assignments,
