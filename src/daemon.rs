@@ -199,9 +199,7 @@ pub fn principal_main(config_file: Option<PathBuf>, args: PrincipalArgs) -> Exit
                     return ExitCode::FAILURE;
                 }
             };
-            let max = cfg.principal.max_message_bytes;
-            let control = Some(cfg.principal.control_socket.as_path());
-            let bound = principal::bind(listen, publish, control, max, security.as_ref()).await;
+            let bound = principal::bind(&cfg.principal, security.as_ref()).await;
             let sockets = match bound {
                 Ok(s) => s,
                 Err(e) => {

@@ -68,6 +68,13 @@ pub struct PrincipalConfig {
     /// Most runs waiting in the queue; beyond it triggers get `queue_full` and schedule slots
     /// are recorded `missed`, so a flood of triggers can never exhaust memory.
     pub max_queued_runs: usize,
+    /// Most TCP connections open at once (API and live stream together); newer ones are
+    /// closed at once. Keep it well under the process's file descriptor limit.
+    pub max_connections: usize,
+    /// A TCP connection that has not completed its handshake (CURVE, or ZeroMQ's greeting)
+    /// within this long is closed.
+    #[serde(with = "value::duration_text")]
+    pub handshake_timeout: Duration,
     /// How often the workflow tree is read again to catch changes its watch missed (network
     /// file systems, a full event queue, a switched symlink); it reloads only on a change.
     #[serde(with = "value::duration_text")]
@@ -118,6 +125,8 @@ impl Default for Config {
                 catchup_limit: 100,
                 rescan_interval: Duration::from_secs(60),
                 max_queued_runs: 100_000,
+                max_connections: 512,
+                handshake_timeout: Duration::from_secs(10),
             },
             agent: AgentConfig {
                 principal: "tcp://127.0.0.1:5561".into(),

@@ -19,6 +19,7 @@
 
 mod access;
 mod audit;
+mod connections;
 mod control;
 mod coordinator;
 pub mod local;
@@ -119,17 +120,22 @@ fn reachable_from_other_hosts(endpoint: &str) -> bool {
 }
 
 /// Binds the API and log-publishing sockets (`tcp://127.0.0.1:0` picks a free port; the
-/// resolved endpoints are in the result), and the local control socket at `control_socket`
-/// when given. Their limits are set before binding: libzmq applies socket options only to
-/// connections made after them.
+/// resolved endpoints are in the result), and the local control socket. Their limits
+/// (message size, handshake time, connection count) are set before binding: libzmq applies
+/// socket options only to connections made after them.
 pub async fn bind(
-    api: &str,
-    publish: &str,
-    control_socket: Option<&std::path::Path>,
-    max_message_bytes: usize,
+    config: &PrincipalConfig,
     security: Option<&Security>,
 ) -> Result<Sockets, PrincipalError> {
-    let curve = |socket: &zmq::Socket, domain: &str| -> zmq::Result<()> {
+    let (api, publish) = (config.listen.as_str(), config.logs_publish.as_str());
+    let max_message_bytes = config.max_message_bytes;
+    let handshake = i32::try_from(config.handshake_timeout.as_millis())
+        .unwrap_or(i32::MAX)
+        .max(1);
+    let mut monitor = connections::Monitor::new(config.max_connections);
+    let mut tcp_options = |socket: &zmq::Socket, domain: &str| -> zmq::Result<()> {
+        socket.set_handshake_ivl(handshake)?;
+        monitor.attach(socket)?;
         if let Some(s) = security {
             socket.set_curve_server(true)?;
             socket.set_curve_secretkey(s.key.pair.secret.as_bytes())?;
@@ -139,28 +145,25 @@ pub async fn bind(
     };
     let (api_socket, api_endpoint) = bound(zmq::ROUTER, api, |s| {
         server::configure(s, max_message_bytes)?;
-        curve(s, auth::zap::API_DOMAIN)
+        tcp_options(s, auth::zap::API_DOMAIN)
     })?;
     let (pub_socket, publish_endpoint) = bound(zmq::PUB, publish, |s| {
         publisher::configure(s)?;
-        curve(s, auth::zap::STREAM_DOMAIN)
+        tcp_options(s, auth::zap::STREAM_DOMAIN)
     })?;
-    let local = control_socket
-        .map(|path| {
-            local::bind(
-                path,
-                |s| server::configure(s, max_message_bytes),
-                publisher::configure,
-            )
-        })
-        .transpose()?;
+    monitor.start()?;
+    let local = local::bind(
+        &config.control_socket,
+        |s| server::configure(s, max_message_bytes),
+        publisher::configure,
+    )?;
     Ok(Sockets {
         api: api_socket,
         api_endpoint,
         publish: pub_socket,
         publish_endpoint,
         keys: security.map(|s| s.keys.clone()),
-        local,
+        local: Some(local),
     })
 }
 

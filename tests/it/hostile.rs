@@ -231,3 +231,70 @@ fn control_requests_beyond_the_cap_are_told_the_principal_is_busy() {
     trigger.join().unwrap();
     still_serving(&mut p, &api);
 }
+
+/// Whether the principal has closed `stream` (a read ends or fails) within `wait`.
+fn closed_within(stream: &mut TcpStream, wait: Duration) -> bool {
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 256];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue, // the principal's greeting
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+#[test]
+fn connections_past_the_cap_are_closed_and_the_principal_keeps_serving() {
+    let ws = Workspace::new();
+    ws.write("wf/hello.yml", &valid_workflow("Hello"));
+    let env = [
+        ("CDKTR_PRINCIPAL_MAX_CONNECTIONS", "3"),
+        ("CDKTR_PRINCIPAL_HANDSHAKE_TIMEOUT", "1h"),
+    ];
+    let p = Principal::start(&ws, &[], &env);
+    let addr = p.api.trim_start_matches("tcp://").to_owned();
+    let mut idle: Vec<TcpStream> = (0..10)
+        .map(|_| TcpStream::connect(&addr).unwrap())
+        .collect();
+    // Seven are closed by the cap (the newest); the three first stay.
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for mut stream in idle.drain(..) {
+        if closed_within(&mut stream, Duration::from_millis(1500)) {
+            refused += 1;
+        } else {
+            open.push(stream);
+        }
+    }
+    assert_eq!((refused, open.len()), (7, 3));
+    let stderr = std::fs::read_to_string(ws.path().join("principal.stderr")).unwrap();
+    assert!(stderr.contains("principal.max_connections"), "{stderr}");
+    // Once they leave, clients are served again.
+    drop(open);
+    Api::connect(&p.api).status();
+}
+
+#[test]
+fn a_connection_that_never_completes_its_handshake_is_closed() {
+    let ws = Workspace::new();
+    ws.write("wf/hello.yml", &valid_workflow("Hello"));
+    let p = Principal::start(&ws, &[], &[("CDKTR_PRINCIPAL_HANDSHAKE_TIMEOUT", "1s")]);
+    let addr = p.api.trim_start_matches("tcp://").to_owned();
+    // Silent, and half a greeting: both are dropped once the handshake time is up.
+    let mut silent = TcpStream::connect(&addr).unwrap();
+    let mut partial = TcpStream::connect(&addr).unwrap();
+    partial.write_all(&greeting()[..20]).unwrap();
+    assert!(closed_within(&mut silent, Duration::from_secs(30)));
+    assert!(closed_within(&mut partial, Duration::from_secs(30)));
+    Api::connect(&p.api).status();
+}

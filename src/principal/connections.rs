@@ -1,0 +1,129 @@
+//! The cap on TCP connections. libzmq accepts every connection it is offered and has no limit
+//! of its own, so a flood of idle connections could take every file descriptor the principal
+//! has (and with them its database and journal files). libzmq's socket monitor reports each
+//! accepted connection (with its descriptor) and each closed one; past
+//! `principal.max_connections` open at once, the newest are shut down at once, which libzmq
+//! then closes as if the peer had left. Connections that never finish their handshake are
+//! closed by libzmq itself after `principal.handshake_timeout`, so idle ones cannot hold
+//! their places.
+//!
+//! The monitor reports asynchronously: a descriptor it names may already be closed. All
+//! waiting events are read before any descriptor is acted on, so one whose close is already
+//! reported is never touched.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::auth::LogThrottle;
+use crate::transport::socket::context;
+
+/// Watches the connections of the sockets it is attached to.
+pub struct Monitor {
+    max: usize,
+    watchers: Vec<zmq::Socket>,
+}
+
+impl Monitor {
+    pub fn new(max: usize) -> Monitor {
+        Monitor {
+            max,
+            watchers: Vec::new(),
+        }
+    }
+
+    /// Starts reporting `socket`'s connections here (call before the socket binds).
+    pub fn attach(&mut self, socket: &zmq::Socket) -> zmq::Result<()> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let endpoint = format!(
+            "inproc://cdktr-monitor-{}",
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let events = zmq::SocketEvent::ACCEPTED as i32
+            | zmq::SocketEvent::DISCONNECTED as i32
+            | zmq::SocketEvent::CLOSED as i32;
+        socket.monitor(&endpoint, events)?;
+        let watcher = context().socket(zmq::PAIR)?;
+        watcher.connect(&endpoint)?;
+        self.watchers.push(watcher);
+        Ok(())
+    }
+
+    /// Enforces the cap from a thread of its own, for the life of the process.
+    pub fn start(self) -> std::io::Result<()> {
+        if self.watchers.is_empty() {
+            return Ok(());
+        }
+        std::thread::Builder::new()
+            .name("cdktr-connections".into())
+            .spawn(move || self.run())?;
+        Ok(())
+    }
+
+    fn run(self) {
+        let mut open = BTreeSet::new();
+        let logged = LogThrottle::default();
+        loop {
+            let mut items: Vec<zmq::PollItem<'_>> = self
+                .watchers
+                .iter()
+                .map(|w| w.as_poll_item(zmq::POLLIN))
+                .collect();
+            match zmq::poll(&mut items, -1) {
+                Ok(_) | Err(zmq::Error::EINTR) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "connection monitor stopped");
+                    return;
+                }
+            }
+            drop(items);
+            let mut accepted = Vec::new();
+            for watcher in &self.watchers {
+                while let Some((event, fd)) = next_event(watcher) {
+                    match event {
+                        zmq::SocketEvent::ACCEPTED => {
+                            open.insert(fd);
+                            accepted.push(fd);
+                        }
+                        _ => {
+                            open.remove(&fd);
+                            accepted.retain(|&a| a != fd);
+                        }
+                    }
+                }
+            }
+            while open.len() > self.max {
+                let Some(fd) = accepted.pop() else { break };
+                open.remove(&fd);
+                // Ends the connection on `fd`, which libzmq still holds open (its close is not
+                // reported); libzmq then closes it itself.
+                let _ = nix::sys::socket::shutdown(fd, nix::sys::socket::Shutdown::Both);
+                if logged.due("max_connections") {
+                    tracing::warn!(
+                        max = self.max,
+                        "connection refused: too many open (principal.max_connections)"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The next waiting event and the descriptor it concerns, without blocking.
+fn next_event(watcher: &zmq::Socket) -> Option<(zmq::SocketEvent, i32)> {
+    loop {
+        let frames = watcher.recv_multipart(zmq::DONTWAIT).ok()?;
+        let head = frames.first()?;
+        if head.len() < 6 {
+            continue;
+        }
+        let event = u16::from_le_bytes([head[0], head[1]]);
+        let value = u32::from_le_bytes([head[2], head[3], head[4], head[5]]);
+        let event = zmq::SocketEvent::from_raw(event);
+        if matches!(
+            event,
+            zmq::SocketEvent::ACCEPTED | zmq::SocketEvent::DISCONNECTED | zmq::SocketEvent::CLOSED
+        ) {
+            return Some((event, value as i32));
+        }
+    }
+}
