@@ -8,7 +8,9 @@ use std::process::{Child, Command, Stdio};
 /// its ready line (and the embedded agent's, with `--with-agent`), and returns the process and
 /// its API endpoint.
 pub fn start_principal(dir: &Path, extra: &[&str]) -> anyhow::Result<(Child, String)> {
-    std::fs::write(dir.join("cdktr.toml"), "")?;
+    if !dir.join("cdktr.toml").exists() {
+        std::fs::write(dir.join("cdktr.toml"), "")?;
+    }
     let mut principal = Command::new(env!("CARGO_BIN_EXE_cdktr-principal"))
         .current_dir(dir)
         .args([

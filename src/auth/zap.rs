@@ -49,8 +49,8 @@ fn serve(socket: &zmq::Socket, keys: &KeysFile) {
     }
 }
 
-/// The ZAP reply (RFC 27) to one request.
-fn answer(request: &[Vec<u8>], keys: &KeysFile, logged: &LogThrottle) -> Vec<Vec<u8>> {
+/// The ZAP reply (RFC 27) to one request (public for the fuzz harness).
+pub fn answer(request: &[Vec<u8>], keys: &KeysFile, logged: &LogThrottle) -> Vec<Vec<u8>> {
     let version = request.first().cloned().unwrap_or_else(|| b"1.0".to_vec());
     let id = request.get(1).cloned().unwrap_or_default();
     let reply = |code: &str, text: &str, user: &str| {

@@ -72,22 +72,37 @@ impl Webhook {
             };
             let (client, token) = (client.clone(), token.clone());
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request| {
-                    let (client, token) = (client.clone(), token.clone());
-                    async move { Ok::<_, Infallible>(handle(request, &client, token.as_deref()).await) }
-                });
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(READ_TIMEOUT)
-                    .serve_connection(TokioIo::new(stream), service);
-                match tokio::time::timeout(CONNECTION_LIFETIME, connection).await {
-                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "webhook connection ended"),
-                    Err(_) => tracing::debug!(%peer, "webhook connection closed: open too long"),
-                    Ok(Ok(())) => {}
+                if let Err(e) = serve_connection(stream, client, token).await {
+                    tracing::debug!(%peer, error = %e, "webhook connection ended");
                 }
                 drop(slot);
             });
         }
+    }
+}
+
+/// Serves one HTTP/1 connection on `io` (a TCP stream, or any byte stream in the fuzz
+/// harness) with every bound above; why it ended, when not cleanly.
+pub async fn serve_connection<I>(
+    io: I,
+    client: Client,
+    token: Option<Arc<str>>,
+) -> Result<(), String>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| {
+        let (client, token) = (client.clone(), token.clone());
+        async move { Ok::<_, Infallible>(handle(request, &client, token.as_deref()).await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(READ_TIMEOUT)
+        .serve_connection(TokioIo::new(io), service);
+    match tokio::time::timeout(CONNECTION_LIFETIME, connection).await {
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("closed: open too long".into()),
+        Ok(Ok(())) => Ok(()),
     }
 }
 

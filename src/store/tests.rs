@@ -1,6 +1,9 @@
 //! The store against a real DuckDB file in a temp dir.
 
+use chrono::Utc;
+
 use super::*;
+use crate::model::{AgentId, RunId, RunStatus, TaskId, TaskStatus, WorkflowId};
 use crate::protocol::agent::Stream;
 use crate::protocol::control::SlotRecord;
 

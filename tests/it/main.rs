@@ -7,6 +7,7 @@ mod config_cli;
 mod daemon;
 mod durability;
 mod execution;
+mod fuzz;
 mod hostile;
 mod injection;
 mod layout;
