@@ -109,6 +109,16 @@ pub async fn execute(
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .process_group(0);
+    if let Some(mask) = crate::runtime::files::task_umask() {
+        // SAFETY: the closure runs in the forked child before exec and calls only umask(2),
+        // which is async-signal-safe; it allocates nothing and touches no lock.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::sys::stat::umask(mask);
+                Ok(())
+            });
+        }
+    }
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {

@@ -1,11 +1,28 @@
 //! Files the daemons create hold run output, parameters and history: only their owner may
 //! read them. Directories are created 0700 (an existing one loses its bits for others), files
-//! 0600, and a file is never created through a symlink someone left in its place. The process
-//! umask is left alone: tasks inherit it, and the files they write are theirs to decide.
+//! 0600, and a file is never created through a symlink someone left in its place. The daemons
+//! also run with umask 077, so what libraries create on their own (DuckDB's write-ahead log and
+//! spill files) is private too; tasks get back the umask the daemon was started with, so the
+//! files they write keep the modes they always had.
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
+
+/// The umask the process was started with, once [`private_umask`] replaced it.
+static STARTED_WITH: std::sync::OnceLock<nix::sys::stat::Mode> = std::sync::OnceLock::new();
+
+/// Sets the process umask to 077 (once; the daemons call it first thing).
+pub fn private_umask() {
+    STARTED_WITH
+        .get_or_init(|| nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077)));
+}
+
+/// The umask tasks should run with: the one the daemon started with (None when the daemon did
+/// not change it).
+pub fn task_umask() -> Option<nix::sys::stat::Mode> {
+    STARTED_WITH.get().copied()
+}
 
 /// Creates `dir` (and missing parents) with mode 0700. An existing directory keeps its owner
 /// and group bits (0750 for a shared group is fine) but loses those for others.

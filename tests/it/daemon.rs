@@ -306,3 +306,36 @@ fn the_data_directory_and_database_are_private_to_the_daemon_user() {
     let p = Principal::start(&ws, &[], &[]);
     assert_eq!(mode(&p.db), 0o600);
 }
+
+/// The `Umask:` line of `/proc/PID/status`.
+fn umask_of(pid: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:").map(|v| v.trim().to_owned()))
+        .unwrap()
+}
+
+#[test]
+fn the_daemons_run_with_umask_077_and_tasks_with_the_one_they_were_started_with() {
+    let ws = Workspace::new();
+    ws.write(
+        "wf/mask.yml",
+        "name: Mask\ntasks:\n  a:\n    name: A\n    config: !Shell\n      script: umask\n",
+    );
+    let mut p = Principal::start(&ws, &["--with-agent"], &[]);
+    p.daemon
+        .wait_line("cdktr-agent ready", Duration::from_secs(30));
+    assert_eq!(umask_of(&p.daemon.child.id().to_string()), "0077");
+    let api = crate::common::cluster::Api::connect(&p.api);
+    let run_id = api.trigger("mask");
+    let done = api.wait_done(&run_id, Duration::from_secs(30));
+    assert_eq!(done.summary.status, cdktr::model::RunStatus::Completed);
+    let logs = ws.run(&["--principal", &p.api, "logs", &run_id]);
+    let ours = umask_of("self");
+    assert!(
+        logs.stdout.trim_end().ends_with(&ours),
+        "{} vs {ours}",
+        logs.stdout
+    );
+}
