@@ -147,6 +147,23 @@ impl Coordinator {
             let _ = reply.send(Err(e));
             return;
         }
+        // An agent reports only on runs assigned to it: a report on the current attempt of
+        // another agent's run is refused whole (and logged), even with the right token.
+        // (Records of an earlier attempt, from an agent that lost the run, stay late records.)
+        let foreign = records.iter().find_map(|r| {
+            let run = self.runs.get(&r.run_id)?;
+            let holder = run.agent.as_ref()?;
+            (run.attempt == r.attempt && holder != agent_id)
+                .then(|| (r.run_id.clone(), holder.clone()))
+        });
+        if let Some((run_id, holder)) = foreign {
+            tracing::warn!(agent = %agent_id, run = %run_id, holder = %holder, "report refused: the run is assigned to another agent");
+            let _ = reply.send(Err(ErrorReply::new(
+                ErrorCode::Forbidden,
+                format!("run {run_id} is assigned to agent `{holder}`, not `{agent_id}`"),
+            )));
+            return;
+        }
         let mut writes = Vec::new();
         let mut acks: BTreeMap<(RunId, u32), u64> = BTreeMap::new();
         let mut finished = Vec::new();

@@ -169,7 +169,6 @@ impl Fixture {
     }
 }
 
-/// The assignments a pull was answered with.
 /// A trigger of `workflow` with no parameters, by `ops`.
 fn triggering(workflow: &str, source: Option<String>) -> TriggerRequest {
     TriggerRequest {
@@ -180,6 +179,7 @@ fn triggering(workflow: &str, source: Option<String>) -> TriggerRequest {
     }
 }
 
+/// The assignments a pull was answered with.
 async fn work(answer: Answer) -> Vec<Assignment> {
     match answer.await {
         Ok(Ok(AgentReply::Work { assignments })) => assignments,
@@ -374,4 +374,20 @@ async fn fencing_keeps_a_stale_attempts_records_out() {
     assert_eq!(f.status_of(&run), None);
     let stored = f.store.get_run(run.as_str()).await.unwrap().unwrap();
     assert_eq!(stored.summary.status, RunStatus::Completed);
+}
+
+#[tokio::test]
+async fn an_agent_cannot_report_on_another_agents_run_even_with_its_token() {
+    let mut f = fixture(&[workflow("w", "allow")], Recovered::default());
+    let (_holder, run, assigned) = f.one_assigned_run().await;
+    let intruder = f.register("a2", 1);
+    let refused = f
+        .report(&intruder, vec![finished(&assigned, 1, RunStatus::Completed)])
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(refused.code, crate::protocol::ErrorCode::Forbidden);
+    assert!(refused.message.contains("assigned to agent `a1`"), "{refused}");
+    assert_eq!(f.status_of(&run), Some(RunStatus::Running), "nothing applied");
+    assert_eq!(f.store.count("late_records").await.unwrap(), 0);
 }
