@@ -382,12 +382,22 @@ async fn an_agent_cannot_report_on_another_agents_run_even_with_its_token() {
     let (_holder, run, assigned) = f.one_assigned_run().await;
     let intruder = f.register("a2", 1);
     let refused = f
-        .report(&intruder, vec![finished(&assigned, 1, RunStatus::Completed)])
+        .report(
+            &intruder,
+            vec![finished(&assigned, 1, RunStatus::Completed)],
+        )
         .await
         .unwrap()
         .unwrap_err();
     assert_eq!(refused.code, crate::protocol::ErrorCode::Forbidden);
-    assert!(refused.message.contains("assigned to agent `a1`"), "{refused}");
-    assert_eq!(f.status_of(&run), Some(RunStatus::Running), "nothing applied");
+    assert!(
+        refused.message.contains("assigned to agent `a1`"),
+        "{refused}"
+    );
+    assert_eq!(
+        f.status_of(&run),
+        Some(RunStatus::Running),
+        "nothing applied"
+    );
     assert_eq!(f.store.count("late_records").await.unwrap(), 0);
 }
