@@ -19,8 +19,11 @@ impl Table {
         }
     }
 
+    /// Adds a row. Control characters in cells are escaped (`\n`, `\u{1b}`), so a value that
+    /// came from someone else (a workflow name in the audit log) cannot forge rows or drive
+    /// the terminal.
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows.push(cells.into_iter().map(visible).collect());
     }
 
     pub fn write(&self, out: &mut impl Write) -> io::Result<()> {
@@ -50,6 +53,22 @@ impl Table {
     }
 }
 
+/// `text` with control characters escaped.
+pub fn visible(text: String) -> String {
+    if !text.chars().any(char::is_control) {
+        return text;
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// RFC 3339 with milliseconds and the explicit offset of the time's zone (for local times;
 /// UTC instants use [`crate::model::time::format`], which writes `Z`).
 pub fn rfc3339<Tz: TimeZone>(t: &DateTime<Tz>) -> String
@@ -73,4 +92,23 @@ pub fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_cannot_forge_rows_or_drive_the_terminal() {
+        let mut table = Table::new(&["A", "B"]);
+        table.row(vec!["x\nTIME  forged".into(), "\u{1b}[31mred".into()]);
+        let mut out = Vec::new();
+        table.write(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(
+            text.contains("x\\nTIME") && text.contains("\\u{1b}[31m"),
+            "{text}"
+        );
+    }
 }

@@ -54,6 +54,9 @@ pub struct PrincipalConfig {
     /// with `.logs` appended. The CLI, TUI and agents use it when it exists and no principal
     /// endpoint was configured for them.
     pub control_socket: PathBuf,
+    /// The group given the control socket (mode 0660). Without that group, or the right to
+    /// give the socket to it, the socket is 0600: the principal's user only.
+    pub control_group: String,
     pub workflow_dir: PathBuf,
     pub data_dir: PathBuf,
     /// The DuckDB file; `<data_dir>/cdktr.duckdb` unless set.
@@ -117,6 +120,7 @@ impl Default for Config {
                 logs_listen: "tcp://127.0.0.1:5562".into(),
                 logs_publish: "tcp://127.0.0.1:5563".into(),
                 control_socket: PathBuf::new(),
+                control_group: "cdktr".into(),
                 workflow_dir: "workflows".into(),
                 data_dir: ".cdktr".into(),
                 db_path: PathBuf::new(),

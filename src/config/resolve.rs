@@ -250,11 +250,10 @@ impl Resolver {
             self.config.auth.principal_key = data_dir.join("principal.key");
         }
         // Clients and agents with no principal configured use the control socket when a
-        // principal has made one here (even a stale one: the principal binds it again).
+        // principal has made one here (even a stale one: the principal binds it again), and
+        // only one a principal could have made: never a socket another user planted.
         let socket = &self.config.principal.control_socket;
-        let is_socket = std::fs::symlink_metadata(socket)
-            .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()));
-        if is_socket {
+        if crate::runtime::files::trusted_socket(socket) {
             let local = format!("ipc://{}", socket.display());
             for key in ["client.principal", "agent.principal"] {
                 if matches!(self.sources.get(key), None | Some(Source::Default)) {

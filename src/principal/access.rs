@@ -16,6 +16,8 @@ use crate::protocol::{ErrorCode, ErrorReply, Request};
 pub struct Access {
     keys: Option<Arc<KeysFile>>,
     logged: LogThrottle,
+    /// This host's name: agents on the control socket act only as `NAME@host`.
+    host: String,
 }
 
 impl Access {
@@ -23,6 +25,7 @@ impl Access {
         Access {
             keys,
             logged: LogThrottle::default(),
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
         }
     }
 
@@ -34,11 +37,24 @@ impl Access {
         // Read the keys file again if it changed, whoever asks (its changes are audited).
         let current = self.keys.as_ref().map(|k| k.current());
         if sender.origin == Origin::Local {
+            let name = format!("local:{}", super::local::peer_user(sender.peer.as_deref()));
+            if let Request::Agent(r) = request {
+                let id = agent_of(r);
+                let here = id
+                    .as_str()
+                    .rsplit_once('@')
+                    .is_some_and(|(_, host)| host == self.host);
+                if !here {
+                    let why = format!(
+                        "an agent on the control socket acts only for agents of this host \
+                         (NAME@{}), not `{id}`",
+                        self.host
+                    );
+                    return Err(self.refuse(&name, &why));
+                }
+            }
             return Ok(Caller {
-                name: Some(format!(
-                    "local:{}",
-                    super::local::peer_user(sender.peer.as_deref())
-                )),
+                name: Some(name),
                 role: Role::Operator,
             });
         }

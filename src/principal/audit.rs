@@ -41,6 +41,24 @@ fn action(request: &ControlRequest) -> Option<(&'static str, Option<String>, Opt
     }
 }
 
+/// Longest target kept (a workflow name a client sent); the rest is cut.
+const MAX_TARGET: usize = 256;
+/// Longest detail kept (a trigger's parameters).
+const MAX_DETAIL: usize = 4096;
+
+/// `text` cut to at most `max` bytes (on a character boundary), marked when cut.
+fn cut(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
 /// An action being answered: its entry waits for the outcome.
 pub struct Pending(AuditEntry);
 
@@ -57,23 +75,26 @@ pub fn begin(sender: &Sender, caller: &Caller, request: &ControlRequest) -> Opti
         role: caller.role.to_string(),
         peer,
         action: action.into(),
-        target,
-        detail,
+        target: target.map(|t| cut(t, MAX_TARGET)),
+        detail: detail.map(|d| cut(d, MAX_DETAIL)),
         outcome: String::new(),
     }))
 }
 
 impl Pending {
-    /// Stores the entry with the outcome `response` says.
+    /// The entry of a trigger, for the coordinator to store in the same transaction as the
+    /// run it queues (see [`AuditEntry::queued`]).
+    pub fn entry(&self) -> AuditEntry {
+        self.0.clone()
+    }
+
+    /// Stores the entry with the outcome `response` says; a trigger that queued a run was
+    /// stored with it already.
     pub fn finish(self, store: &Store, response: &Response) {
         let mut entry = self.0;
         entry.outcome = match response {
-            Response::Error(e) => format!("error: {e}"),
-            Response::Control(ControlReply::Triggered { run_id }) => {
-                let params = entry.detail.take().unwrap_or_default();
-                entry.detail = Some(format!("run {run_id}, params {params}"));
-                "ok".into()
-            }
+            Response::Control(ControlReply::Triggered { .. }) => return,
+            Response::Error(e) => cut(format!("error: {e}"), MAX_DETAIL),
             _ => "ok".into(),
         };
         store.write_later(vec![Write::Audit(entry)]);

@@ -4,12 +4,15 @@
 //! accepted connection (with its descriptor) and each closed one; past
 //! `principal.max_connections` open at once, the newest are shut down at once, which libzmq
 //! then closes as if the peer had left. Connections that never finish their handshake are
-//! closed by libzmq itself after `principal.handshake_timeout`, so idle ones cannot hold
-//! their places.
+//! closed by libzmq itself after `principal.handshake_timeout`, so connections that never
+//! authenticate cannot hold places for long. (A client that does authenticate can hold as many
+//! as it opens, up to the cap: revoke a credential that misbehaves.)
 //!
 //! The monitor reports asynchronously: a descriptor it names may already be closed. All
 //! waiting events are read before any descriptor is acted on, so one whose close is already
-//! reported is never touched.
+//! reported is never touched; and a descriptor is shut down only while it is still a TCP
+//! socket on the port of the listener that accepted it (had libzmq closed it and the number
+//! been reused, it would be something else, or another connection just accepted there).
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -78,22 +81,27 @@ impl Monitor {
             drop(items);
             let mut accepted = Vec::new();
             for watcher in &self.watchers {
-                while let Some((event, fd)) = next_event(watcher) {
+                while let Some((event, fd, port)) = next_event(watcher) {
                     match event {
                         zmq::SocketEvent::ACCEPTED => {
                             open.insert(fd);
-                            accepted.push(fd);
+                            accepted.push((fd, port));
                         }
                         _ => {
                             open.remove(&fd);
-                            accepted.retain(|&a| a != fd);
+                            accepted.retain(|&(a, _)| a != fd);
                         }
                     }
                 }
             }
             while open.len() > self.max {
-                let Some(fd) = accepted.pop() else { break };
+                let Some((fd, port)) = accepted.pop() else {
+                    break;
+                };
                 open.remove(&fd);
+                if port.is_some() && local_port(fd) != port {
+                    continue;
+                }
                 // Ends the connection on `fd`, which libzmq still holds open (its close is not
                 // reported); libzmq then closes it itself.
                 let _ = nix::sys::socket::shutdown(fd, nix::sys::socket::Shutdown::Both);
@@ -108,10 +116,30 @@ impl Monitor {
     }
 }
 
-/// The next waiting event and the descriptor it concerns, without blocking.
-fn next_event(watcher: &zmq::Socket) -> Option<(zmq::SocketEvent, i32)> {
+/// The local TCP port of socket `fd`, if it is a TCP socket.
+fn local_port(fd: i32) -> Option<u16> {
+    use nix::sys::socket::{getsockname, SockaddrLike, SockaddrStorage};
+    let addr: SockaddrStorage = getsockname(fd).ok()?;
+    match addr.family()? {
+        nix::sys::socket::AddressFamily::Inet => addr.as_sockaddr_in().map(|a| a.port()),
+        nix::sys::socket::AddressFamily::Inet6 => addr.as_sockaddr_in6().map(|a| a.port()),
+        _ => None,
+    }
+}
+
+/// The next waiting event, the descriptor it concerns and the port of the listener's endpoint
+/// (`tcp://HOST:PORT`), without blocking.
+fn next_event(watcher: &zmq::Socket) -> Option<(zmq::SocketEvent, i32, Option<u16>)> {
     loop {
         let frames = watcher.recv_multipart(zmq::DONTWAIT).ok()?;
+        let port = frames.get(1).and_then(|e| {
+            std::str::from_utf8(e)
+                .ok()?
+                .rsplit_once(':')?
+                .1
+                .parse()
+                .ok()
+        });
         let head = frames.first()?;
         if head.len() < 6 {
             continue;
@@ -123,7 +151,7 @@ fn next_event(watcher: &zmq::Socket) -> Option<(zmq::SocketEvent, i32)> {
             event,
             zmq::SocketEvent::ACCEPTED | zmq::SocketEvent::DISCONNECTED | zmq::SocketEvent::CLOSED
         ) {
-            return Some((event, value as i32));
+            return Some((event, value as i32, port));
         }
     }
 }

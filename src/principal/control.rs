@@ -29,9 +29,16 @@ pub struct Services {
     pub reloader: ReloadHandle,
 }
 
-/// Answers `request` from `actor` (who a trigger records as its author).
-pub async fn handle(request: ControlRequest, services: &Services, actor: &str) -> Response {
-    match answer(request, services, actor).await {
+/// Who sent a request: the actor a trigger records as its author, and the audit entry a
+/// trigger stores with its run.
+pub struct Sent {
+    pub actor: String,
+    pub audit: Option<crate::protocol::control::AuditEntry>,
+}
+
+/// Answers `request`.
+pub async fn handle(request: ControlRequest, services: &Services, sent: Sent) -> Response {
+    match answer(request, services, sent).await {
         Ok(reply) => Response::Control(reply),
         Err(e) => Response::Error(e),
     }
@@ -48,7 +55,7 @@ fn store_error(e: crate::store::StoreError) -> ErrorReply {
 async fn answer(
     request: ControlRequest,
     services: &Services,
-    actor: &str,
+    sent: Sent,
 ) -> Result<ControlReply, ErrorReply> {
     let Services {
         core,
@@ -68,7 +75,8 @@ async fn answer(
                     workflow,
                     params,
                     source: trigger,
-                    by: Some(actor.to_owned()),
+                    by: Some(sent.actor),
+                    audit: sent.audit,
                 })
                 .await?;
             Ok(ControlReply::Triggered { run_id })

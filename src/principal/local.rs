@@ -1,22 +1,20 @@
 //! The local control socket: a unix socket (libzmq `ipc://`) next to the TCP API, serving
 //! every request, and a second one for the live log stream. Being able to open it is the
-//! credential: it is mode 0660, group `cdktr` when that group exists, so the file system
-//! decides who is an operator on this host, and local agents register through it with no
-//! key.
+//! credential: it is mode 0660 when it belongs to `principal.control_group` (`cdktr`), else
+//! 0600, so the file system decides who is an operator on this host, and local agents
+//! register through it with no key.
 //!
-//! libzmq creates the socket file with the process umask, so the file is bound inside a
-//! private staging directory, given its mode and group there, and only then renamed into
-//! place: nobody can connect while its permissions are still open.
+//! libzmq creates the socket file with the process umask, so the file is bound inside a fresh
+//! private staging directory (mkdtemp), given its group and mode there, and only then renamed
+//! into place: nobody can connect while its permissions are still open.
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use super::PrincipalError;
 use crate::transport::socket::context;
-
-/// The group that may use the control socket, when it exists.
-pub const GROUP: &str = "cdktr";
 
 /// A unix socket path must fit `sun_path` (108 bytes with its terminator).
 const MAX_PATH: usize = 107;
@@ -59,16 +57,23 @@ impl Drop for Bound {
     }
 }
 
+/// Whether a unix socket can be bound at `path` (and at its stream's path): `sun_path` holds
+/// 107 bytes.
+pub fn fits(path: &Path) -> bool {
+    stream_path(path).as_os_str().len() <= MAX_PATH
+}
+
 /// Binds the control socket at `path` and its stream beside it, each configured by its
-/// `options` before binding.
+/// `options` before binding, and gives both to `group` (mode 0660) when it can.
 pub fn bind(
     path: &Path,
+    group: &str,
     api_options: impl FnOnce(&zmq::Socket) -> zmq::Result<()>,
     publish_options: impl FnOnce(&zmq::Socket) -> zmq::Result<()>,
 ) -> Result<LocalSockets, PrincipalError> {
-    let (api, api_file) = bind_one(path, zmq::ROUTER, api_options)?;
+    let (api, api_file) = bind_one(path, group, zmq::ROUTER, api_options)?;
     let publish_path = stream_path(path);
-    let (publish, publish_file) = bind_one(&publish_path, zmq::PUB, publish_options)?;
+    let (publish, publish_file) = bind_one(&publish_path, group, zmq::PUB, publish_options)?;
     Ok(LocalSockets {
         api,
         publish,
@@ -87,6 +92,7 @@ pub fn endpoint(path: &Path) -> String {
 
 fn bind_one(
     path: &Path,
+    group: &str,
     kind: zmq::SocketType,
     options: impl FnOnce(&zmq::Socket) -> zmq::Result<()>,
 ) -> Result<(zmq::Socket, Bound), PrincipalError> {
@@ -107,10 +113,13 @@ fn bind_one(
         crate::runtime::files::private_dir(parent)
             .map_err(|e| fail(format!("cannot create {}: {e}", parent.display())))?;
     }
-    let staging = parent.join(format!(".cdktr-bind-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    crate::runtime::files::private_dir(&staging)
-        .map_err(|e| fail(format!("cannot create {}: {e}", staging.display())))?;
+    // mkdtemp: a new directory, 0700, that nobody could have prepared in advance.
+    let staging = nix::unistd::mkdtemp(&parent.join(".cdktr-bind-XXXXXX")).map_err(|e| {
+        fail(format!(
+            "cannot create a staging directory in {}: {e}",
+            parent.display()
+        ))
+    })?;
     let staged = staging.join("s");
     let result = (|| {
         let socket = context().socket(kind).map_err(|e| e.to_string())?;
@@ -118,9 +127,13 @@ fn bind_one(
         socket
             .bind(&endpoint(&staged))
             .map_err(|e| format!("cannot bind: {e}"))?;
-        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o660))
+        let mode = if share_with_group(&staged, group) {
+            0o660
+        } else {
+            0o600
+        };
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode))
             .map_err(|e| format!("cannot set its mode: {e}"))?;
-        share_with_group(&staged);
         std::fs::rename(&staged, path).map_err(|e| format!("cannot move it into place: {e}"))?;
         let meta = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?;
         Ok((
@@ -150,40 +163,55 @@ fn clear_stale(path: &Path) -> Result<(), String> {
              data_dir or principal.control_socket)"
                 .into(),
         ),
-        Err(_) => std::fs::remove_file(path)
+        // Only a refused connection means nobody listens: anything else (no permission, a
+        // full backlog) may be a live principal, whose socket must not be removed.
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => std::fs::remove_file(path)
             .map_err(|e| format!("cannot remove the stale socket file: {e}")),
+        Err(e) => Err(format!(
+            "cannot tell whether another principal serves it ({e}); remove it if none does"
+        )),
     }
 }
 
-/// Gives the socket to group [`GROUP`] when it exists; without it (or the right to use it)
-/// only the principal's own user can connect.
-fn share_with_group(path: &Path) {
-    let group = match nix::unistd::Group::from_name(GROUP) {
-        Ok(Some(g)) => g,
-        _ => return,
-    };
-    if let Err(e) = nix::unistd::chown(path, None, Some(group.gid)) {
-        tracing::warn!(
-            error = %e,
-            group = GROUP,
-            "the control socket stays in the principal's own group"
+/// Gives the socket to `group`; true when it belongs to that group afterwards. Without the
+/// group (or the right to use it) the socket stays the principal's user's alone.
+fn share_with_group(path: &Path, group: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(Some(group_entry)) = nix::unistd::Group::from_name(group) else {
+        tracing::info!(
+            group,
+            "no such group: the control socket is for the principal's user only (0600)"
         );
+        return false;
+    };
+    if let Err(e) = nix::unistd::chown(path, None, Some(group_entry.gid)) {
+        tracing::warn!(error = %e, group, "cannot give the control socket to its group: it is for the principal's user only (0600)");
     }
+    std::fs::metadata(path).is_ok_and(|m| m.gid() == group_entry.gid.as_raw())
 }
 
 /// The local user a peer of the control socket runs as, from libzmq's `Peer-Address` of an
 /// `ipc://` connection (`…:UID:GID:PID`, read by the kernel's `SO_PEERCRED`).
+/// Names are looked up once per uid (a lookup may ask NSS, which can be slow).
 pub fn peer_user(peer: Option<&str>) -> String {
+    static NAMES: std::sync::Mutex<BTreeMap<u32, String>> = std::sync::Mutex::new(BTreeMap::new());
     let uid = peer
         .and_then(|p| p.rsplit(':').nth(2))
         .and_then(|u| u.parse::<u32>().ok());
-    match uid {
-        Some(uid) => match nix::unistd::User::from_uid(uid.into()) {
+    let Some(uid) = uid else {
+        return "unknown".into();
+    };
+    let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
+    if names.len() > 10_000 {
+        names.clear();
+    }
+    names
+        .entry(uid)
+        .or_insert_with(|| match nix::unistd::User::from_uid(uid.into()) {
             Ok(Some(user)) => user.name,
             _ => format!("uid {uid}"),
-        },
-        None => "unknown".into(),
-    }
+        })
+        .clone()
 }
 
 #[cfg(test)]
@@ -216,7 +244,9 @@ mod tests {
         assert!(!live.exists());
 
         let long = tmp.path().join("x".repeat(120));
-        let refused = bind_one(&long, zmq::ROUTER, |_| Ok(())).err().unwrap();
+        let refused = bind_one(&long, "cdktr", zmq::ROUTER, |_| Ok(()))
+            .err()
+            .unwrap();
         assert!(refused.to_string().contains("shorter path"), "{refused}");
     }
 }

@@ -152,18 +152,28 @@ pub async fn bind(
         tcp_options(s, auth::zap::STREAM_DOMAIN)
     })?;
     monitor.start()?;
-    let local = local::bind(
-        &config.control_socket,
-        |s| server::configure(s, max_message_bytes),
-        publisher::configure,
-    )?;
+    let local = if local::fits(&config.control_socket) {
+        Some(local::bind(
+            &config.control_socket,
+            &config.control_group,
+            |s| server::configure(s, max_message_bytes),
+            publisher::configure,
+        )?)
+    } else {
+        tracing::warn!(
+            path = %config.control_socket.display(),
+            "no local control socket: its path is longer than a unix socket allows; set \
+             principal.control_socket to a shorter path"
+        );
+        None
+    };
     Ok(Sockets {
         api: api_socket,
         api_endpoint,
         publish: pub_socket,
         publish_endpoint,
         keys: security.map(|s| s.keys.clone()),
-        local: Some(local),
+        local,
     })
 }
 

@@ -255,11 +255,14 @@ fn handle_frames(mut frames: Vec<Bytes>, sender: &Sender, ctx: &Context, replier
                 scheduler: ctx.scheduler.clone(),
                 reloader: ctx.reloader.clone(),
             };
-            let actor = super::audit::actor(&caller);
             let audit = super::audit::begin(sender, &caller, &request);
+            let sent = super::control::Sent {
+                actor: super::audit::actor(&caller),
+                audit: audit.as_ref().map(|a| a.entry()),
+            };
             let store = ctx.store.clone();
             ctx.pending.spawn(async move {
-                let response = super::control::handle(request, &services, &actor).await;
+                let response = super::control::handle(request, &services, sent).await;
                 if let Some(entry) = audit {
                     entry.finish(&store, &response);
                 }

@@ -207,6 +207,16 @@ pub struct AuditEntry {
     pub outcome: String,
 }
 
+impl AuditEntry {
+    /// A trigger's entry once it queued `run_id`: stored in the same transaction as the run.
+    pub fn queued(mut self, run_id: &RunId) -> AuditEntry {
+        let params = self.detail.take().unwrap_or_default();
+        self.detail = Some(format!("run {run_id}, params {params}"));
+        self.outcome = "ok".into();
+        self
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunDetail {
     #[serde(flatten)]

@@ -46,6 +46,32 @@ pub fn without_bits(path: &Path, bits: u32) -> std::io::Result<bool> {
     Ok(true)
 }
 
+/// The user (and group) the package runs the daemons as.
+pub const SERVICE_USER: &str = "cdktr";
+
+/// Whether `path` is a unix socket this process may trust to be a principal's: owned by this
+/// user, by root or by the `cdktr` service user, in a directory others cannot write to.
+/// Anything else (a symlink, another user's socket, a world-writable directory such as /tmp)
+/// could be a planted impostor, so clients and agents never pick it on their own.
+pub fn trusted_socket(path: &Path) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    let owner = meta.uid();
+    let trusted_owner = owner == 0
+        || owner == nix::unistd::getuid().as_raw()
+        || nix::unistd::User::from_uid(owner.into())
+            .ok()
+            .flatten()
+            .is_some_and(|u| u.name == SERVICE_USER);
+    let parent_closed = path
+        .parent()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .is_some_and(|m| m.mode() & 0o002 == 0);
+    meta.file_type().is_socket() && trusted_owner && parent_closed
+}
+
 /// Open options for a private file: mode 0600 when created, and a symlink in its place is
 /// refused (`O_NOFOLLOW`) rather than followed.
 pub fn private_file() -> OpenOptions {
@@ -60,6 +86,30 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+
+    #[test]
+    fn only_a_socket_a_principal_could_have_made_is_trusted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let closed = tmp.path().join("closed");
+        private_dir(&closed).unwrap();
+        let socket = closed.join("control.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        assert!(trusted_socket(&socket), "ours, in a private directory");
+        // The same socket reached through a symlink, or in a directory anyone may write to.
+        let link = closed.join("link.sock");
+        std::os::unix::fs::symlink(&socket, &link).unwrap();
+        assert!(!trusted_socket(&link));
+        let open = tmp.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let planted = open.join("control.sock");
+        let _other = std::os::unix::net::UnixListener::bind(&planted).unwrap();
+        assert!(!trusted_socket(&planted));
+        // Not a socket at all.
+        let file = closed.join("file");
+        std::fs::write(&file, "").unwrap();
+        assert!(!trusted_socket(&file));
+    }
 
     #[test]
     fn private_files_and_dirs_are_owner_only_and_never_follow_a_symlink() {

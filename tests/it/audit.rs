@@ -58,7 +58,11 @@ fn every_action_is_audited_with_its_actor_and_runs_record_who_triggered_them() {
         "{failed}"
     );
     let reload = find("reload", true);
-    assert!(reload["actor"].as_str().unwrap().starts_with("local:"));
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .unwrap()
+        .unwrap()
+        .name;
+    assert_eq!(reload["actor"], format!("local:{user}"));
     assert_eq!(reload["peer"], "local");
     assert!(!entries.iter().any(|e| e["action"] == "status"));
     assert_eq!(audit(&["--actor", "hook", "--action", "trigger"]).len(), 2);

@@ -5,16 +5,34 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
+use cdktr::protocol::agent::AgentRequest;
 use cdktr::protocol::logs::LogEvent;
-use cdktr::transport::Client;
+use cdktr::protocol::{ErrorCode, Request};
+use cdktr::transport::{Client, ClientError};
 
 use crate::auth::secured;
 use crate::common::cluster::{start_agent, Principal};
 
+/// This process's user and primary group names.
+fn me() -> (String, String) {
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .unwrap()
+        .unwrap()
+        .name;
+    let group = nix::unistd::Group::from_gid(nix::unistd::getgid())
+        .unwrap()
+        .unwrap()
+        .name;
+    (user, group)
+}
+
 #[test]
 fn the_control_socket_serves_operators_and_local_agents_without_a_key() {
+    use std::os::unix::fs::MetadataExt;
     let ws = secured();
-    let p = Principal::start(&ws, &[], &[]);
+    let (user, group) = me();
+    // The socket's group: here this process's own group, which it may give files to.
+    let p = Principal::start(&ws, &[], &[("CDKTR_PRINCIPAL_CONTROL_GROUP", &group)]);
     let socket = ws.path().join("data/control.sock");
     let endpoint = format!("ipc://{}", socket.display());
     assert!(
@@ -23,8 +41,14 @@ fn the_control_socket_serves_operators_and_local_agents_without_a_key() {
         p.daemon.ready
     );
     for file in [socket.clone(), ws.path().join("data/control.sock.logs")] {
-        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o660, "{}", file.display());
+        let meta = std::fs::metadata(&file).unwrap();
+        assert_eq!(
+            meta.permissions().mode() & 0o777,
+            0o660,
+            "{}",
+            file.display()
+        );
+        assert_eq!(meta.gid(), nix::unistd::getgid().as_raw());
     }
 
     // The CLI finds the socket from the configuration alone, with no credential.
@@ -32,7 +56,7 @@ fn the_control_socket_serves_operators_and_local_agents_without_a_key() {
     assert_eq!(me.code, Some(0), "{}", me.stderr);
     let me = me.json();
     assert_eq!(me["role"], "operator");
-    assert!(me["name"].as_str().unwrap().starts_with("local:"), "{me}");
+    assert_eq!(me["name"], format!("local:{user}"), "{me}");
     // A local agent registers through it with no key (the workspace names web1's
     // credential for agents: over the socket it is not needed, and not used).
     let _agent = start_agent(&ws, &endpoint, "local1", 1, &[]);
@@ -52,7 +76,12 @@ fn the_control_socket_serves_operators_and_local_agents_without_a_key() {
         );
         let mut stream = client.subscribe(b"").await.unwrap();
         let mut ended = false;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while !ended {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no run end on the local stream"
+            );
             client
                 .trigger("hello", BTreeMap::new(), "api")
                 .await
@@ -67,7 +96,30 @@ fn the_control_socket_serves_operators_and_local_agents_without_a_key() {
             .await
             .is_ok();
         }
+        // An agent on the socket acts only for agents of this host.
+        let elsewhere = Request::Agent(AgentRequest::Deregister {
+            agent_id: cdktr::model::AgentId::new("web1@another-host"),
+        });
+        match client.request(elsewhere).await {
+            Err(ClientError::Remote(e)) => assert_eq!(e.code, ErrorCode::Forbidden, "{e}"),
+            other => panic!("expected forbidden, got {other:?}"),
+        }
     });
+}
+
+#[test]
+fn without_its_group_the_control_socket_is_the_principals_users_alone() {
+    let ws = secured();
+    let _p = Principal::start(
+        &ws,
+        &[],
+        &[("CDKTR_PRINCIPAL_CONTROL_GROUP", "no-such-group-here")],
+    );
+    let mode = std::fs::metadata(ws.path().join("data/control.sock"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
 }
 
 #[test]

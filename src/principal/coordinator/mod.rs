@@ -66,6 +66,8 @@ pub struct TriggerRequest {
     pub source: Option<String>,
     /// Who triggered it (the audit log's actor).
     pub by: Option<String>,
+    /// Its audit entry, stored with the queued run.
+    pub audit: Option<crate::protocol::control::AuditEntry>,
 }
 
 pub enum Msg {

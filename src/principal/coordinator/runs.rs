@@ -50,6 +50,7 @@ impl Coordinator {
             params,
             source,
             by,
+            audit,
         } = request;
         let workflow = workflow.as_str();
         let source = match source {
@@ -69,13 +70,17 @@ impl Coordinator {
             .resolve_params(&params)
             .map_err(|e| ErrorReply::invalid("params", e))?;
         let run_id = RunId::generate();
+        let audited = audit
+            .map(|entry| Write::Audit(entry.queued(&run_id)))
+            .into_iter()
+            .collect();
         let committed = self.enqueue(
             run_id.clone(),
             definition,
             params,
             (source, by),
             false,
-            Vec::new(),
+            audited,
         );
         Ok((run_id, committed))
     }

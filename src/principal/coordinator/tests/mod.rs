@@ -176,6 +176,7 @@ fn triggering(workflow: &str, source: Option<String>) -> TriggerRequest {
         params: BTreeMap::new(),
         source,
         by: Some("ops".into()),
+        audit: None,
     }
 }
 
