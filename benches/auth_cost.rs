@@ -12,9 +12,6 @@
 //! Run: `cargo bench --profile dev --bench auth_cost [-- --runs 500 --lines 200000]`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cdktr::auth::Credential;
@@ -36,64 +33,6 @@ fn arg(name: &str, default: u64) -> u64 {
 struct Figures {
     runs_per_s: f64,
     lines_per_s: f64,
-}
-
-/// Kills the daemons when the measurement ends, however it ends.
-struct Daemons(Vec<Child>);
-
-impl Drop for Daemons {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn cdktr(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new(env!("CARGO_BIN_EXE_cdktr"))
-        .current_dir(dir)
-        .args(args)
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "cdktr {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
-}
-
-fn start_agent(dir: &Path, api: &str, curve: bool) -> anyhow::Result<Child> {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cdktr-agent"));
-    cmd.current_dir(dir)
-        .args(["--principal", api, "--name", "bench"])
-        .args(["--max-concurrent-workflows", "64"])
-        .env("CDKTR_LOG", "warn")
-        .stdout(Stdio::piped());
-    if curve {
-        cmd.env("CDKTR_AGENT_CREDENTIAL", dir.join("agent.cred"));
-    }
-    let mut agent = cmd.spawn()?;
-    let stdout = agent
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let ready = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .any(|l| l.starts_with("cdktr-agent ready"));
-    anyhow::ensure!(ready, "the agent did not start");
-    Ok(agent)
-}
-
-async fn wait_idle(client: &Client) -> anyhow::Result<()> {
-    loop {
-        let s = client.status().await?;
-        if s.queue_length == 0 && s.runs_active == 0 {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn measure(curve: bool, runs: u64, lines: u64) -> anyhow::Result<Figures> {
@@ -119,13 +58,13 @@ fn measure(curve: bool, runs: u64, lines: u64) -> anyhow::Result<Figures> {
         },
     )?;
     if curve {
-        cdktr(
+        common::cdktr(
             dir,
             &[
                 "keys", "new", "ops", "--role", "operator", "--out", "ops.cred",
             ],
         )?;
-        cdktr(
+        common::cdktr(
             dir,
             &[
                 "keys",
@@ -139,8 +78,14 @@ fn measure(curve: bool, runs: u64, lines: u64) -> anyhow::Result<Figures> {
         )?;
     }
     let (principal, api) = common::start_principal(dir, &[])?;
-    let mut daemons = Daemons(vec![principal]);
-    daemons.0.push(start_agent(dir, &api, curve)?);
+    let mut daemons = common::Daemons(vec![principal]);
+    daemons.0.push(common::start_agent(
+        dir,
+        &api,
+        "bench",
+        64,
+        curve.then(|| dir.join("agent.cred")),
+    )?);
     let credential = if curve {
         Some(Credential::load(&dir.join("ops.cred"))?)
     } else {
@@ -152,7 +97,7 @@ fn measure(curve: bool, runs: u64, lines: u64) -> anyhow::Result<Figures> {
         .build()?;
     rt.block_on(async {
         let client = Client::connect_as(&api, Duration::from_secs(30), credential);
-        wait_idle(&client).await?;
+        common::wait_idle(&client).await?;
         let started = Instant::now();
         let triggered: Vec<_> = futures::stream::iter(0..runs)
             .map(|_| {
@@ -165,7 +110,7 @@ fn measure(curve: bool, runs: u64, lines: u64) -> anyhow::Result<Figures> {
         for t in triggered {
             t?;
         }
-        wait_idle(&client).await?;
+        common::wait_idle(&client).await?;
         let runs_per_s = runs as f64 / started.elapsed().as_secs_f64();
         let done = client
             .runs(Some("one".into()), Some(RunStatus::Completed), 100_000)

@@ -1,3 +1,5 @@
+#![allow(dead_code)] // each benchmark uses its own part of these helpers
+
 //! Shared by the benchmarks: a real principal process in a temp dir.
 
 use std::io::{BufRead, BufReader};
@@ -45,4 +47,71 @@ pub fn start_principal(dir: &Path, extra: &[&str]) -> anyhow::Result<(Child, Str
     }
     let api = api.ok_or_else(|| anyhow::anyhow!("no api= in the ready line"))?;
     Ok((principal, api))
+}
+
+/// Kills the daemons when the measurement ends, however it ends.
+pub struct Daemons(pub Vec<Child>);
+
+impl Drop for Daemons {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn cdktr(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new(env!("CARGO_BIN_EXE_cdktr"))
+        .current_dir(dir)
+        .args(args)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "cdktr {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// Starts `cdktr-agent` named `name` with `slots` slots against `api` (with `credential`, if
+/// any) and waits for its ready line.
+pub fn start_agent(
+    dir: &Path,
+    api: &str,
+    name: &str,
+    slots: u32,
+    credential: Option<std::path::PathBuf>,
+) -> anyhow::Result<Child> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cdktr-agent"));
+    cmd.current_dir(dir)
+        .args(["--principal", api, "--name", name])
+        .args(["--max-concurrent-workflows", &slots.to_string()])
+        .env("CDKTR_LOG", "warn")
+        .stdout(Stdio::piped());
+    if let Some(credential) = credential {
+        cmd.env("CDKTR_AGENT_CREDENTIAL", credential);
+    }
+    let mut agent = cmd.spawn()?;
+    let stdout = agent
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let ready = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("cdktr-agent ready"));
+    anyhow::ensure!(ready, "the agent did not start");
+    Ok(agent)
+}
+
+/// Waits until nothing is queued or running.
+pub async fn wait_idle(client: &cdktr::transport::Client) -> anyhow::Result<()> {
+    loop {
+        let s = client.status().await?;
+        if s.queue_length == 0 && s.runs_active == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

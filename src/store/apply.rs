@@ -35,6 +35,12 @@ pub fn replay(conn: &Connection, journal: &Journal) -> Result<usize, StoreError>
     Ok(count)
 }
 
+/// Runs one statement, prepared once per connection: the store's statements are few and
+/// fixed, and DuckDB's parsing and planning cost more than executing them.
+fn exec(conn: &Connection, sql: &str, params: impl duckdb::Params) -> Result<usize, duckdb::Error> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
 pub fn ts(t: &DateTime<Utc>) -> Value {
     Value::Timestamp(TimeUnit::Microsecond, t.timestamp_micros())
 }
@@ -54,8 +60,9 @@ pub fn apply(
         .try_for_each(|writes| apply_in_transaction(conn, writes))
         .and_then(|()| match journal_marker {
             Some(marker) => {
-                conn.execute("DELETE FROM meta WHERE key = 'journal_applied'", [])?;
-                conn.execute(
+                exec(conn, "DELETE FROM meta WHERE key = 'journal_applied'", [])?;
+                exec(
+                    conn,
                     "INSERT INTO meta (key, value) VALUES ('journal_applied', ?)",
                     [marker],
                 )?;
@@ -77,7 +84,8 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
     for w in writes {
         match w {
             Write::RunQueued(r) => {
-                conn.execute(
+                exec(
+                    conn,
                     "INSERT INTO runs (run_id, workflow_id, trigger, status, queued_at, attempt, \
                      last_seq, params, definition, triggered_by) \
                      VALUES (?, ?, ?, 'QUEUED', ?, 0, 0, ?, ?, ?)",
@@ -91,13 +99,15 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
                         r.triggered_by
                     ],
                 )?;
-                conn.execute(
+                exec(
+                    conn,
                     "INSERT INTO transitions (run_id, task_id, attempt, status, ts) \
                      VALUES (?, NULL, 0, 'QUEUED', ?)",
                     params![r.run_id.as_str(), ts(&r.queued_at)],
                 )?;
                 for task in &r.tasks {
-                    conn.execute(
+                    exec(
+                        conn,
                         "INSERT INTO task_runs (run_id, task_id, attempt, status) \
                          VALUES (?, ?, 0, 'PENDING')",
                         params![r.run_id.as_str(), task.as_str()],
@@ -115,7 +125,8 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
             } => {
                 if *status == crate::model::RunStatus::Queued {
                     // Queued again: the attempt that was assigned never started.
-                    conn.execute(
+                    exec(
+                        conn,
                         "UPDATE runs SET status = 'QUEUED', started_at = NULL, agent_id = NULL, \
                          token = NULL, attempt = ?, last_seq = 0 WHERE run_id = ?",
                         params![attempt, run_id.as_str()],
@@ -123,7 +134,8 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
                 } else {
                     let started = (*status == crate::model::RunStatus::Running).then_some(at);
                     let finished = status.is_terminal().then_some(at);
-                    conn.execute(
+                    exec(
+                        conn,
                         "UPDATE runs SET status = ?, started_at = coalesce(?, started_at), \
                          finished_at = coalesce(?, finished_at), agent_id = coalesce(?, agent_id), \
                          token = coalesce(?, token), attempt = ?, last_seq = CASE WHEN attempt = ? THEN last_seq ELSE 0 END \
@@ -140,14 +152,16 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
                         ],
                     )?;
                 }
-                conn.execute(
+                exec(
+                    conn,
                     "INSERT INTO transitions (run_id, task_id, attempt, status, ts, reason) \
                      VALUES (?, NULL, ?, ?, ?, ?)",
                     params![run_id.as_str(), attempt, status.as_str(), ts(at), reason],
                 )?;
             }
             Write::RunSeq { run_id, last_seq } => {
-                conn.execute(
+                exec(
+                    conn,
                     "UPDATE runs SET last_seq = greatest(last_seq, ?) WHERE run_id = ?",
                     params![saturating_i64(*last_seq), run_id.as_str()],
                 )?;
@@ -163,7 +177,8 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
             } => {
                 let started = (*status == crate::model::TaskStatus::Running).then_some(at);
                 let finished = status.is_terminal().then_some(at);
-                conn.execute(
+                exec(
+                    conn,
                     "UPDATE task_runs SET status = ?, attempt = ?, \
                      started_at = coalesce(?, started_at), finished_at = coalesce(?, finished_at), \
                      exit_code = coalesce(?, exit_code), reason = coalesce(?, reason) \
@@ -179,7 +194,8 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
                         task_id.as_str()
                     ],
                 )?;
-                conn.execute(
+                exec(
+                    conn,
                     "INSERT INTO transitions (run_id, task_id, attempt, status, ts, reason) \
                      VALUES (?, ?, ?, ?, ?, ?)",
                     params![
@@ -206,7 +222,8 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
                 ])?;
             }
             Write::Slot(r) => {
-                conn.execute(
+                exec(
+                        conn,
                     "INSERT INTO schedule_slots (workflow_id, slot, fate, run_id, note, recorded_at) \
                      VALUES (?, ?, ?, ?, ?, ?)",
                     params![
@@ -218,12 +235,14 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
                         ts(&r.recorded_at)
                     ],
                 )?;
-                let updated = conn.execute(
+                let updated = exec(
+                        conn,
                     "UPDATE schedules SET last_slot = greatest(coalesce(last_slot, ?), ?) WHERE workflow_id = ?",
                     params![ts(&r.slot), ts(&r.slot), r.workflow_id.as_str()],
                 )?;
                 if updated == 0 {
-                    conn.execute(
+                    exec(
+                        conn,
                         "INSERT INTO schedules (workflow_id, last_slot, paused) VALUES (?, ?, false)",
                         params![r.workflow_id.as_str(), ts(&r.slot)],
                     )?;
@@ -234,7 +253,8 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
                 agent,
                 reason,
             } => {
-                conn.execute(
+                exec(
+                    conn,
                     "INSERT INTO late_records (run_id, attempt, seq, agent_id, ts, event, reason, \
                      received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     params![
@@ -254,19 +274,22 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
                 workflow_id,
                 paused,
             } => {
-                let updated = conn.execute(
+                let updated = exec(
+                    conn,
                     "UPDATE schedules SET paused = ? WHERE workflow_id = ?",
                     params![paused, workflow_id.as_str()],
                 )?;
                 if updated == 0 {
-                    conn.execute(
+                    exec(
+                        conn,
                         "INSERT INTO schedules (workflow_id, last_slot, paused) VALUES (?, NULL, ?)",
                         params![workflow_id.as_str(), paused],
                     )?;
                 }
             }
             Write::Audit(a) => {
-                conn.execute(
+                exec(
+                    conn,
                     "INSERT INTO audit (ts, actor, role, peer, action, target, detail, outcome) \
                      VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     params![
@@ -289,7 +312,8 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
                 state,
                 ts: at,
             } => {
-                let updated = conn.execute(
+                let updated = exec(
+                    conn,
                     "UPDATE agents SET host = ?, slots = ?, version = ?, state = ?, last_seen = ? \
                      WHERE agent_id = ?",
                     params![
@@ -302,7 +326,8 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
                     ],
                 )?;
                 if updated == 0 {
-                    conn.execute(
+                    exec(
+                        conn,
                         "INSERT INTO agents (agent_id, host, slots, version, state, first_seen, \
                          last_seen) VALUES (?, ?, ?, ?, ?, ?, ?)",
                         params![

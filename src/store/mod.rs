@@ -117,6 +117,8 @@ impl Store {
         }
         let existed = path.exists();
         let conn = duckdb::Connection::open(path).map_err(|e| open_err(Box::new(e)))?;
+        // Every statement the store runs is prepared once (see `apply::exec`).
+        conn.set_prepared_statement_cache_capacity(64);
         restrict(path, existed);
         schema::migrate(&conn).map_err(|e| open_err(Box::new(e)))?;
         let journal = journal::Journal::beside(path);

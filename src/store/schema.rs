@@ -9,7 +9,7 @@ use duckdb::Connection;
 
 use super::StoreError;
 
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const V1: &str = "
 CREATE TABLE runs (
@@ -115,6 +115,13 @@ CREATE TABLE audit (
 ALTER TABLE runs ADD COLUMN triggered_by VARCHAR;
 ";
 
+/// Version 5: indexes for the point updates every run makes (by run id), which otherwise scan
+/// the whole history.
+const V5: &str = "
+CREATE INDEX runs_run_id ON runs (run_id);
+CREATE INDEX task_runs_run_id ON task_runs (run_id);
+";
+
 pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL)",
@@ -130,7 +137,7 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
              upgrade cdktr or point it at another file"
         )));
     }
-    let migrations: [&str; 4] = [V1, V2, V3, V4];
+    let migrations: [&str; 5] = [V1, V2, V3, V4, V5];
     for (index, sql) in migrations.iter().enumerate() {
         let version = index as i64 + 1;
         if version <= current {

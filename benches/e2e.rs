@@ -1,0 +1,377 @@
+//! The end-to-end benchmark: real principal and agent processes on loopback, every figure of
+//! the speed targets this harness can measure, printed as a table and as JSON.
+//!
+//! Run it on an optimised build of this crate (the dependencies, DuckDB included, are already
+//! optimised by `[profile.dev.package."*"]`, so this rebuilds only cdktr, about 3 minutes):
+//!
+//! ```sh
+//! CARGO_PROFILE_DEV_OPT_LEVEL=3 cargo bench --profile dev --bench e2e -- [--runs 5000]
+//! ```
+//!
+//! Figures: throughput with one 64-slot agent (and the principal's CPU per run) and with ten
+//! 8-slot agents; trigger -> task started (p50/p99, idle system); `cdktr run --wait` wall time
+//! (CLI process included); log ingest with 8 tasks printing as fast as they can (lines/s
+//! stored, lines lost); idle RSS of a principal with 1,000 workflows and of an agent; time
+//! from start to READY with 1,000 workflow files. See BENCHMARKS.md for the last results.
+
+use std::collections::BTreeMap;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use cdktr::model::RunStatus;
+use cdktr::transport::{Client, LogPage, LogQuery};
+use futures::StreamExt;
+
+#[path = "common/mod.rs"]
+mod common;
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One printed figure: name, value, unit, target, whether it is met.
+struct Figure {
+    name: String,
+    value: f64,
+    unit: &'static str,
+    target: String,
+    met: bool,
+}
+
+fn figure(
+    name: impl Into<String>,
+    value: f64,
+    unit: &'static str,
+    target: &str,
+    met: bool,
+) -> Figure {
+    Figure {
+        name: name.into(),
+        value,
+        unit,
+        target: target.into(),
+        met,
+    }
+}
+
+/// CPU time (user + system) a process has used, from `/proc/PID/stat`.
+fn cpu_seconds(child: &Child) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
+}
+
+/// Resident memory of a process in MB, from `/proc/PID/status`.
+fn rss_mb(child: &Child) -> f64 {
+    std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn workspace(workflows: &[(&str, String)]) -> anyhow::Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    std::fs::create_dir_all(dir.path().join("wf"))?;
+    for (name, text) in workflows {
+        std::fs::write(dir.path().join(format!("wf/{name}.yml")), text)?;
+    }
+    Ok(dir)
+}
+
+fn one_task(script: &str) -> String {
+    format!("name: W\ntasks:\n  t: {{name: T, config: !Shell {{script: \"{script}\"}}}}\n")
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// `runs` runs of `true` triggered 32 at a time; runs/s until all COMPLETED, and the
+/// principal's CPU per run.
+fn throughput(runs: u64, agents: u32, slots: u32) -> anyhow::Result<(f64, f64)> {
+    let dir = workspace(&[("one", one_task("true"))])?;
+    let (principal, api) = common::start_principal(dir.path(), &[])?;
+    let mut daemons = common::Daemons(vec![principal]);
+    for i in 0..agents {
+        daemons.0.push(common::start_agent(
+            dir.path(),
+            &api,
+            &format!("a{i}"),
+            slots,
+            None,
+        )?);
+    }
+    runtime()?.block_on(async {
+        let client = Client::connect(&api, Duration::from_secs(30));
+        common::wait_idle(&client).await?;
+        let cpu_before = cpu_seconds(&daemons.0[0]);
+        let started = Instant::now();
+        let triggered: Vec<_> = futures::stream::iter(0..runs)
+            .map(|_| {
+                let client = client.clone();
+                async move { client.trigger("one", BTreeMap::new(), "api").await }
+            })
+            .buffer_unordered(32)
+            .collect()
+            .await;
+        for t in triggered {
+            t?;
+        }
+        common::wait_idle(&client).await?;
+        let elapsed = started.elapsed().as_secs_f64();
+        let cpu = cpu_seconds(&daemons.0[0]) - cpu_before;
+        let done = client
+            .runs(Some("one".into()), Some(RunStatus::Completed), 100_000)
+            .await?;
+        anyhow::ensure!(
+            done.len() as u64 == runs,
+            "{} of {runs} runs COMPLETED",
+            done.len()
+        );
+        Ok((runs as f64 / elapsed, cpu * 1000.0 / runs as f64))
+    })
+}
+
+/// Trigger -> the task's first instruction, one run at a time on an idle system (ms).
+fn trigger_to_start(samples: usize) -> anyhow::Result<Vec<f64>> {
+    let dir = workspace(&[("stamp", one_task("date +%s%N"))])?;
+    let (principal, api) = common::start_principal(dir.path(), &["--with-agent"])?;
+    let _daemons = common::Daemons(vec![principal]);
+    runtime()?.block_on(async {
+        let client = Client::connect(&api, Duration::from_secs(30));
+        common::wait_idle(&client).await?;
+        let mut lags = Vec::new();
+        for _ in 0..samples {
+            let sent = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+            let run_id = client.trigger("stamp", BTreeMap::new(), "api").await?;
+            common::wait_idle(&client).await?;
+            let query = LogQuery::Run {
+                run_id: run_id.to_string(),
+                task: None,
+            };
+            let LogPage { lines, .. } = client.logs(&query, None).await?;
+            let started: i64 = lines
+                .first()
+                .and_then(|l| l.line.trim().parse().ok())
+                .ok_or_else(|| anyhow::anyhow!("no time stamp from run {run_id}"))?;
+            lags.push((started - sent) as f64 / 1e6);
+        }
+        lags.sort_by(f64::total_cmp);
+        Ok(lags)
+    })
+}
+
+/// Wall time of `cdktr run W --wait` for a one-task `true` workflow (ms), CLI included.
+fn run_wait(samples: usize) -> anyhow::Result<Vec<f64>> {
+    let dir = workspace(&[("one", one_task("true"))])?;
+    let (principal, api) = common::start_principal(dir.path(), &["--with-agent"])?;
+    let _daemons = common::Daemons(vec![principal]);
+    let mut walls = Vec::new();
+    for _ in 0..samples {
+        let started = Instant::now();
+        common::cdktr(dir.path(), &["--principal", &api, "run", "one", "--wait"])?;
+        walls.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    walls.sort_by(f64::total_cmp);
+    Ok(walls)
+}
+
+/// Eight tasks printing `lines` lines each as fast as they can: stored lines/s, lines lost.
+fn ingest(lines: u64) -> anyhow::Result<(f64, u64)> {
+    let mut wf = String::from("name: Chatty\ntasks:\n");
+    for i in 0..8 {
+        wf.push_str(&format!(
+            "  t{i}: {{name: T{i}, config: !Shell {{script: \"seq 1 {lines}\"}}}}\n"
+        ));
+    }
+    let dir = workspace(&[("chatty", wf)])?;
+    let (principal, api) = common::start_principal(dir.path(), &["--with-agent"])?;
+    let _daemons = common::Daemons(vec![principal]);
+    runtime()?.block_on(async {
+        let client = Client::connect(&api, Duration::from_secs(30));
+        let started = Instant::now();
+        let run_id = client.trigger("chatty", BTreeMap::new(), "api").await?;
+        common::wait_idle(&client).await?;
+        let rate = (8 * lines) as f64 / started.elapsed().as_secs_f64();
+        let query = LogQuery::Run {
+            run_id: run_id.to_string(),
+            task: None,
+        };
+        let (mut stored, mut after) = (0u64, None);
+        loop {
+            let page = client.logs(&query, after).await?;
+            stored += page.lines.len() as u64;
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        Ok((rate, (8 * lines).saturating_sub(stored)))
+    })
+}
+
+/// A principal with 1,000 workflow files: ms from start to READY, and its idle RSS (MB); and
+/// an idle agent's RSS.
+fn thousand_workflows() -> anyhow::Result<(f64, f64, f64)> {
+    let workflows: Vec<(String, String)> = (0..1000)
+        .map(|i| (format!("w{i:04}"), one_task("echo hi")))
+        .collect();
+    let refs: Vec<(&str, String)> = workflows
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.clone()))
+        .collect();
+    let dir = workspace(&refs)?;
+    let started = Instant::now();
+    let (principal, api) = common::start_principal(dir.path(), &[])?;
+    let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let mut daemons = common::Daemons(vec![principal]);
+    daemons
+        .0
+        .push(common::start_agent(dir.path(), &api, "idle", 4, None)?);
+    std::thread::sleep(Duration::from_secs(3)); // idle: what it holds after settling
+    Ok((ready_ms, rss_mb(&daemons.0[0]), rss_mb(&daemons.0[1])))
+}
+
+fn main() -> anyhow::Result<()> {
+    let runs = arg("--runs", 5000);
+    let lines = arg("--lines", 100_000);
+    let mut figures = Vec::new();
+    eprintln!("throughput, one agent of 64 slots, {runs} runs...");
+    let (rate, cpu) = throughput(runs, 1, 64)?;
+    figures.push(figure(
+        "throughput, 1 agent x 64 slots",
+        rate,
+        "runs/s",
+        ">= 300",
+        rate >= 300.0,
+    ));
+    figures.push(figure("principal CPU per run", cpu, "ms", "reported", true));
+    eprintln!("throughput, ten agents of 8 slots...");
+    let (rate, _) = throughput(runs, 10, 8)?;
+    figures.push(figure(
+        "throughput, 10 agents x 8 slots",
+        rate,
+        "runs/s",
+        ">= 300",
+        rate >= 300.0,
+    ));
+    eprintln!("trigger -> start...");
+    let lags = trigger_to_start(100)?;
+    let (p50, p99) = (percentile(&lags, 0.5), percentile(&lags, 0.99));
+    figures.push(figure(
+        "trigger -> task start p50",
+        p50,
+        "ms",
+        "<= 5",
+        p50 <= 5.0,
+    ));
+    figures.push(figure(
+        "trigger -> task start p99",
+        p99,
+        "ms",
+        "<= 25",
+        p99 <= 25.0,
+    ));
+    eprintln!("cdktr run --wait...");
+    let walls = run_wait(20)?;
+    let wall = percentile(&walls, 0.5);
+    figures.push(figure(
+        "`cdktr run --wait` wall p50",
+        wall,
+        "ms",
+        "<= 50",
+        wall <= 50.0,
+    ));
+    eprintln!("log ingest, 8 tasks x {lines} lines...");
+    let (rate, lost) = ingest(lines)?;
+    figures.push(figure(
+        "log ingest, 8 tasks",
+        rate,
+        "lines/s",
+        ">= 100000",
+        rate >= 100_000.0,
+    ));
+    figures.push(figure(
+        "log lines lost",
+        lost as f64,
+        "lines",
+        "0",
+        lost == 0,
+    ));
+    eprintln!("1,000 workflows...");
+    let (ready, principal_rss, agent_rss) = thousand_workflows()?;
+    figures.push(figure(
+        "start -> READY, 1,000 files",
+        ready,
+        "ms",
+        "<= 500",
+        ready <= 500.0,
+    ));
+    figures.push(figure(
+        "principal RSS idle, 1,000 workflows",
+        principal_rss,
+        "MB",
+        "<= 40",
+        principal_rss <= 40.0,
+    ));
+    figures.push(figure(
+        "agent RSS idle",
+        agent_rss,
+        "MB",
+        "<= 15",
+        agent_rss <= 15.0,
+    ));
+
+    println!(
+        "{:<40} {:>12} {:<8} {:>10}  met",
+        "figure", "value", "unit", "target"
+    );
+    for f in &figures {
+        println!(
+            "{:<40} {:>12.1} {:<8} {:>10}  {}",
+            f.name,
+            f.value,
+            f.unit,
+            f.target,
+            if f.met { "yes" } else { "NO" }
+        );
+    }
+    let json: Vec<_> = figures
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "figure": f.name, "value": f.value, "unit": f.unit,
+                "target": f.target, "met": f.met,
+            })
+        })
+        .collect();
+    println!(
+        "{}",
+        serde_json::json!({ "runs": runs, "lines": lines, "figures": json })
+    );
+    Ok(())
+}
