@@ -80,7 +80,16 @@ pub fn apply(
 }
 
 fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckdb::Error> {
+    // Insert-only tables take rows through appenders (rows nothing in the same batch reads
+    // back); `runs` and `task_runs` rows are updated later, possibly in the same batch, so
+    // they are inserted with statements.
     let mut logs = conn.appender("logs")?;
+    let mut transitions = conn.appender("transitions")?;
+    // A task's row changes, merged per task and applied once after every insert of the batch
+    // (a fast task's RUNNING and COMPLETED usually arrive together).
+    let mut task_rows: Vec<((String, String), TaskRow)> = Vec::new();
+    let mut task_index: std::collections::HashMap<(String, String), usize> =
+        std::collections::HashMap::new();
     for w in writes {
         match w {
             Write::RunQueued(r) => {
@@ -99,12 +108,14 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
                         r.triggered_by
                     ],
                 )?;
-                exec(
-                    conn,
-                    "INSERT INTO transitions (run_id, task_id, attempt, status, ts) \
-                     VALUES (?, NULL, 0, 'QUEUED', ?)",
-                    params![r.run_id.as_str(), ts(&r.queued_at)],
-                )?;
+                transitions.append_row(params![
+                    r.run_id.as_str(),
+                    None::<&str>,
+                    0,
+                    "QUEUED",
+                    ts(&r.queued_at),
+                    None::<&str>
+                ])?;
                 for task in &r.tasks {
                     exec(
                         conn,
@@ -152,12 +163,14 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
                         ],
                     )?;
                 }
-                exec(
-                    conn,
-                    "INSERT INTO transitions (run_id, task_id, attempt, status, ts, reason) \
-                     VALUES (?, NULL, ?, ?, ?, ?)",
-                    params![run_id.as_str(), attempt, status.as_str(), ts(at), reason],
-                )?;
+                transitions.append_row(params![
+                    run_id.as_str(),
+                    None::<&str>,
+                    attempt,
+                    status.as_str(),
+                    ts(at),
+                    reason
+                ])?;
             }
             Write::RunSeq { run_id, last_seq } => {
                 exec(
@@ -175,38 +188,29 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
                 exit_code,
                 reason,
             } => {
-                let started = (*status == crate::model::TaskStatus::Running).then_some(at);
-                let finished = status.is_terminal().then_some(at);
-                exec(
-                    conn,
-                    "UPDATE task_runs SET status = ?, attempt = ?, \
-                     started_at = coalesce(?, started_at), finished_at = coalesce(?, finished_at), \
-                     exit_code = coalesce(?, exit_code), reason = coalesce(?, reason) \
-                     WHERE run_id = ? AND task_id = ?",
-                    params![
-                        status.as_str(),
-                        attempt,
-                        opt_ts(started),
-                        opt_ts(finished),
-                        exit_code,
-                        reason,
-                        run_id.as_str(),
-                        task_id.as_str()
-                    ],
-                )?;
-                exec(
-                    conn,
-                    "INSERT INTO transitions (run_id, task_id, attempt, status, ts, reason) \
-                     VALUES (?, ?, ?, ?, ?, ?)",
-                    params![
-                        run_id.as_str(),
-                        task_id.as_str(),
-                        attempt,
-                        status.as_str(),
-                        ts(at),
-                        reason
-                    ],
-                )?;
+                let started = (*status == crate::model::TaskStatus::Running).then_some(*at);
+                let finished = status.is_terminal().then_some(*at);
+                let key = (run_id.as_str().to_owned(), task_id.as_str().to_owned());
+                let index = *task_index.entry(key.clone()).or_insert_with(|| {
+                    task_rows.push((key, TaskRow::default()));
+                    task_rows.len() - 1
+                });
+                task_rows[index].1.merge(TaskRow {
+                    status: Some(status.as_str()),
+                    attempt: *attempt,
+                    started,
+                    finished,
+                    exit_code: *exit_code,
+                    reason: reason.clone(),
+                });
+                transitions.append_row(params![
+                    run_id.as_str(),
+                    task_id.as_str(),
+                    attempt,
+                    status.as_str(),
+                    ts(at),
+                    reason
+                ])?;
             }
             Write::Log(l) => {
                 logs.append_row(params![
@@ -344,8 +348,52 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
             }
         }
     }
+    for ((run_id, task_id), row) in &task_rows {
+        exec(
+            conn,
+            "UPDATE task_runs SET status = ?, attempt = ?, \
+             started_at = coalesce(?, started_at), finished_at = coalesce(?, finished_at), \
+             exit_code = coalesce(?, exit_code), reason = coalesce(?, reason) \
+             WHERE run_id = ? AND task_id = ?",
+            params![
+                row.status,
+                row.attempt,
+                opt_ts(row.started.as_ref()),
+                opt_ts(row.finished.as_ref()),
+                row.exit_code,
+                row.reason,
+                run_id,
+                task_id
+            ],
+        )?;
+    }
     logs.flush()?;
+    transitions.flush()?;
     Ok(())
+}
+
+/// The changes of one `task_runs` row within a batch. Applying the merge once equals applying
+/// each change in order: the last status and attempt win, and each nullable column keeps the
+/// last value given (the update keeps the stored one where none was).
+#[derive(Default)]
+struct TaskRow {
+    status: Option<&'static str>,
+    attempt: u32,
+    started: Option<DateTime<Utc>>,
+    finished: Option<DateTime<Utc>>,
+    exit_code: Option<i32>,
+    reason: Option<String>,
+}
+
+impl TaskRow {
+    fn merge(&mut self, later: TaskRow) {
+        self.status = later.status.or(self.status);
+        self.attempt = later.attempt;
+        self.started = later.started.or(self.started);
+        self.finished = later.finished.or(self.finished);
+        self.exit_code = later.exit_code.or(self.exit_code);
+        self.reason = later.reason.or(self.reason.take());
+    }
 }
 
 /// Counters are validated at the protocol edge (`protocol::storable`); this only keeps a

@@ -301,3 +301,49 @@ async fn a_journal_left_by_a_crash_is_replayed_once() {
     let (store, _guard) = Store::open(&path).unwrap();
     assert_eq!(store.count("logs").await.unwrap(), 2);
 }
+
+/// A task's changes in one batch land as if applied one by one, and the row is inserted
+/// first even when its run is queued in the same batch.
+#[tokio::test]
+async fn a_tasks_changes_in_one_batch_merge_into_the_same_row_as_one_by_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, guard) = Store::open(&tmp.path().join("db.duckdb")).unwrap();
+    let t0 = Utc::now();
+    let t1 = t0 + chrono::Duration::milliseconds(5);
+    let task = |name: &str, status, at, exit_code, reason: Option<&str>| Write::Task {
+        run_id: RunId::new("r1"),
+        task_id: TaskId::new(name),
+        attempt: 1,
+        status,
+        ts: at,
+        exit_code,
+        reason: reason.map(str::to_owned),
+    };
+    store
+        .write(vec![
+            Write::RunQueued(new_run("r1", "wf")),
+            task("a", TaskStatus::Running, t0, None, None),
+            task("b", TaskStatus::Running, t0, None, None),
+            task("a", TaskStatus::Failed, t1, Some(3), Some("exit 3")),
+        ])
+        .await
+        .unwrap();
+    // b finishes in a later batch: the stored start stays.
+    store
+        .write(vec![task("b", TaskStatus::Completed, t1, Some(0), None)])
+        .await
+        .unwrap();
+    let run = store.get_run("r1").await.unwrap().unwrap();
+    let ms = |t: chrono::DateTime<Utc>| t.timestamp_micros();
+    let a = &run.tasks[0];
+    assert_eq!((a.status, a.exit_code), (TaskStatus::Failed, Some(3)));
+    assert_eq!(a.reason.as_deref(), Some("exit 3"));
+    assert_eq!(a.started_at.map(ms), Some(ms(t0)));
+    assert_eq!(a.finished_at.map(ms), Some(ms(t1)));
+    let b = &run.tasks[1];
+    assert_eq!((b.status, b.exit_code), (TaskStatus::Completed, Some(0)));
+    assert_eq!(b.started_at.map(ms), Some(ms(t0)));
+    assert_eq!(store.count("transitions").await.unwrap(), 5);
+    drop(store);
+    guard.close();
+}

@@ -267,7 +267,9 @@ impl Coordinator {
             }
         }
         for ((run_id, attempt), up_to) in &acks {
-            if self.runs.get(run_id).is_some_and(|r| r.attempt == *attempt) {
+            // A run that finished here needs no cursor: nothing of it is replayed any more.
+            let active = self.runs.get(run_id).is_some_and(|r| r.attempt == *attempt);
+            if active && !finished.contains(run_id) {
                 writes.push(Write::RunSeq {
                     run_id: run_id.clone(),
                     last_seq: *up_to,
