@@ -256,101 +256,124 @@ fn thousand_workflows() -> anyhow::Result<(f64, f64, f64)> {
     Ok((ready_ms, rss_mb(&daemons.0[0]), rss_mb(&daemons.0[1])))
 }
 
+/// Whether a group of figures is wanted: all by default, or those named by `--only NAME`
+/// (throughput, start, wait, ingest, workflows).
+fn wanted(group: &str) -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    match args.iter().position(|a| a == "--only") {
+        Some(i) => args.get(i + 1).is_some_and(|g| g == group),
+        None => true,
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let runs = arg("--runs", 5000);
     let lines = arg("--lines", 100_000);
-    let mut figures = Vec::new();
-    eprintln!("throughput, one agent of 64 slots, {runs} runs...");
-    let (rate, cpu) = throughput(runs, 1, 64)?;
-    figures.push(figure(
-        "throughput, 1 agent x 64 slots",
-        rate,
-        "runs/s",
-        ">= 300",
-        rate >= 300.0,
-    ));
-    figures.push(figure("principal CPU per run", cpu, "ms", "reported", true));
-    eprintln!("throughput, ten agents of 8 slots...");
-    let (rate, _) = throughput(runs, 10, 8)?;
-    figures.push(figure(
-        "throughput, 10 agents x 8 slots",
-        rate,
-        "runs/s",
-        ">= 300",
-        rate >= 300.0,
-    ));
-    eprintln!("trigger -> start...");
-    let lags = trigger_to_start(100)?;
-    let (p50, p99) = (percentile(&lags, 0.5), percentile(&lags, 0.99));
-    figures.push(figure(
-        "trigger -> task start p50",
-        p50,
-        "ms",
-        "<= 5",
-        p50 <= 5.0,
-    ));
-    figures.push(figure(
-        "trigger -> task start p99",
-        p99,
-        "ms",
-        "<= 25",
-        p99 <= 25.0,
-    ));
-    eprintln!("cdktr run --wait...");
-    let walls = run_wait(20)?;
-    let wall = percentile(&walls, 0.5);
-    figures.push(figure(
-        "`cdktr run --wait` wall p50",
-        wall,
-        "ms",
-        "<= 50",
-        wall <= 50.0,
-    ));
-    eprintln!("log ingest, 8 tasks x {lines} lines...");
-    let (rate, lost) = ingest(lines)?;
-    figures.push(figure(
-        "log ingest, 8 tasks",
-        rate,
-        "lines/s",
-        ">= 100000",
-        rate >= 100_000.0,
-    ));
-    figures.push(figure(
-        "log lines lost",
-        lost as f64,
-        "lines",
-        "0",
-        lost == 0,
-    ));
-    eprintln!("1,000 workflows...");
-    let (ready, principal_rss, agent_rss) = thousand_workflows()?;
-    figures.push(figure(
-        "start -> READY, 1,000 files",
-        ready,
-        "ms",
-        "<= 500",
-        ready <= 500.0,
-    ));
-    figures.push(figure(
-        "principal RSS idle, 1,000 workflows",
-        principal_rss,
-        "MB",
-        "<= 40",
-        principal_rss <= 40.0,
-    ));
-    figures.push(figure(
-        "agent RSS idle",
-        agent_rss,
-        "MB",
-        "<= 15",
-        agent_rss <= 15.0,
-    ));
+    let mut f = Vec::new();
+    if wanted("throughput") {
+        eprintln!("throughput, one agent of 64 slots, {runs} runs...");
+        let (rate, cpu) = throughput(runs, 1, 64)?;
+        f.push(figure(
+            "throughput, 1 agent x 64 slots",
+            rate,
+            "runs/s",
+            ">= 300",
+            rate >= 300.0,
+        ));
+        f.push(figure("principal CPU per run", cpu, "ms", "reported", true));
+        eprintln!("throughput, ten agents of 8 slots...");
+        let (rate, _) = throughput(runs, 10, 8)?;
+        f.push(figure(
+            "throughput, 10 agents x 8 slots",
+            rate,
+            "runs/s",
+            ">= 300",
+            rate >= 300.0,
+        ));
+    }
+    if wanted("start") {
+        eprintln!("trigger -> start...");
+        let lags = trigger_to_start(100)?;
+        let (p50, p99) = (percentile(&lags, 0.5), percentile(&lags, 0.99));
+        f.push(figure(
+            "trigger -> task start p50",
+            p50,
+            "ms",
+            "<= 5",
+            p50 <= 5.0,
+        ));
+        f.push(figure(
+            "trigger -> task start p99",
+            p99,
+            "ms",
+            "<= 25",
+            p99 <= 25.0,
+        ));
+    }
+    if wanted("wait") {
+        eprintln!("cdktr run --wait...");
+        let wall = percentile(&run_wait(20)?, 0.5);
+        f.push(figure(
+            "`cdktr run --wait` wall p50",
+            wall,
+            "ms",
+            "<= 50",
+            wall <= 50.0,
+        ));
+    }
+    if wanted("ingest") {
+        eprintln!("log ingest, 8 tasks x {lines} lines...");
+        let (rate, lost) = ingest(lines)?;
+        f.push(figure(
+            "log ingest, 8 tasks",
+            rate,
+            "lines/s",
+            ">= 100000",
+            rate >= 100_000.0,
+        ));
+        f.push(figure(
+            "log lines lost",
+            lost as f64,
+            "lines",
+            "0",
+            lost == 0,
+        ));
+    }
+    if wanted("workflows") {
+        eprintln!("1,000 workflows...");
+        let (ready, principal, agent) = thousand_workflows()?;
+        f.push(figure(
+            "start -> READY, 1,000 files",
+            ready,
+            "ms",
+            "<= 500",
+            ready <= 500.0,
+        ));
+        f.push(figure(
+            "principal RSS idle, 1,000 workflows",
+            principal,
+            "MB",
+            "<= 40",
+            principal <= 40.0,
+        ));
+        f.push(figure(
+            "agent RSS idle",
+            agent,
+            "MB",
+            "<= 15",
+            agent <= 15.0,
+        ));
+    }
+    print(runs, lines, &f);
+    Ok(())
+}
 
+fn print(runs: u64, lines: u64, figures: &[Figure]) {
     println!(
         "{:<40} {:>12} {:<8} {:>10}  met",
         "figure", "value", "unit", "target"
     );
-    for f in &figures {
+    for f in figures {
         println!(
             "{:<40} {:>12.1} {:<8} {:>10}  {}",
             f.name,
@@ -373,5 +396,4 @@ fn main() -> anyhow::Result<()> {
         "{}",
         serde_json::json!({ "runs": runs, "lines": lines, "figures": json })
     );
-    Ok(())
 }

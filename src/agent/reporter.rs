@@ -198,7 +198,7 @@ async fn deliver(
         };
         match reply {
             Ok(Response::Agent(AgentReply::ReportAck { acks })) => {
-                let removed = outbox.acknowledge(&acks) as u64;
+                let removed = outbox.acknowledge(&acks, sent) as u64;
                 acked.send_modify(|n| *n += removed);
                 if removed > 0 {
                     backoff = Duration::from_millis(100);

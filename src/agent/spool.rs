@@ -99,14 +99,25 @@ impl Spool {
     }
 
     /// Drops what `acks` cover and refills memory from the spool file.
-    pub fn acknowledge(&mut self, acks: &[RunAck]) -> usize {
-        let before = self.memory.len();
-        self.memory.retain(|r| {
-            !acks
-                .iter()
-                .any(|a| a.run_id == r.run_id && a.attempt == r.attempt && r.seq <= a.up_to)
-        });
-        let removed = before - self.memory.len();
+    ///
+    /// Only the oldest `sent` records can be acknowledged (nothing after them was sent, and
+    /// records are kept in the order they were made), so only those are looked at: an
+    /// acknowledgement costs the size of a report, not of everything buffered.
+    pub fn acknowledge(&mut self, acks: &[RunAck], sent: usize) -> usize {
+        let sent = sent.min(self.memory.len());
+        let kept: Vec<Record> = self
+            .memory
+            .drain(..sent)
+            .filter(|r| {
+                !acks
+                    .iter()
+                    .any(|a| a.run_id == r.run_id && a.attempt == r.attempt && r.seq <= a.up_to)
+            })
+            .collect();
+        let removed = sent - kept.len();
+        for r in kept.into_iter().rev() {
+            self.memory.push_front(r);
+        }
         if let Err(e) = self.refill() {
             tracing::error!(error = %e, path = %self.path.display(), "cannot read the spool file back");
         }
@@ -191,7 +202,7 @@ mod tests {
         while !spool.is_empty() {
             let batch: Vec<u64> = spool.in_memory().iter().map(|r| r.seq).collect();
             seen.extend(batch.iter().copied());
-            spool.acknowledge(&[ack(*batch.last().unwrap())]);
+            spool.acknowledge(&[ack(*batch.last().unwrap())], batch.len());
             // New records keep their place behind the spilled ones.
             if seen.len() == 3 {
                 spool.push(record(11));

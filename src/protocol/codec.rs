@@ -46,6 +46,13 @@ pub fn decode_request(bytes: &[u8], limit: usize) -> Result<RequestEnvelope, (u6
             },
         ));
     }
+    // The common case in one pass; anything else is parsed again, generically, to say
+    // precisely what is wrong (and with which request id).
+    if let Ok(envelope) = serde_json::from_slice::<RequestEnvelope>(bytes) {
+        if envelope.v == VERSION {
+            return Ok(envelope);
+        }
+    }
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| (0, ProtocolError::Malformed(format!("not JSON: {e}"))))?;
     let id = value.get("id").and_then(|v| v.as_u64()).unwrap_or(0);
