@@ -200,7 +200,8 @@ fn run_wait(samples: usize) -> anyhow::Result<Vec<f64>> {
     Ok(walls)
 }
 
-/// Eight tasks printing `lines` lines each as fast as they can: stored lines/s, lines lost.
+/// Eight tasks printing `lines` lines each as fast as they can, on one agent process:
+/// stored lines/s, lines lost.
 fn ingest(lines: u64) -> anyhow::Result<(f64, u64)> {
     let mut wf = String::from("name: Chatty\ntasks:\n");
     for i in 0..8 {
@@ -209,8 +210,13 @@ fn ingest(lines: u64) -> anyhow::Result<(f64, u64)> {
         ));
     }
     let dir = workspace(&[("chatty", wf)])?;
-    let (principal, api) = common::start_principal(dir.path(), &["--with-agent"])?;
-    let _daemons = common::Daemons(vec![principal]);
+    // The agent is a process of its own, as deployed: it encodes, the principal decodes and
+    // stores, each on its own core.
+    let (principal, api) = common::start_principal(dir.path(), &[])?;
+    let mut daemons = common::Daemons(vec![principal]);
+    daemons
+        .0
+        .push(common::start_agent(dir.path(), &api, "chatty", 8, None)?);
     runtime()?.block_on(async {
         let client = Client::connect(&api, Duration::from_secs(30));
         let started = Instant::now();
@@ -256,8 +262,77 @@ fn thousand_workflows() -> anyhow::Result<(f64, f64, f64)> {
     Ok((ready_ms, rss_mb(&daemons.0[0]), rss_mb(&daemons.0[1])))
 }
 
+/// History seeded straight into the store (not dispatched): `runs` finished runs, and
+/// `lines` log lines spread over 1,000 runs. The milliseconds a restarted principal takes to
+/// READY, then `runs list`, `status`, and one run's logs (a page of 5,000 lines) through the
+/// API, each the median of 5.
+fn history(runs: u64, lines: u64) -> anyhow::Result<(f64, f64, f64, f64)> {
+    let dir = workspace(&[("one", one_task("true"))])?;
+    // A first start creates the schema; stopped, the file is seeded with SQL.
+    let (mut principal, _) = common::start_principal(dir.path(), &[])?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(principal.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )?;
+    principal.wait()?;
+    let db = duckdb::Connection::open(dir.path().join("data/cdktr.duckdb"))?;
+    db.execute_batch(&format!(
+        "INSERT INTO runs (run_id, workflow_id, trigger, status, queued_at, started_at, \
+           finished_at, agent_id, attempt, last_seq, params, definition, triggered_by) \
+         SELECT printf('01SEED%020d', i), 'one', 'api', 'COMPLETED', \
+           TIMESTAMP '2026-01-01' + to_microseconds(i * 1000), \
+           TIMESTAMP '2026-01-01' + to_microseconds(i * 1000 + 10), \
+           TIMESTAMP '2026-01-01' + to_microseconds(i * 1000 + 20), \
+           'a@h', 1, 3, '{{}}', '{{}}', 'seed' FROM range({runs}) t(i);
+         INSERT INTO task_runs (run_id, task_id, attempt, status, started_at, finished_at, exit_code) \
+         SELECT run_id, 't', 1, 'COMPLETED', started_at, finished_at, 0 FROM runs;
+         INSERT INTO logs (id, run_id, workflow_id, task_id, attempt, stream, seq, ts, line) \
+         SELECT i + 1, printf('01SEED%020d', i % 1000), 'one', 't', 1, 'stdout', i // 1000 + 1, \
+           TIMESTAMP '2026-01-01' + to_microseconds(i), 'seeded line ' || i FROM range({lines}) t(i);
+         CHECKPOINT;"
+    ))?;
+    drop(db);
+    let started = Instant::now();
+    let (principal, api) = common::start_principal(dir.path(), &[])?;
+    let ready = started.elapsed().as_secs_f64() * 1000.0;
+    let _daemons = common::Daemons(vec![principal]);
+    runtime()?.block_on(async {
+        let client = Client::connect(&api, Duration::from_secs(30));
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let time = async |what: &str| -> anyhow::Result<f64> {
+            let mut samples = Vec::new();
+            for _ in 0..5 {
+                let started = Instant::now();
+                match what {
+                    "list" => drop(client.runs(None, None, 50).await?),
+                    "status" => drop(client.status().await?),
+                    _ => {
+                        let query = LogQuery::Run {
+                            run_id: format!("01SEED{:020}", 500),
+                            task: None,
+                        };
+                        let page = client.logs(&query, None).await?;
+                        anyhow::ensure!(!page.lines.is_empty(), "no seeded lines");
+                    }
+                }
+                samples.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            Ok(median(samples))
+        };
+        Ok((
+            ready,
+            time("list").await?,
+            time("status").await?,
+            time("logs").await?,
+        ))
+    })
+}
+
 /// Whether a group of figures is wanted: all by default, or those named by `--only NAME`
-/// (throughput, start, wait, ingest, workflows).
+/// (throughput, start, wait, ingest, workflows, history).
 fn wanted(group: &str) -> bool {
     let args: Vec<String> = std::env::args().collect();
     match args.iter().position(|a| a == "--only") {
@@ -362,6 +437,42 @@ fn main() -> anyhow::Result<()> {
             "MB",
             "<= 15",
             agent <= 15.0,
+        ));
+    }
+    if wanted("history") {
+        let (seeded, seeded_lines) = (
+            arg("--history-runs", 1_000_000),
+            arg("--history-lines", 10_000_000),
+        );
+        eprintln!("history: {seeded} runs and {seeded_lines} log lines seeded...");
+        let (ready, list, status, logs) = history(seeded, seeded_lines)?;
+        f.push(figure(
+            "start -> READY, 1M runs in history",
+            ready,
+            "ms",
+            "<= 1000",
+            ready <= 1000.0,
+        ));
+        f.push(figure(
+            "`runs list`, 1M runs in history",
+            list,
+            "ms",
+            "<= 200",
+            list <= 200.0,
+        ));
+        f.push(figure(
+            "`status`, 1M runs in history",
+            status,
+            "ms",
+            "<= 200",
+            status <= 200.0,
+        ));
+        f.push(figure(
+            "one run's logs among 10M lines",
+            logs,
+            "ms",
+            "<= 100",
+            logs <= 100.0,
         ));
     }
     print(runs, lines, &f);

@@ -27,6 +27,7 @@ mod publisher;
 mod reload;
 mod scheduler;
 mod server;
+mod slots;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -299,7 +300,7 @@ pub async fn run(
         reloader,
         max_message_bytes: config.max_message_bytes,
         access: access::Access::new(sockets.keys.clone()),
-        control_slots: Arc::new(tokio::sync::Semaphore::new(server::MAX_CONTROL_IN_FLIGHT)),
+        control_slots: slots::ControlSlots::new(),
         pending,
     });
     let mut servers = vec![tracker.spawn(server::serve(

@@ -22,9 +22,6 @@ use crate::store::Store;
 use crate::transport::socket::{self, Outbox};
 use crate::workflow::Catalog;
 
-/// Control requests answered at once; more get `unavailable` (busy) instead of piling up.
-pub const MAX_CONTROL_IN_FLIGHT: usize = 256;
-
 /// How long shutdown waits for requests in flight to be answered.
 const PENDING_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -87,8 +84,8 @@ pub struct Context {
     pub max_message_bytes: usize,
     /// Who may send what (everyone, when authentication is off).
     pub access: super::access::Access,
-    /// Places for control requests in flight ([`MAX_CONTROL_IN_FLIGHT`]).
-    pub control_slots: Arc<tokio::sync::Semaphore>,
+    /// Places for control requests in flight (see `slots`).
+    pub control_slots: Arc<super::slots::ControlSlots>,
     /// In-flight requests (and the coordinator's replies that wait for a commit): after a
     /// shutdown the socket stays open for their answers until they are done.
     pub pending: TaskTracker,
@@ -238,15 +235,12 @@ fn handle_frames(mut frames: Vec<Bytes>, sender: &Sender, ctx: &Context, replier
             });
         }
         Request::Control(request) => {
-            let Ok(slot) = ctx.control_slots.clone().try_acquire_owned() else {
-                replier.error(
-                    &to,
-                    ErrorCode::Unavailable,
-                    format!(
-                        "the principal is busy: {MAX_CONTROL_IN_FLIGHT} control requests are in flight; retry shortly"
-                    ),
-                );
-                return;
+            let slot = match ctx.control_slots.take(&to.identity) {
+                Ok(slot) => slot,
+                Err(busy) => {
+                    replier.error(&to, ErrorCode::Unavailable, busy);
+                    return;
+                }
             };
             let services = super::control::Services {
                 core: ctx.core.clone(),

@@ -80,34 +80,18 @@ pub fn apply(
 }
 
 fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckdb::Error> {
-    // Insert-only tables take rows through appenders (rows nothing in the same batch reads
-    // back); `runs` and `task_runs` rows are updated later, possibly in the same batch, so
-    // they are inserted with statements.
+    super::rows::insert_queued_runs(conn, writes)?;
+    // Insert-only tables take rows through appenders (nothing in the batch reads them back).
     let mut logs = conn.appender("logs")?;
     let mut transitions = conn.appender("transitions")?;
     // A task's row changes, merged per task and applied once after every insert of the batch
     // (a fast task's RUNNING and COMPLETED usually arrive together).
-    let mut task_rows: Vec<((String, String), TaskRow)> = Vec::new();
+    let mut task_rows: Vec<((String, String), super::rows::TaskRow)> = Vec::new();
     let mut task_index: std::collections::HashMap<(String, String), usize> =
         std::collections::HashMap::new();
     for w in writes {
         match w {
             Write::RunQueued(r) => {
-                exec(
-                    conn,
-                    "INSERT INTO runs (run_id, workflow_id, trigger, status, queued_at, attempt, \
-                     last_seq, params, definition, triggered_by) \
-                     VALUES (?, ?, ?, 'QUEUED', ?, 0, 0, ?, ?, ?)",
-                    params![
-                        r.run_id.as_str(),
-                        r.workflow_id.as_str(),
-                        r.trigger.as_str(),
-                        ts(&r.queued_at),
-                        r.params_json,
-                        r.definition_json,
-                        r.triggered_by
-                    ],
-                )?;
                 transitions.append_row(params![
                     r.run_id.as_str(),
                     None::<&str>,
@@ -116,14 +100,6 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
                     ts(&r.queued_at),
                     None::<&str>
                 ])?;
-                for task in &r.tasks {
-                    exec(
-                        conn,
-                        "INSERT INTO task_runs (run_id, task_id, attempt, status) \
-                         VALUES (?, ?, 0, 'PENDING')",
-                        params![r.run_id.as_str(), task.as_str()],
-                    )?;
-                }
             }
             Write::Run {
                 run_id,
@@ -192,10 +168,10 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
                 let finished = status.is_terminal().then_some(*at);
                 let key = (run_id.as_str().to_owned(), task_id.as_str().to_owned());
                 let index = *task_index.entry(key.clone()).or_insert_with(|| {
-                    task_rows.push((key, TaskRow::default()));
+                    task_rows.push((key, super::rows::TaskRow::default()));
                     task_rows.len() - 1
                 });
-                task_rows[index].1.merge(TaskRow {
+                task_rows[index].1.merge(super::rows::TaskRow {
                     status: Some(status.as_str()),
                     attempt: *attempt,
                     started,
@@ -370,30 +346,6 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
     logs.flush()?;
     transitions.flush()?;
     Ok(())
-}
-
-/// The changes of one `task_runs` row within a batch. Applying the merge once equals applying
-/// each change in order: the last status and attempt win, and each nullable column keeps the
-/// last value given (the update keeps the stored one where none was).
-#[derive(Default)]
-struct TaskRow {
-    status: Option<&'static str>,
-    attempt: u32,
-    started: Option<DateTime<Utc>>,
-    finished: Option<DateTime<Utc>>,
-    exit_code: Option<i32>,
-    reason: Option<String>,
-}
-
-impl TaskRow {
-    fn merge(&mut self, later: TaskRow) {
-        self.status = later.status.or(self.status);
-        self.attempt = later.attempt;
-        self.started = later.started.or(self.started);
-        self.finished = later.finished.or(self.finished);
-        self.exit_code = later.exit_code.or(self.exit_code);
-        self.reason = later.reason.or(self.reason.take());
-    }
 }
 
 /// Counters are validated at the protocol edge (`protocol::storable`); this only keeps a

@@ -10,6 +10,7 @@ mod journal;
 mod owner;
 mod queries;
 mod records;
+mod rows;
 mod schema;
 
 use std::path::{Path, PathBuf};

@@ -202,21 +202,30 @@ fn control_requests_beyond_the_cap_are_told_the_principal_is_busy() {
     crate::common::cluster::wait_for(Duration::from_secs(10), "the run to be queued", || {
         (api.status().queue_length == 1).then_some(())
     });
-    let socket = cdktr::transport::socket::context()
-        .socket(zmq::DEALER)
-        .unwrap();
-    socket.connect(&p.api).unwrap();
+    // Sixteen connections of 25 requests each: under the per-connection limit (32), so the
+    // overall one (256) is what holds.
+    let sockets: Vec<zmq::Socket> = (0..16)
+        .map(|_| {
+            let socket = cdktr::transport::socket::context()
+                .socket(zmq::DEALER)
+                .unwrap();
+            socket.connect(&p.api).unwrap();
+            socket.set_rcvtimeo(20_000).unwrap();
+            socket
+        })
+        .collect();
     let sent = 400;
     for id in 0..sent {
         let request = format!(
             r#"{{"v":1,"id":{id},"request":{{"family":"control","message":{{"type":"list_runs"}}}}}}"#
         );
-        socket.send(request.as_bytes(), 0).unwrap();
+        sockets[id % 16].send(request.as_bytes(), 0).unwrap();
     }
-    socket.set_rcvtimeo(20_000).unwrap();
     let (mut busy, mut answered) = (0, 0);
-    for _ in 0..sent {
-        let reply = socket.recv_bytes(0).expect("every request is answered");
+    for id in 0..sent {
+        let reply = sockets[id % 16]
+            .recv_bytes(0)
+            .expect("every request is answered");
         let text = String::from_utf8_lossy(&reply).into_owned();
         if text.contains("the principal is busy") {
             busy += 1;
