@@ -10,8 +10,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Control requests answered at once; more get `unavailable` (busy) instead of piling up.
 pub const MAX_IN_FLIGHT: usize = 256;
-/// Control requests one connection may have in flight.
-pub const MAX_PER_PEER: usize = 32;
+/// Control requests one connection may have in flight: half of all, so one client cannot
+/// take every place, while one with many callers (the webhook listener serves 64
+/// connections on one) is not held back.
+pub const MAX_PER_PEER: usize = 128;
 
 #[derive(Debug)]
 pub struct ControlSlots {

@@ -202,7 +202,7 @@ fn control_requests_beyond_the_cap_are_told_the_principal_is_busy() {
     crate::common::cluster::wait_for(Duration::from_secs(10), "the run to be queued", || {
         (api.status().queue_length == 1).then_some(())
     });
-    // Sixteen connections of 25 requests each: under the per-connection limit (32), so the
+    // Sixteen connections of 25 requests each: under the per-connection limit (128), so the
     // overall one (256) is what holds.
     let sockets: Vec<zmq::Socket> = (0..16)
         .map(|_| {
