@@ -72,12 +72,21 @@ fn cpu_seconds(child: &Child) -> f64 {
     ticks / 100.0
 }
 
-/// Resident memory of a process in MB, from `/proc/PID/status`.
+/// Resident memory of a process in MB, from `/proc/PID/status`: all of it (`VmRSS`).
 fn rss_mb(child: &Child) -> f64 {
+    status_mb(child, "VmRSS:")
+}
+
+/// The anonymous part of the resident memory (heap and stacks, not the mapped binary).
+fn anon_mb(child: &Child) -> f64 {
+    status_mb(child, "RssAnon:")
+}
+
+fn status_mb(child: &Child, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{}/status", child.id()))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .unwrap_or(0.0)
         / 1024.0
@@ -240,9 +249,9 @@ fn ingest(lines: u64) -> anyhow::Result<(f64, u64)> {
     })
 }
 
-/// A principal with 1,000 workflow files: ms from start to READY, and its idle RSS (MB); and
-/// an idle agent's RSS.
-fn thousand_workflows() -> anyhow::Result<(f64, f64, f64)> {
+/// A principal with 1,000 workflow files: ms from start to READY, its idle RSS and the
+/// anonymous part of it (MB); and an idle agent's RSS.
+fn thousand_workflows() -> anyhow::Result<(f64, f64, f64, f64)> {
     let workflows: Vec<(String, String)> = (0..1000)
         .map(|i| (format!("w{i:04}"), one_task("echo hi")))
         .collect();
@@ -259,7 +268,12 @@ fn thousand_workflows() -> anyhow::Result<(f64, f64, f64)> {
         .0
         .push(common::start_agent(dir.path(), &api, "idle", 4, None)?);
     std::thread::sleep(Duration::from_secs(3)); // idle: what it holds after settling
-    Ok((ready_ms, rss_mb(&daemons.0[0]), rss_mb(&daemons.0[1])))
+    Ok((
+        ready_ms,
+        rss_mb(&daemons.0[0]),
+        anon_mb(&daemons.0[0]),
+        rss_mb(&daemons.0[1]),
+    ))
 }
 
 /// History seeded straight into the store (not dispatched): `runs` finished runs, and
@@ -416,7 +430,7 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("workflows") {
         eprintln!("1,000 workflows...");
-        let (ready, principal, agent) = thousand_workflows()?;
+        let (ready, principal, anon, agent) = thousand_workflows()?;
         f.push(figure(
             "start -> READY, 1,000 files",
             ready,
@@ -430,6 +444,13 @@ fn main() -> anyhow::Result<()> {
             "MB",
             "<= 40",
             principal <= 40.0,
+        ));
+        f.push(figure(
+            "  of which anonymous (heap, stacks)",
+            anon,
+            "MB",
+            "reported",
+            true,
         ));
         f.push(figure(
             "agent RSS idle",
