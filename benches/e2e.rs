@@ -345,6 +345,47 @@ fn history(runs: u64, lines: u64) -> anyhow::Result<(f64, f64, f64, f64)> {
     })
 }
 
+/// The value of a text option `--NAME VALUE`.
+fn text_arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+/// The comparison hook: another orchestrator's throughput on the same workload. `trigger`
+/// is a shell command that queues `$N` runs of a one-task `true` workflow; `count` prints how
+/// many of them have completed. Runs/s from the start of `trigger` until `count` reaches N.
+fn compare(trigger: &str, count: &str, runs: u64) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let status = std::process::Command::new("sh")
+        .args(["-c", trigger])
+        .env("N", runs.to_string())
+        .status()?;
+    anyhow::ensure!(
+        status.success(),
+        "the comparison's trigger command failed: {status}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let out = std::process::Command::new("sh")
+            .args(["-c", count])
+            .output()?;
+        let done: u64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        if done >= runs {
+            return Ok(runs as f64 / started.elapsed().as_secs_f64());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the comparison did not finish in 10 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Whether a group of figures is wanted: all by default, or those named by `--only NAME`
 /// (throughput, start, wait, ingest, workflows, history).
 fn wanted(group: &str) -> bool {
@@ -494,6 +535,30 @@ fn main() -> anyhow::Result<()> {
             "ms",
             "<= 100",
             logs <= 100.0,
+        ));
+    }
+    if let (Some(trigger), Some(count)) =
+        (text_arg("--compare-trigger"), text_arg("--compare-count"))
+    {
+        let ours = match f.iter().find(|x| x.name.starts_with("throughput, 1 agent")) {
+            Some(x) => x.value,
+            None => throughput(runs, 1, 64)?.0,
+        };
+        eprintln!("comparison: {runs} runs through the other orchestrator...");
+        let theirs = compare(&trigger, &count, runs)?;
+        f.push(figure(
+            "comparison: other orchestrator",
+            theirs,
+            "runs/s",
+            "reported",
+            true,
+        ));
+        f.push(figure(
+            "comparison: cdktr / other",
+            ours / theirs,
+            "x",
+            "reported",
+            true,
         ));
     }
     print(runs, lines, &f);
