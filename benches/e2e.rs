@@ -345,6 +345,83 @@ fn history(runs: u64, lines: u64) -> anyhow::Result<(f64, f64, f64, f64)> {
     })
 }
 
+/// 100 simulated agents heart-beating every second (registered, never pulling work) and
+/// 10,000 queued runs: the principal's CPU (cores) over 10 s of that, then the rate at which
+/// one real 64-slot agent drains the queue, and how many simulated agents were lost.
+fn crowd(queued: u64) -> anyhow::Result<(f64, f64, usize)> {
+    use cdktr::protocol::agent::{AgentInfo, AgentRequest};
+    use cdktr::protocol::Request;
+    let dir = workspace(&[("one", one_task("true"))])?;
+    let (principal, api) = common::start_principal(dir.path(), &[])?;
+    let mut daemons = common::Daemons(vec![principal]);
+    let rt = runtime()?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (cpu_cores, client) = rt.block_on(async {
+        let client = Client::connect(&api, Duration::from_secs(30));
+        let triggered: Vec<_> = futures::stream::iter(0..queued)
+            .map(|_| {
+                let client = client.clone();
+                async move { client.trigger("one", BTreeMap::new(), "api").await }
+            })
+            .buffer_unordered(32)
+            .collect()
+            .await;
+        for t in triggered {
+            t?;
+        }
+        for i in 0..100 {
+            let (api, stop) = (api.clone(), stop.clone());
+            tokio::spawn(async move {
+                let agent = Client::connect(&api, Duration::from_secs(10));
+                let id = cdktr::model::AgentId::new(format!("sim{i}@bench"));
+                let register = Request::Agent(AgentRequest::Register {
+                    agent: AgentInfo {
+                        id: id.clone(),
+                        name: format!("sim{i}"),
+                        host: "bench".into(),
+                        slots: 1,
+                        labels: BTreeMap::new(),
+                        version: "sim".into(),
+                        instance: format!("sim{i}"),
+                    },
+                    running: Vec::new(),
+                });
+                let _ = agent.request(register).await;
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                while !stop.is_cancelled() {
+                    tick.tick().await;
+                    let beat = Request::Agent(AgentRequest::Heartbeat {
+                        agent_id: id.clone(),
+                        running: Vec::new(),
+                        free_slots: 0,
+                    });
+                    let _ = agent.request(beat).await;
+                }
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let before = cpu_seconds(&daemons.0[0]);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        anyhow::Ok(((cpu_seconds(&daemons.0[0]) - before) / 10.0, client))
+    })?;
+    let started = Instant::now();
+    daemons
+        .0
+        .push(common::start_agent(dir.path(), &api, "real", 64, None)?);
+    let (rate, lost) = rt.block_on(async {
+        common::wait_idle(&client).await?;
+        let rate = queued as f64 / started.elapsed().as_secs_f64();
+        let agents = client.agents().await?;
+        let lost = agents
+            .iter()
+            .filter(|a| a.agent_id.as_str().starts_with("sim") && a.state.to_string() != "alive")
+            .count();
+        stop.cancel();
+        anyhow::Ok((rate, lost))
+    })?;
+    Ok((cpu_cores, rate, lost))
+}
+
 /// The value of a text option `--NAME VALUE`.
 fn text_arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -387,7 +464,7 @@ fn compare(trigger: &str, count: &str, runs: u64) -> anyhow::Result<f64> {
 }
 
 /// Whether a group of figures is wanted: all by default, or those named by `--only NAME`
-/// (throughput, start, wait, ingest, workflows, history).
+/// (throughput, start, wait, ingest, workflows, history, crowd).
 fn wanted(group: &str) -> bool {
     let args: Vec<String> = std::env::args().collect();
     match args.iter().position(|a| a == "--only") {
@@ -535,6 +612,31 @@ fn main() -> anyhow::Result<()> {
             "ms",
             "<= 100",
             logs <= 100.0,
+        ));
+    }
+    if wanted("crowd") {
+        eprintln!("100 simulated agents and 10,000 queued runs...");
+        let (cores, rate, lost) = crowd(10_000)?;
+        f.push(figure(
+            "principal CPU, 100 agents + 10,000 queued",
+            cores,
+            "cores",
+            "< 1",
+            cores < 1.0,
+        ));
+        f.push(figure(
+            "dispatch draining 10,000, 100 agents",
+            rate,
+            "runs/s",
+            ">= 300",
+            rate >= 300.0,
+        ));
+        f.push(figure(
+            "simulated agents falsely lost",
+            lost as f64,
+            "agents",
+            "0",
+            lost == 0,
         ));
     }
     if let (Some(trigger), Some(count)) =
