@@ -414,7 +414,9 @@ fn crowd(queued: u64) -> anyhow::Result<(f64, f64, usize)> {
         let agents = client.agents().await?;
         let lost = agents
             .iter()
-            .filter(|a| a.agent_id.as_str().starts_with("sim") && a.state.to_string() != "alive")
+            .filter(|a| {
+                a.agent_id.as_str().starts_with("sim") && a.state != cdktr::model::AgentState::Alive
+            })
             .count();
         stop.cancel();
         anyhow::Ok((rate, lost))
