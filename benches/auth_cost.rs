@@ -17,18 +17,9 @@ use std::time::{Duration, Instant};
 use cdktr::auth::Credential;
 use cdktr::model::RunStatus;
 use cdktr::transport::Client;
-use futures::StreamExt;
 
 #[path = "common/mod.rs"]
 mod common;
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1)?.parse().ok())
-        .unwrap_or(default)
-}
 
 struct Figures {
     runs_per_s: f64,
@@ -36,19 +27,11 @@ struct Figures {
 }
 
 fn measure(curve: bool, runs: u64, lines: u64) -> anyhow::Result<Figures> {
-    let dir = tempfile::tempdir()?;
+    let dir = common::workspace(&[
+        ("one", common::one_task("true")),
+        ("many", common::one_task(&format!("seq 1 {lines}"))),
+    ])?;
     let dir = dir.path();
-    std::fs::create_dir_all(dir.join("wf"))?;
-    std::fs::write(
-        dir.join("wf/one.yml"),
-        "name: One\ntasks:\n  t: {name: T, config: !Shell {script: \"true\"}}\n",
-    )?;
-    std::fs::write(
-        dir.join("wf/many.yml"),
-        format!(
-            "name: Many\ntasks:\n  t: {{name: T, config: !Shell {{script: \"seq 1 {lines}\"}}}}\n"
-        ),
-    )?;
     std::fs::write(
         dir.join("cdktr.toml"),
         if curve {
@@ -91,25 +74,11 @@ fn measure(curve: bool, runs: u64, lines: u64) -> anyhow::Result<Figures> {
     } else {
         None
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
+    common::runtime()?.block_on(async {
         let client = Client::connect_as(&api, Duration::from_secs(30), credential);
         common::wait_idle(&client).await?;
         let started = Instant::now();
-        let triggered: Vec<_> = futures::stream::iter(0..runs)
-            .map(|_| {
-                let client = client.clone();
-                async move { client.trigger("one", BTreeMap::new(), "api").await }
-            })
-            .buffer_unordered(32)
-            .collect()
-            .await;
-        for t in triggered {
-            t?;
-        }
+        common::trigger_many(&client, "one", runs).await?;
         common::wait_idle(&client).await?;
         let runs_per_s = runs as f64 / started.elapsed().as_secs_f64();
         let done = client
@@ -143,7 +112,7 @@ fn measure(curve: bool, runs: u64, lines: u64) -> anyhow::Result<Figures> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let (runs, lines) = (arg("--runs", 300), arg("--lines", 100_000));
+    let (runs, lines) = (common::arg("--runs", 300), common::arg("--lines", 100_000));
     let open = measure(false, runs, lines)?;
     let curve = measure(true, runs, lines)?;
     let ratio = |a: f64, b: f64| 100.0 * (b - a) / a;

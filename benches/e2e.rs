@@ -20,18 +20,9 @@ use std::time::{Duration, Instant};
 
 use cdktr::model::RunStatus;
 use cdktr::transport::{Client, LogPage, LogQuery};
-use futures::StreamExt;
 
 #[path = "common/mod.rs"]
 mod common;
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1)?.parse().ok())
-        .unwrap_or(default)
-}
 
 /// One printed figure: name, value, unit, target, whether it is met.
 struct Figure {
@@ -99,30 +90,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-fn workspace(workflows: &[(&str, String)]) -> anyhow::Result<tempfile::TempDir> {
-    let dir = tempfile::tempdir()?;
-    std::fs::create_dir_all(dir.path().join("wf"))?;
-    for (name, text) in workflows {
-        std::fs::write(dir.path().join(format!("wf/{name}.yml")), text)?;
-    }
-    Ok(dir)
-}
-
-fn one_task(script: &str) -> String {
-    format!("name: W\ntasks:\n  t: {{name: T, config: !Shell {{script: \"{script}\"}}}}\n")
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?)
-}
-
 /// `runs` runs of `true` triggered 32 at a time; runs/s until all COMPLETED, and the
 /// principal's CPU per run.
 fn throughput(runs: u64, agents: u32, slots: u32) -> anyhow::Result<(f64, f64)> {
-    let dir = workspace(&[("one", one_task("true"))])?;
+    let dir = common::workspace(&[("one", common::one_task("true"))])?;
     let (principal, api) = common::start_principal(dir.path(), &[])?;
     let mut daemons = common::Daemons(vec![principal]);
     for i in 0..agents {
@@ -134,22 +105,12 @@ fn throughput(runs: u64, agents: u32, slots: u32) -> anyhow::Result<(f64, f64)> 
             None,
         )?);
     }
-    runtime()?.block_on(async {
+    common::runtime()?.block_on(async {
         let client = Client::connect(&api, Duration::from_secs(30));
         common::wait_idle(&client).await?;
         let cpu_before = cpu_seconds(&daemons.0[0]);
         let started = Instant::now();
-        let triggered: Vec<_> = futures::stream::iter(0..runs)
-            .map(|_| {
-                let client = client.clone();
-                async move { client.trigger("one", BTreeMap::new(), "api").await }
-            })
-            .buffer_unordered(32)
-            .collect()
-            .await;
-        for t in triggered {
-            t?;
-        }
+        common::trigger_many(&client, "one", runs).await?;
         common::wait_idle(&client).await?;
         let elapsed = started.elapsed().as_secs_f64();
         let cpu = cpu_seconds(&daemons.0[0]) - cpu_before;
@@ -167,10 +128,10 @@ fn throughput(runs: u64, agents: u32, slots: u32) -> anyhow::Result<(f64, f64)> 
 
 /// Trigger -> the task's first instruction, one run at a time on an idle system (ms).
 fn trigger_to_start(samples: usize) -> anyhow::Result<Vec<f64>> {
-    let dir = workspace(&[("stamp", one_task("date +%s%N"))])?;
+    let dir = common::workspace(&[("stamp", common::one_task("date +%s%N"))])?;
     let (principal, api) = common::start_principal(dir.path(), &["--with-agent"])?;
     let _daemons = common::Daemons(vec![principal]);
-    runtime()?.block_on(async {
+    common::runtime()?.block_on(async {
         let client = Client::connect(&api, Duration::from_secs(30));
         common::wait_idle(&client).await?;
         let mut lags = Vec::new();
@@ -196,7 +157,7 @@ fn trigger_to_start(samples: usize) -> anyhow::Result<Vec<f64>> {
 
 /// Wall time of `cdktr run W --wait` for a one-task `true` workflow (ms), CLI included.
 fn run_wait(samples: usize) -> anyhow::Result<Vec<f64>> {
-    let dir = workspace(&[("one", one_task("true"))])?;
+    let dir = common::workspace(&[("one", common::one_task("true"))])?;
     let (principal, api) = common::start_principal(dir.path(), &["--with-agent"])?;
     let _daemons = common::Daemons(vec![principal]);
     let mut walls = Vec::new();
@@ -218,7 +179,7 @@ fn ingest(lines: u64) -> anyhow::Result<(f64, u64)> {
             "  t{i}: {{name: T{i}, config: !Shell {{script: \"seq 1 {lines}\"}}}}\n"
         ));
     }
-    let dir = workspace(&[("chatty", wf)])?;
+    let dir = common::workspace(&[("chatty", wf)])?;
     // The agent is a process of its own, as deployed: it encodes, the principal decodes and
     // stores, each on its own core.
     let (principal, api) = common::start_principal(dir.path(), &[])?;
@@ -226,7 +187,7 @@ fn ingest(lines: u64) -> anyhow::Result<(f64, u64)> {
     daemons
         .0
         .push(common::start_agent(dir.path(), &api, "chatty", 8, None)?);
-    runtime()?.block_on(async {
+    common::runtime()?.block_on(async {
         let client = Client::connect(&api, Duration::from_secs(30));
         let started = Instant::now();
         let run_id = client.trigger("chatty", BTreeMap::new(), "api").await?;
@@ -253,13 +214,13 @@ fn ingest(lines: u64) -> anyhow::Result<(f64, u64)> {
 /// anonymous part of it (MB); and an idle agent's RSS.
 fn thousand_workflows() -> anyhow::Result<(f64, f64, f64, f64)> {
     let workflows: Vec<(String, String)> = (0..1000)
-        .map(|i| (format!("w{i:04}"), one_task("echo hi")))
+        .map(|i| (format!("w{i:04}"), common::one_task("echo hi")))
         .collect();
     let refs: Vec<(&str, String)> = workflows
         .iter()
         .map(|(n, t)| (n.as_str(), t.clone()))
         .collect();
-    let dir = workspace(&refs)?;
+    let dir = common::workspace(&refs)?;
     let started = Instant::now();
     let (principal, api) = common::start_principal(dir.path(), &[])?;
     let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -281,7 +242,7 @@ fn thousand_workflows() -> anyhow::Result<(f64, f64, f64, f64)> {
 /// READY, then `runs list`, `status`, and one run's logs (a page of 5,000 lines) through the
 /// API, each the median of 5.
 fn history(runs: u64, lines: u64) -> anyhow::Result<(f64, f64, f64, f64)> {
-    let dir = workspace(&[("one", one_task("true"))])?;
+    let dir = common::workspace(&[("one", common::one_task("true"))])?;
     // A first start creates the schema; stopped, the file is seeded with SQL.
     let (mut principal, _) = common::start_principal(dir.path(), &[])?;
     nix::sys::signal::kill(
@@ -310,7 +271,7 @@ fn history(runs: u64, lines: u64) -> anyhow::Result<(f64, f64, f64, f64)> {
     let (principal, api) = common::start_principal(dir.path(), &[])?;
     let ready = started.elapsed().as_secs_f64() * 1000.0;
     let _daemons = common::Daemons(vec![principal]);
-    runtime()?.block_on(async {
+    common::runtime()?.block_on(async {
         let client = Client::connect(&api, Duration::from_secs(30));
         let median = |mut v: Vec<f64>| {
             v.sort_by(f64::total_cmp);
@@ -351,24 +312,14 @@ fn history(runs: u64, lines: u64) -> anyhow::Result<(f64, f64, f64, f64)> {
 fn crowd(queued: u64) -> anyhow::Result<(f64, f64, usize)> {
     use cdktr::protocol::agent::{AgentInfo, AgentRequest};
     use cdktr::protocol::Request;
-    let dir = workspace(&[("one", one_task("true"))])?;
+    let dir = common::workspace(&[("one", common::one_task("true"))])?;
     let (principal, api) = common::start_principal(dir.path(), &[])?;
     let mut daemons = common::Daemons(vec![principal]);
-    let rt = runtime()?;
+    let rt = common::runtime()?;
     let stop = tokio_util::sync::CancellationToken::new();
     let (cpu_cores, client) = rt.block_on(async {
         let client = Client::connect(&api, Duration::from_secs(30));
-        let triggered: Vec<_> = futures::stream::iter(0..queued)
-            .map(|_| {
-                let client = client.clone();
-                async move { client.trigger("one", BTreeMap::new(), "api").await }
-            })
-            .buffer_unordered(32)
-            .collect()
-            .await;
-        for t in triggered {
-            t?;
-        }
+        common::trigger_many(&client, "one", queued).await?;
         for i in 0..100 {
             let (api, stop) = (api.clone(), stop.clone());
             tokio::spawn(async move {
@@ -424,14 +375,6 @@ fn crowd(queued: u64) -> anyhow::Result<(f64, f64, usize)> {
     Ok((cpu_cores, rate, lost))
 }
 
-/// The value of a text option `--NAME VALUE`.
-fn text_arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
-
 /// The comparison hook: another orchestrator's throughput on the same workload. `trigger`
 /// is a shell command that queues `$N` runs of a one-task `true` workflow; `count` prints how
 /// many of them have completed. Runs/s from the start of `trigger` until `count` reaches N.
@@ -476,8 +419,8 @@ fn wanted(group: &str) -> bool {
 }
 
 fn main() -> anyhow::Result<()> {
-    let runs = arg("--runs", 5000);
-    let lines = arg("--lines", 100_000);
+    let runs = common::arg("--runs", 5000);
+    let lines = common::arg("--lines", 100_000);
     let mut f = Vec::new();
     if wanted("throughput") {
         eprintln!("throughput, one agent of 64 slots, {runs} runs...");
@@ -582,8 +525,8 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("history") {
         let (seeded, seeded_lines) = (
-            arg("--history-runs", 1_000_000),
-            arg("--history-lines", 10_000_000),
+            common::arg("--history-runs", 1_000_000),
+            common::arg("--history-lines", 10_000_000),
         );
         eprintln!("history: {seeded} runs and {seeded_lines} log lines seeded...");
         let (ready, list, status, logs) = history(seeded, seeded_lines)?;
@@ -641,9 +584,10 @@ fn main() -> anyhow::Result<()> {
             lost == 0,
         ));
     }
-    if let (Some(trigger), Some(count)) =
-        (text_arg("--compare-trigger"), text_arg("--compare-count"))
-    {
+    if let (Some(trigger), Some(count)) = (
+        common::text_arg("--compare-trigger"),
+        common::text_arg("--compare-count"),
+    ) {
         let ours = match f.iter().find(|x| x.name.starts_with("throughput, 1 agent")) {
             Some(x) => x.value,
             None => throughput(runs, 1, 64)?.0,

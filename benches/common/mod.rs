@@ -115,3 +115,66 @@ pub async fn wait_idle(client: &cdktr::transport::Client) -> anyhow::Result<()> 
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// The value of the option `--NAME VALUE` on the benchmark's command line.
+pub fn text_arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+/// A numeric option `--NAME N`, or `default`.
+pub fn arg(name: &str, default: u64) -> u64 {
+    text_arg(name)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The runtime the benchmarks' clients run on.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// A temp dir with the given workflow files in `wf/`.
+pub fn workspace(workflows: &[(&str, String)]) -> anyhow::Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    std::fs::create_dir_all(dir.path().join("wf"))?;
+    for (name, text) in workflows {
+        std::fs::write(dir.path().join(format!("wf/{name}.yml")), text)?;
+    }
+    Ok(dir)
+}
+
+/// A one-task workflow running `script`.
+pub fn one_task(script: &str) -> String {
+    format!("name: W\ntasks:\n  t: {{name: T, config: !Shell {{script: \"{script}\"}}}}\n")
+}
+
+/// Triggers `runs` runs of `workflow`, 32 at a time; fails on the first refused trigger.
+pub async fn trigger_many(
+    client: &cdktr::transport::Client,
+    workflow: &str,
+    runs: u64,
+) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    let triggered: Vec<_> = futures::stream::iter(0..runs)
+        .map(|_| {
+            let client = client.clone();
+            async move {
+                client
+                    .trigger(workflow, std::collections::BTreeMap::new(), "api")
+                    .await
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    for t in triggered {
+        t?;
+    }
+    Ok(())
+}
