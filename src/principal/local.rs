@@ -71,6 +71,7 @@ pub fn bind(
     api_options: impl FnOnce(&zmq::Socket) -> zmq::Result<()>,
     publish_options: impl FnOnce(&zmq::Socket) -> zmq::Result<()>,
 ) -> Result<LocalSockets, PrincipalError> {
+    let group = lookup_group(group);
     let (api, api_file) = bind_one(path, group, zmq::ROUTER, api_options)?;
     let publish_path = stream_path(path);
     let (publish, publish_file) = bind_one(&publish_path, group, zmq::PUB, publish_options)?;
@@ -92,7 +93,7 @@ pub fn endpoint(path: &Path) -> String {
 
 fn bind_one(
     path: &Path,
-    group: &str,
+    group: Option<nix::unistd::Gid>,
     kind: zmq::SocketType,
     options: impl FnOnce(&zmq::Socket) -> zmq::Result<()>,
 ) -> Result<(zmq::Socket, Bound), PrincipalError> {
@@ -173,21 +174,32 @@ fn clear_stale(path: &Path) -> Result<(), String> {
     }
 }
 
+/// The id of the socket's group, looked up once for both sockets (and said once when there
+/// is no such group).
+fn lookup_group(group: &str) -> Option<nix::unistd::Gid> {
+    match nix::unistd::Group::from_name(group) {
+        Ok(Some(entry)) => Some(entry.gid),
+        _ => {
+            tracing::info!(
+                group,
+                "no such group: the control socket is for the principal's user only (0600)"
+            );
+            None
+        }
+    }
+}
+
 /// Gives the socket to `group`; true when it belongs to that group afterwards. Without the
 /// group (or the right to use it) the socket stays the principal's user's alone.
-fn share_with_group(path: &Path, group: &str) -> bool {
+fn share_with_group(path: &Path, group: Option<nix::unistd::Gid>) -> bool {
     use std::os::unix::fs::MetadataExt;
-    let Ok(Some(group_entry)) = nix::unistd::Group::from_name(group) else {
-        tracing::info!(
-            group,
-            "no such group: the control socket is for the principal's user only (0600)"
-        );
+    let Some(gid) = group else {
         return false;
     };
-    if let Err(e) = nix::unistd::chown(path, None, Some(group_entry.gid)) {
-        tracing::warn!(error = %e, group, "cannot give the control socket to its group: it is for the principal's user only (0600)");
+    if let Err(e) = nix::unistd::chown(path, None, Some(gid)) {
+        tracing::warn!(error = %e, %gid, "cannot give the control socket to its group: it is for the principal's user only (0600)");
     }
-    std::fs::metadata(path).is_ok_and(|m| m.gid() == group_entry.gid.as_raw())
+    std::fs::metadata(path).is_ok_and(|m| m.gid() == gid.as_raw())
 }
 
 /// The local user a peer of the control socket runs as, from libzmq's `Peer-Address` of an
@@ -244,7 +256,7 @@ mod tests {
         assert!(!live.exists());
 
         let long = tmp.path().join("x".repeat(120));
-        let refused = bind_one(&long, "cdktr", zmq::ROUTER, |_| Ok(()))
+        let refused = bind_one(&long, None, zmq::ROUTER, |_| Ok(()))
             .err()
             .unwrap();
         assert!(refused.to_string().contains("shorter path"), "{refused}");
