@@ -15,7 +15,6 @@
 //! from start to READY with 1,000 workflow files. See BENCHMARKS.md for the last results.
 
 use std::collections::BTreeMap;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use cdktr::model::RunStatus;
@@ -49,40 +48,6 @@ fn figure(
     }
 }
 
-/// CPU time (user + system) a process has used, from `/proc/PID/stat`.
-fn cpu_seconds(child: &Child) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
-        .sum();
-    ticks / 100.0
-}
-
-/// Resident memory of a process in MB, from `/proc/PID/status`: all of it (`VmRSS`).
-fn rss_mb(child: &Child) -> f64 {
-    status_mb(child, "VmRSS:")
-}
-
-/// The anonymous part of the resident memory (heap and stacks, not the mapped binary).
-fn anon_mb(child: &Child) -> f64 {
-    status_mb(child, "RssAnon:")
-}
-
-fn status_mb(child: &Child, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{}/status", child.id()))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -108,12 +73,12 @@ fn throughput(runs: u64, agents: u32, slots: u32) -> anyhow::Result<(f64, f64)> 
     common::runtime()?.block_on(async {
         let client = Client::connect(&api, Duration::from_secs(30));
         common::wait_idle(&client).await?;
-        let cpu_before = cpu_seconds(&daemons.0[0]);
+        let cpu_before = common::cpu_seconds(&daemons.0[0]);
         let started = Instant::now();
         common::trigger_many(&client, "one", runs).await?;
         common::wait_idle(&client).await?;
         let elapsed = started.elapsed().as_secs_f64();
-        let cpu = cpu_seconds(&daemons.0[0]) - cpu_before;
+        let cpu = common::cpu_seconds(&daemons.0[0]) - cpu_before;
         let done = client
             .runs(Some("one".into()), Some(RunStatus::Completed), 100_000)
             .await?;
@@ -231,9 +196,9 @@ fn thousand_workflows() -> anyhow::Result<(f64, f64, f64, f64)> {
     std::thread::sleep(Duration::from_secs(3)); // idle: what it holds after settling
     Ok((
         ready_ms,
-        rss_mb(&daemons.0[0]),
-        anon_mb(&daemons.0[0]),
-        rss_mb(&daemons.0[1]),
+        common::rss_mb(&daemons.0[0]),
+        common::anon_mb(&daemons.0[0]),
+        common::rss_mb(&daemons.0[1]),
     ))
 }
 
@@ -245,11 +210,7 @@ fn history(runs: u64, lines: u64) -> anyhow::Result<(f64, f64, f64, f64)> {
     let dir = common::workspace(&[("one", common::one_task("true"))])?;
     // A first start creates the schema; stopped, the file is seeded with SQL.
     let (mut principal, _) = common::start_principal(dir.path(), &[])?;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(principal.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )?;
-    principal.wait()?;
+    common::stop(&mut principal)?;
     let db = duckdb::Connection::open(dir.path().join("data/cdktr.duckdb"))?;
     db.execute_batch(&format!(
         "INSERT INTO runs (run_id, workflow_id, trigger, status, queued_at, started_at, \
@@ -351,9 +312,9 @@ fn crowd(queued: u64) -> anyhow::Result<(f64, f64, usize)> {
             });
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let before = cpu_seconds(&daemons.0[0]);
+        let before = common::cpu_seconds(&daemons.0[0]);
         tokio::time::sleep(Duration::from_secs(10)).await;
-        anyhow::Ok(((cpu_seconds(&daemons.0[0]) - before) / 10.0, client))
+        anyhow::Ok(((common::cpu_seconds(&daemons.0[0]) - before) / 10.0, client))
     })?;
     let started = Instant::now();
     daemons
@@ -413,7 +374,9 @@ fn compare(trigger: &str, count: &str, runs: u64) -> anyhow::Result<f64> {
 fn wanted(group: &str) -> bool {
     let args: Vec<String> = std::env::args().collect();
     match args.iter().position(|a| a == "--only") {
-        Some(i) => args.get(i + 1).is_some_and(|g| g == group),
+        Some(i) => args
+            .get(i + 1)
+            .is_some_and(|groups| groups.split(',').any(|g| g == group)),
         None => true,
     }
 }

@@ -6,6 +6,47 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+/// CPU time (user + system) a process has used, from `/proc/PID/stat`.
+pub fn cpu_seconds(child: &Child) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
+}
+
+/// Resident memory of a process in MB, from `/proc/PID/status`: all of it (`VmRSS`).
+pub fn rss_mb(child: &Child) -> f64 {
+    status_mb(child, "VmRSS:")
+}
+
+/// The anonymous part of the resident memory (heap and stacks, not the mapped binary).
+pub fn anon_mb(child: &Child) -> f64 {
+    status_mb(child, "RssAnon:")
+}
+
+fn status_mb(child: &Child, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// How many file descriptors a process has open, from `/proc/PID/fd`.
+pub fn fd_count(child: &Child) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", child.id()))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
 /// Starts `cdktr-principal` in `dir` (workflows in `dir/wf`) with `extra` arguments, waits for
 /// its ready line (and the embedded agent's, with `--with-agent`), and returns the process and
 /// its API endpoint.
@@ -47,6 +88,16 @@ pub fn start_principal(dir: &Path, extra: &[&str]) -> anyhow::Result<(Child, Str
     }
     let api = api.ok_or_else(|| anyhow::anyhow!("no api= in the ready line"))?;
     Ok((principal, api))
+}
+
+/// Stops a daemon as systemd would (SIGTERM) and waits for it to exit.
+pub fn stop(child: &mut Child) -> anyhow::Result<()> {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )?;
+    child.wait()?;
+    Ok(())
 }
 
 /// Kills the daemons when the measurement ends, however it ends.

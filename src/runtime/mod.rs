@@ -2,6 +2,7 @@
 
 mod clock;
 pub mod files;
+pub mod memory;
 
 pub use clock::Clock;
 

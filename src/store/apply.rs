@@ -6,6 +6,7 @@ use duckdb::types::{TimeUnit, Value};
 use duckdb::{params, Connection};
 
 use super::journal::Journal;
+use super::rows::{update_runs, update_tasks, Merged, RunRow, TaskRow};
 use super::{StoreError, Write};
 
 /// Replays a journal left by a crash while the database refused writes, unless its marker
@@ -45,10 +46,6 @@ pub fn ts(t: &DateTime<Utc>) -> Value {
     Value::Timestamp(TimeUnit::Microsecond, t.timestamp_micros())
 }
 
-fn opt_ts(t: Option<&DateTime<Utc>>) -> Value {
-    t.map(ts).unwrap_or(Value::Null)
-}
-
 pub fn apply(
     conn: &Connection,
     batches: &[&[Write]],
@@ -84,11 +81,11 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
     // Insert-only tables take rows through appenders (nothing in the batch reads them back).
     let mut logs = conn.appender("logs")?;
     let mut transitions = conn.appender("transitions")?;
-    // A task's row changes, merged per task and applied once after every insert of the batch
-    // (a fast task's RUNNING and COMPLETED usually arrive together).
-    let mut task_rows: Vec<((String, String), super::rows::TaskRow)> = Vec::new();
-    let mut task_index: std::collections::HashMap<(String, String), usize> =
-        std::collections::HashMap::new();
+    // Each run's and each task's row changes, merged per row and applied in one statement
+    // per table after every insert of the batch (a fast task's RUNNING and COMPLETED, and its
+    // run's assignment, start and end, usually arrive together).
+    let mut runs: Merged<String, RunRow> = Merged::default();
+    let mut tasks: Merged<(String, String), TaskRow> = Merged::default();
     for w in writes {
         match w {
             Write::RunQueued(r) => {
@@ -110,35 +107,13 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
                 token,
                 reason,
             } => {
-                if *status == crate::model::RunStatus::Queued {
-                    // Queued again: the attempt that was assigned never started.
-                    exec(
-                        conn,
-                        "UPDATE runs SET status = 'QUEUED', started_at = NULL, agent_id = NULL, \
-                         token = NULL, attempt = ?, last_seq = 0 WHERE run_id = ?",
-                        params![attempt, run_id.as_str()],
-                    )?;
-                } else {
-                    let started = (*status == crate::model::RunStatus::Running).then_some(at);
-                    let finished = status.is_terminal().then_some(at);
-                    exec(
-                        conn,
-                        "UPDATE runs SET status = ?, started_at = coalesce(?, started_at), \
-                         finished_at = coalesce(?, finished_at), agent_id = coalesce(?, agent_id), \
-                         token = coalesce(?, token), attempt = ?, last_seq = CASE WHEN attempt = ? THEN last_seq ELSE 0 END \
-                         WHERE run_id = ?",
-                        params![
-                            status.as_str(),
-                            opt_ts(started),
-                            opt_ts(finished),
-                            agent.as_ref().map(|a| a.as_str()),
-                            token,
-                            attempt,
-                            attempt,
-                            run_id.as_str()
-                        ],
-                    )?;
-                }
+                runs.row(run_id.as_str().to_owned()).status(
+                    *status,
+                    *attempt,
+                    *at,
+                    agent.as_ref().map(|a| a.as_str()),
+                    token.as_deref(),
+                );
                 transitions.append_row(params![
                     run_id.as_str(),
                     None::<&str>,
@@ -149,11 +124,7 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
                 ])?;
             }
             Write::RunSeq { run_id, last_seq } => {
-                exec(
-                    conn,
-                    "UPDATE runs SET last_seq = greatest(last_seq, ?) WHERE run_id = ?",
-                    params![saturating_i64(*last_seq), run_id.as_str()],
-                )?;
+                runs.row(run_id.as_str().to_owned()).seq(*last_seq)
             }
             Write::Task {
                 run_id,
@@ -167,11 +138,7 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
                 let started = (*status == crate::model::TaskStatus::Running).then_some(*at);
                 let finished = status.is_terminal().then_some(*at);
                 let key = (run_id.as_str().to_owned(), task_id.as_str().to_owned());
-                let index = *task_index.entry(key.clone()).or_insert_with(|| {
-                    task_rows.push((key, super::rows::TaskRow::default()));
-                    task_rows.len() - 1
-                });
-                task_rows[index].1.merge(super::rows::TaskRow {
+                tasks.row(key).merge(TaskRow {
                     status: Some(status.as_str()),
                     attempt: *attempt,
                     started,
@@ -324,25 +291,8 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
             }
         }
     }
-    for ((run_id, task_id), row) in &task_rows {
-        exec(
-            conn,
-            "UPDATE task_runs SET status = ?, attempt = ?, \
-             started_at = coalesce(?, started_at), finished_at = coalesce(?, finished_at), \
-             exit_code = coalesce(?, exit_code), reason = coalesce(?, reason) \
-             WHERE run_id = ? AND task_id = ?",
-            params![
-                row.status,
-                row.attempt,
-                opt_ts(row.started.as_ref()),
-                opt_ts(row.finished.as_ref()),
-                row.exit_code,
-                row.reason,
-                run_id,
-                task_id
-            ],
-        )?;
-    }
+    update_runs(conn, &runs.rows)?;
+    update_tasks(conn, &tasks.rows)?;
     logs.flush()?;
     transitions.flush()?;
     Ok(())

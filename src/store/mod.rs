@@ -278,4 +278,6 @@ fn restrict(path: &Path, existed: bool) {
 }
 
 #[cfg(test)]
+mod merge_tests;
+#[cfg(test)]
 mod tests;

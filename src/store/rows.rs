@@ -2,6 +2,9 @@
 //! (and their tasks) through appenders ahead of everything else, and each task's changes
 //! merged into one update.
 
+use std::collections::HashMap;
+use std::hash::Hash;
+
 use chrono::{DateTime, Utc};
 use duckdb::types::Value;
 use duckdb::{params, Connection};
@@ -61,6 +64,36 @@ pub fn insert_queued_runs(conn: &Connection, writes: &[Write]) -> Result<(), duc
     tasks.flush()
 }
 
+/// Rows in the order of their first change, each with the changes of a batch merged in.
+pub struct Merged<K, R> {
+    pub rows: Vec<(K, R)>,
+    index: HashMap<K, usize>,
+}
+
+impl<K, R> Default for Merged<K, R> {
+    fn default() -> Self {
+        Merged {
+            rows: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Clone + Eq + Hash, R: Default> Merged<K, R> {
+    /// The row for `key`, empty if this is its first change.
+    pub fn row(&mut self, key: K) -> &mut R {
+        let index = match self.index.get(&key) {
+            Some(&index) => index,
+            None => {
+                self.index.insert(key.clone(), self.rows.len());
+                self.rows.push((key, R::default()));
+                self.rows.len() - 1
+            }
+        };
+        &mut self.rows[index].1
+    }
+}
+
 /// The changes of one `task_runs` row within a batch. Applying the merge once equals applying
 /// each change in order: the last status and attempt win, and each nullable column keeps the
 /// last value given (the update keeps the stored one where none was).
@@ -83,4 +116,255 @@ impl TaskRow {
         self.exit_code = later.exit_code.or(self.exit_code);
         self.reason = later.reason.or(self.reason.take());
     }
+}
+
+/// The changes of one `runs` row within a batch, merged so that one update equals applying
+/// each change in order (`Write::Run`, `Write::Run` back to QUEUED, `Write::RunSeq`).
+///
+/// Applied one by one, a status change sets the status and attempt, keeps the stored start,
+/// agent and token where it gives none, and restarts the stored `last_seq` at 0 when the
+/// attempt changes; a change back to QUEUED clears the start, agent and token and restarts
+/// `last_seq`; a sequence change raises `last_seq`. Whether the first status change of the
+/// batch restarts `last_seq` depends on the stored attempt, which only the update sees:
+/// hence `first_attempt`, and two sequence maxima (all of them, and those after the last
+/// point where the batch itself restarted the count).
+#[derive(Default, Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub status: Option<&'static str>,
+    pub attempt: Option<u32>,
+    /// A change back to QUEUED cleared the start, agent and token.
+    pub cleared: bool,
+    pub started: Option<DateTime<Utc>>,
+    pub finished: Option<DateTime<Utc>>,
+    pub agent: Option<String>,
+    pub token: Option<String>,
+    /// The attempt of the batch's first status change, when that change may or may not
+    /// restart the count (it is not a change back to QUEUED).
+    pub first_attempt: Option<u32>,
+    /// The batch restarted `last_seq` itself (a change back to QUEUED, or a change of attempt
+    /// after the first status change).
+    pub restarted: bool,
+    pub seq_all: Option<u64>,
+    pub seq_after: Option<u64>,
+}
+
+impl RunRow {
+    /// Folds one more status change (in batch order) into the row.
+    pub fn status(
+        &mut self,
+        status: crate::model::RunStatus,
+        attempt: u32,
+        at: DateTime<Utc>,
+        agent: Option<&str>,
+        token: Option<&str>,
+    ) {
+        let first = self.status.is_none();
+        if status == crate::model::RunStatus::Queued {
+            self.cleared = true;
+            self.restarted = true;
+            self.started = None;
+            self.agent = None;
+            self.token = None;
+            self.seq_after = None;
+        } else {
+            if first {
+                self.first_attempt = Some(attempt);
+                self.seq_after = None;
+            } else if self.attempt != Some(attempt) {
+                self.restarted = true;
+                self.seq_after = None;
+            }
+            if status == crate::model::RunStatus::Running {
+                self.started = Some(at);
+            }
+            if status.is_terminal() {
+                self.finished = Some(at);
+            }
+            self.agent = agent.map(str::to_owned).or(self.agent.take());
+            self.token = token.map(str::to_owned).or(self.token.take());
+        }
+        self.status = Some(status.as_str());
+        self.attempt = Some(attempt);
+    }
+
+    /// Folds one more stored record sequence into the row.
+    pub fn seq(&mut self, last_seq: u64) {
+        self.seq_all = Some(self.seq_all.map_or(last_seq, |s| s.max(last_seq)));
+        self.seq_after = Some(self.seq_after.map_or(last_seq, |s| s.max(last_seq)));
+    }
+}
+
+/// Up to this many rows of a table are updated one statement each, through its index; more
+/// in one statement that joins them all (a join costs more than a lookup for one row, much less
+/// than many lookups).
+const ONE_BY_ONE: usize = 3;
+
+/// One table's update of merged rows: the `SET` clause reads the new values from `c`, whose
+/// columns are `columns` (name, SQL type); the first `keys` columns identify the row, and the
+/// first of them is a `run_id` (a ULID, so time-ordered).
+struct Update {
+    table: &'static str,
+    set: &'static str,
+    columns: &'static [(&'static str, &'static str)],
+    keys: usize,
+}
+
+impl Update {
+    fn apply(&self, conn: &Connection, rows: Vec<Vec<Value>>) -> Result<(), duckdb::Error> {
+        let table = self.table;
+        let keys = &self.columns[..self.keys];
+        if rows.len() <= ONE_BY_ONE {
+            let values = self
+                .columns
+                .iter()
+                .map(|(name, ty)| format!("?::{ty} AS {name}"));
+            let filter = keys.iter().map(|(k, _)| format!("{table}.{k} = ?"));
+            let sql = format!(
+                "UPDATE {table} SET {} FROM (SELECT {}) AS c WHERE {}",
+                self.set,
+                values.collect::<Vec<_>>().join(", "),
+                filter.collect::<Vec<_>>().join(" AND ")
+            );
+            let mut statement = conn.prepare_cached(&sql)?;
+            for row in rows {
+                let key_values = row[..self.keys].to_vec();
+                statement.execute(duckdb::params_from_iter(row.into_iter().chain(key_values)))?;
+            }
+            return Ok(());
+        }
+        // The range of the batch's run ids lets DuckDB skip the row groups of older runs.
+        let ids = rows.iter().filter_map(|row| match row.first() {
+            Some(Value::Text(id)) => Some(id.as_str()),
+            _ => None,
+        });
+        let (low, high) = ids.fold((None::<&str>, None::<&str>), |(low, high), id| {
+            (
+                Some(low.map_or(id, |l| l.min(id))),
+                Some(high.map_or(id, |h| h.max(id))),
+            )
+        });
+        let (low, high) = (text(low), text(high));
+        let values = self
+            .columns
+            .iter()
+            .map(|(name, ty)| format!("unnest(?::{ty}[]) AS {name}"));
+        let join = keys.iter().map(|(k, _)| format!("{table}.{k} = c.{k}"));
+        let sql = format!(
+            "UPDATE {table} SET {} FROM (SELECT {}) AS c WHERE {} AND {table}.run_id BETWEEN ? AND ?",
+            self.set,
+            values.collect::<Vec<_>>().join(", "),
+            join.collect::<Vec<_>>().join(" AND ")
+        );
+        let mut lists = vec![Vec::with_capacity(rows.len()); self.columns.len()];
+        for row in rows {
+            for (list, value) in lists.iter_mut().zip(row) {
+                list.push(value);
+            }
+        }
+        let params = lists.into_iter().map(Value::List).chain([low, high]);
+        conn.prepare_cached(&sql)?
+            .execute(duckdb::params_from_iter(params))?;
+        Ok(())
+    }
+}
+
+const RUNS: Update = Update {
+    table: "runs",
+    set: "status = coalesce(c.status, runs.status), \
+          attempt = coalesce(c.attempt, runs.attempt), \
+          started_at = CASE WHEN c.cleared THEN c.started_at ELSE coalesce(c.started_at, runs.started_at) END, \
+          finished_at = coalesce(c.finished_at, runs.finished_at), \
+          agent_id = CASE WHEN c.cleared THEN c.agent_id ELSE coalesce(c.agent_id, runs.agent_id) END, \
+          token = CASE WHEN c.cleared THEN c.token ELSE coalesce(c.token, runs.token) END, \
+          last_seq = CASE WHEN c.restarted OR c.first_attempt <> runs.attempt THEN coalesce(c.seq_after, 0) \
+                     ELSE greatest(runs.last_seq, coalesce(c.seq_all, 0)) END",
+    columns: &[
+        ("run_id", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("attempt", "INTEGER"),
+        ("cleared", "BOOLEAN"),
+        ("started_at", "TIMESTAMP"),
+        ("finished_at", "TIMESTAMP"),
+        ("agent_id", "VARCHAR"),
+        ("token", "VARCHAR"),
+        ("first_attempt", "INTEGER"),
+        ("restarted", "BOOLEAN"),
+        ("seq_all", "BIGINT"),
+        ("seq_after", "BIGINT"),
+    ],
+    keys: 1,
+};
+
+const TASKS: Update = Update {
+    table: "task_runs",
+    set: "status = coalesce(c.status, task_runs.status), attempt = c.attempt, \
+          started_at = coalesce(c.started_at, task_runs.started_at), \
+          finished_at = coalesce(c.finished_at, task_runs.finished_at), \
+          exit_code = coalesce(c.exit_code, task_runs.exit_code), \
+          reason = coalesce(c.reason, task_runs.reason)",
+    columns: &[
+        ("run_id", "VARCHAR"),
+        ("task_id", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("attempt", "INTEGER"),
+        ("started_at", "TIMESTAMP"),
+        ("finished_at", "TIMESTAMP"),
+        ("exit_code", "INTEGER"),
+        ("reason", "VARCHAR"),
+    ],
+    keys: 2,
+};
+
+/// Applies every run's merged changes (see [`Update`]).
+pub fn update_runs(conn: &Connection, rows: &[(String, RunRow)]) -> Result<(), duckdb::Error> {
+    let attempt = |a: Option<u32>| a.map_or(Value::Null, |a| Value::BigInt(a.into()));
+    let rows = rows.iter().map(|(id, r)| {
+        vec![
+            Value::Text(id.clone()),
+            text(r.status),
+            attempt(r.attempt),
+            Value::Boolean(r.cleared),
+            r.started.as_ref().map_or(Value::Null, ts),
+            r.finished.as_ref().map_or(Value::Null, ts),
+            text(r.agent.as_deref()),
+            text(r.token.as_deref()),
+            attempt(r.first_attempt),
+            Value::Boolean(r.restarted),
+            seq(r.seq_all),
+            seq(r.seq_after),
+        ]
+    });
+    RUNS.apply(conn, rows.collect())
+}
+
+/// Applies every task's merged changes (see [`Update`]).
+pub fn update_tasks(
+    conn: &Connection,
+    rows: &[((String, String), TaskRow)],
+) -> Result<(), duckdb::Error> {
+    let rows = rows.iter().map(|((run, task), r)| {
+        vec![
+            Value::Text(run.clone()),
+            Value::Text(task.clone()),
+            text(r.status),
+            Value::BigInt(r.attempt.into()),
+            r.started.as_ref().map_or(Value::Null, ts),
+            r.finished.as_ref().map_or(Value::Null, ts),
+            r.exit_code.map_or(Value::Null, Value::Int),
+            text(r.reason.as_deref()),
+        ]
+    });
+    TASKS.apply(conn, rows.collect())
+}
+
+fn text(s: Option<&str>) -> Value {
+    s.map_or(Value::Null, |s| Value::Text(s.to_owned()))
+}
+
+/// Counters are validated at the protocol edge; this only keeps a value that slipped through
+/// from wrapping negative.
+fn seq(v: Option<u64>) -> Value {
+    v.map_or(Value::Null, |v| {
+        Value::BigInt(i64::try_from(v).unwrap_or(i64::MAX))
+    })
 }
