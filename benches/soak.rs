@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Options: `--minutes M` (30), `--rate R` runs per second (10), `--lines N` lines each of the
-//! workflow's two tasks prints (100), `--sample S` seconds between samples (30).
+//! workflow's two tasks prints (100), `--sample S` seconds between samples (30),
+//! `--store-memory-mb N` the principal's `store_memory_mb` (its default).
 
 use std::collections::BTreeMap;
 use std::process::Child;
@@ -64,6 +65,12 @@ fn main() -> anyhow::Result<()> {
          b: {{name: B, depends: [a], config: !Shell {{script: \"{script}\"}}}}\n"
     );
     let dir = common::workspace(&[("chatty", wf)])?;
+    if let Some(mb) = common::text_arg("--store-memory-mb") {
+        std::fs::write(
+            dir.path().join("cdktr.toml"),
+            format!("[principal]\nstore_memory_mb = {mb}\n"),
+        )?;
+    }
     let (principal, api) = common::start_principal(dir.path(), &[])?;
     let mut daemons = common::Daemons(vec![principal]);
     daemons

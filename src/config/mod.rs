@@ -78,6 +78,10 @@ pub struct PrincipalConfig {
     /// within this long is closed.
     #[serde(with = "value::duration_text")]
     pub handshake_timeout: Duration,
+    /// Most memory DuckDB keeps for its caches and queries (MB); beyond it, it evicts cached
+    /// blocks of the file and spills to disk, so the principal's memory stays flat however
+    /// much history it holds.
+    pub store_memory_mb: usize,
     /// How often the workflow tree is read again to catch changes its watch missed (network
     /// file systems, a full event queue, a switched symlink); it reloads only on a change.
     #[serde(with = "value::duration_text")]
@@ -131,6 +135,7 @@ impl Default for Config {
                 max_queued_runs: 100_000,
                 max_connections: 512,
                 handshake_timeout: Duration::from_secs(10),
+                store_memory_mb: crate::store::DEFAULT_MEMORY_MB,
             },
             agent: AgentConfig {
                 principal: "tcp://127.0.0.1:5561".into(),

@@ -217,8 +217,9 @@ pub async fn run(
     reload: Arc<Notify>,
     on_ready: impl FnOnce(&Ready),
 ) -> Result<(), PrincipalError> {
-    let db_path = config.db_path.clone();
-    let (store, store_guard) = tokio::task::spawn_blocking(move || Store::open(&db_path)).await??;
+    let (db_path, memory_mb) = (config.db_path.clone(), config.store_memory_mb);
+    let (store, store_guard) =
+        tokio::task::spawn_blocking(move || Store::open_limited(&db_path, memory_mb)).await??;
     let loaded = reload::load(&config).await;
     let fingerprint = loaded.fingerprint;
     let catalog = Arc::new(loaded.catalog);

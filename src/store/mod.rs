@@ -23,6 +23,10 @@ use crate::protocol::logs::LogLine;
 pub use records::{AuditFilter, LogFilter, NewRun, RunFilter, ScheduleState, UnfinishedRun, Write};
 pub use schema::SCHEMA_VERSION;
 
+/// DuckDB's memory limit unless configured (`principal.store_memory_mb`): its default is 80%
+/// of the machine's memory, which it fills with cached blocks of the file as history grows.
+pub const DEFAULT_MEMORY_MB: usize = 128;
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("store {}: {source}", path.display())]
@@ -107,8 +111,14 @@ impl StoreGuard {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and migrates it to the current schema.
+    /// Opens (creating if needed) the database at `path` and migrates it to the current
+    /// schema, with DuckDB's memory limited to [`DEFAULT_MEMORY_MB`].
     pub fn open(path: &Path) -> Result<(Store, StoreGuard), StoreError> {
+        Store::open_limited(path, DEFAULT_MEMORY_MB)
+    }
+
+    /// As [`Store::open`], with DuckDB's caches and queries limited to `memory_mb` MB.
+    pub fn open_limited(path: &Path, memory_mb: usize) -> Result<(Store, StoreGuard), StoreError> {
         let open_err = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
             path: path.to_path_buf(),
             source: source.into(),
@@ -120,6 +130,8 @@ impl Store {
         let conn = duckdb::Connection::open(path).map_err(|e| open_err(Box::new(e)))?;
         // Every statement the store runs is prepared once (see `apply::exec`).
         conn.set_prepared_statement_cache_capacity(64);
+        conn.execute_batch(&format!("SET memory_limit = '{memory_mb}MB'"))
+            .map_err(|e| open_err(Box::new(e)))?;
         restrict(path, existed);
         schema::migrate(&conn).map_err(|e| open_err(Box::new(e)))?;
         let journal = journal::Journal::beside(path);
