@@ -47,7 +47,8 @@ pub enum StoreError {
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 enum Command {
-    Write(Vec<Write>, Option<Reply<()>>),
+    /// Writes, and whoever waits for their commit.
+    Write(Vec<Write>, Vec<Reply<()>>),
     ListRuns(RunFilter, Reply<Vec<RunSummary>>),
     GetRun(String, Reply<Option<RunDetail>>),
     Logs(LogFilter, Reply<Vec<LogLine>>),
@@ -93,6 +94,50 @@ impl std::fmt::Display for StoreHealth {
 pub struct Store {
     tx: std::sync::mpsc::Sender<Command>,
     health: std::sync::Arc<owner::Health>,
+}
+
+/// Writes collected by one owner (the coordinator, during one step) and sent to the store
+/// together, in order, when it flushes: what one step decided (a run queued and assigned at
+/// once) is committed in one transaction instead of one each.
+pub struct Batch {
+    store: Store,
+    writes: Vec<Write>,
+    replies: Vec<Reply<()>>,
+}
+
+impl Batch {
+    /// Adds `writes`; the future resolves once they are committed (after the next flush).
+    pub fn submit(
+        &mut self,
+        writes: Vec<Write>,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> {
+        let (reply, rx) = oneshot::channel();
+        self.writes.extend(writes);
+        self.replies.push(reply);
+        async move { rx.await.map_err(|_| StoreError::Closed)? }
+    }
+
+    /// Adds `writes` without waiting for their commit.
+    pub fn write_later(&mut self, writes: Vec<Write>) {
+        self.writes.extend(writes);
+    }
+
+    /// Sends what was collected to the store as one command.
+    pub fn flush(&mut self) {
+        if self.writes.is_empty() && self.replies.is_empty() {
+            return;
+        }
+        let command = Command::Write(
+            std::mem::take(&mut self.writes),
+            std::mem::take(&mut self.replies),
+        );
+        // A store that has shut down drops the replies: their futures say Closed.
+        let _ = self.store.tx.send(command);
+    }
+
+    pub fn health(&self) -> StoreHealth {
+        self.store.health()
+    }
 }
 
 /// Joins the owner thread when dropped last: the file is closed cleanly.
@@ -175,7 +220,7 @@ impl Store {
         writes: Vec<Write>,
     ) -> impl std::future::Future<Output = Result<(), StoreError>> {
         let (reply, rx) = oneshot::channel();
-        let sent = self.tx.send(Command::Write(writes, Some(reply)));
+        let sent = self.tx.send(Command::Write(writes, vec![reply]));
         async move {
             sent.map_err(|_| StoreError::Closed)?;
             rx.await.map_err(|_| StoreError::Closed)?
@@ -184,7 +229,16 @@ impl Store {
 
     /// Queues `writes` without waiting for the commit.
     pub fn write_later(&self, writes: Vec<Write>) {
-        let _ = self.tx.send(Command::Write(writes, None));
+        let _ = self.tx.send(Command::Write(writes, Vec::new()));
+    }
+
+    /// A batch that collects writes until [`Batch::flush`] sends them as one.
+    pub fn batch(&self) -> Batch {
+        Batch {
+            store: self.clone(),
+            writes: Vec::new(),
+            replies: Vec::new(),
+        }
     }
 
     /// Audit entries, newest first.

@@ -38,7 +38,7 @@ use crate::protocol::agent::{AgentReply, AgentRequest};
 use crate::protocol::control::{AgentView, StatusView};
 use crate::protocol::{ErrorCode, ErrorReply};
 use crate::runtime::{contained, Clock};
-use crate::store::{Store, StoreError};
+use crate::store::{Batch, Store, StoreError};
 use crate::workflow::Catalog;
 
 pub use runs::unknown_workflow;
@@ -196,7 +196,8 @@ pub struct Links {
 /// The coordinator's state. Its fields are private to this module and its job files.
 pub struct Coordinator {
     settings: Settings,
-    store: Store,
+    /// Writes of the current step, flushed to the store at its end.
+    store: Batch,
     publisher: Publisher,
     catalog: watch::Receiver<Arc<Catalog>>,
     pending: TaskTracker,
@@ -213,6 +214,10 @@ pub struct Coordinator {
     /// Its own handle, for work that finishes after a commit and must come back here.
     handle: CoordinatorHandle,
 }
+
+/// Most further messages handled in one step after the one that woke the coordinator: their
+/// writes are committed together.
+const STEP_MESSAGES: usize = 64;
 
 /// Starts the coordinator with the runs the store says are unfinished.
 pub async fn spawn(
@@ -250,7 +255,7 @@ impl Coordinator {
         } = links;
         Coordinator {
             settings,
-            store,
+            store: store.batch(),
             publisher,
             catalog,
             pending,
@@ -274,6 +279,12 @@ impl Coordinator {
                 msg = rx.recv() => match msg {
                     Some(msg) => {
                         contained("coordinator", "a request", || self.handle(msg));
+                        // Whatever else is waiting joins this step (and its writes this
+                        // commit), up to a bound that keeps timers on time.
+                        for _ in 0..STEP_MESSAGES {
+                            let Ok(msg) = rx.try_recv() else { break };
+                            contained("coordinator", "a request", || self.handle(msg));
+                        }
                     }
                     // Never: the coordinator holds a handle of its own; `stop` ends the loop.
                     None => break,
@@ -283,7 +294,9 @@ impl Coordinator {
                     contained("coordinator", "deadlines", || self.expire(now));
                 }
             }
+            self.store.flush();
         }
+        self.store.flush();
         tracing::debug!("coordinator stopped");
     }
 

@@ -10,6 +10,7 @@ async fn a_full_queue_refuses_triggers_and_misses_slots() {
     }
     let (reply, rx) = oneshot::channel();
     f.c.trigger(triggering("w", None), reply);
+    f.c.store.flush();
     let refused = rx.await.unwrap().unwrap_err();
     assert_eq!(refused.code, crate::protocol::ErrorCode::QueueFull);
     assert!(
@@ -17,6 +18,7 @@ async fn a_full_queue_refuses_triggers_and_misses_slots() {
         "{refused}"
     );
     f.c.fire(WorkflowId::new("w"), start(), false);
+    f.c.store.flush();
     assert_eq!(f.c.queue.len(), MAX_QUEUED);
     let history = f.store.slot_history("w", 10).await.unwrap();
     assert_eq!(history[0].fate, SlotFate::Missed);
@@ -45,6 +47,7 @@ async fn records_of_unknown_runs_are_not_stored_but_a_lately_ended_runs_are() {
     // evidence, and changes nothing.
     f.clock.advance(TIMEOUT);
     f.c.expire(f.clock.now());
+    f.c.store.flush();
     let agent = f.register("a1", 1);
     f.report(&agent, vec![finished(&assigned, 1, RunStatus::Completed)])
         .await
@@ -61,9 +64,11 @@ async fn agents_no_longer_alive_are_forgotten_after_a_day() {
     f.register("a1", 1);
     f.clock.advance(TIMEOUT);
     f.c.expire(f.clock.now());
+    f.c.store.flush();
     assert_eq!(f.c.agents.views()[0].state, AgentState::Lost);
     f.clock
         .advance(crate::principal::coordinator::agents::FORGET_AFTER);
     f.c.expire(f.clock.now());
+    f.c.store.flush();
     assert!(f.c.agents.views().is_empty());
 }

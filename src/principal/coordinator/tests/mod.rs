@@ -102,6 +102,7 @@ impl Fixture {
     fn agent(&mut self, request: AgentRequest) -> Answer {
         let (reply, rx) = oneshot::channel();
         self.c.agent_request(request, reply);
+        self.c.store.flush();
         rx
     }
 
@@ -146,6 +147,7 @@ impl Fixture {
         let (reply, rx) = oneshot::channel();
         self.c
             .trigger(triggering(workflow, Some("cli".into())), reply);
+        self.c.store.flush();
         rx.await.unwrap().unwrap()
     }
 
@@ -235,7 +237,9 @@ async fn overlap_policies_decide_what_a_second_slot_does() {
     let slot = |s: i64| start() + chrono::Duration::seconds(s);
     for id in ["skip", "queue", "allow"] {
         f.c.fire(WorkflowId::new(id), slot(1), false);
+        f.c.store.flush();
         f.c.fire(WorkflowId::new(id), slot(2), false);
+        f.c.store.flush();
     }
     assert_eq!(
         f.queued_of("skip"),
@@ -261,6 +265,7 @@ async fn overlap_policies_decide_what_a_second_slot_does() {
     assert_eq!(by_workflow("skip"), 1);
     // A caught-up slot of `skip` is queued (one after another), not skipped.
     f.c.fire(WorkflowId::new("skip"), slot(3), true);
+    f.c.store.flush();
     assert_eq!(f.queued_of("skip"), 2);
     assert!(f
         .c
@@ -290,11 +295,13 @@ async fn heartbeat_loss_crashes_the_agents_runs() {
     });
     f.clock.advance(TIMEOUT / 2 + Duration::from_millis(1));
     f.c.expire(f.clock.now());
+    f.c.store.flush();
     assert_eq!(f.status_of(&run), Some(RunStatus::Running));
     // Then silence for a whole timeout: lost, and its run CRASHED.
     f.clock.advance(TIMEOUT);
     assert!(f.c.next_deadline() <= f.clock.now());
     f.c.expire(f.clock.now());
+    f.c.store.flush();
     assert_eq!(f.status_of(&run), None, "no longer active");
     let views = f.c.agents.views();
     assert_eq!(views[0].state, AgentState::Lost);
@@ -353,6 +360,7 @@ async fn recovery_requeues_in_order_and_crashes_orphans_at_their_deadline() {
     let mut f = fixture(&[skip], recovered);
     f.clock.advance(TIMEOUT);
     f.c.expire(f.clock.now());
+    f.c.store.flush();
     assert_eq!(f.status_of(&RunId::new("r1")), None, "orphan crashed");
     assert_eq!(f.status_of(&RunId::new("q1")), Some(RunStatus::Queued));
 }
