@@ -31,6 +31,15 @@ pub fn release_code_pages() -> io::Result<usize> {
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }
+        // SAFETY: as above; MADV_RANDOM only tells the kernel not to read ahead around the
+        // pages faulted in later (the large read-around of code would map much of it again).
+        unsafe {
+            nix::libc::madvise(
+                start as *mut nix::libc::c_void,
+                end - start,
+                nix::libc::MADV_RANDOM,
+            );
+        }
         released += end - start;
     }
     #[cfg(target_env = "gnu")]
