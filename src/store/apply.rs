@@ -6,7 +6,7 @@ use duckdb::types::{TimeUnit, Value};
 use duckdb::{params, Connection};
 
 use super::journal::Journal;
-use super::rows::{update_runs, update_tasks, Merged, RunRow, TaskRow};
+use super::rows::{insert_queued_runs, update_runs, update_tasks, Merged, RunRow, TaskRow};
 use super::{StoreError, Write};
 
 /// Replays a journal left by a crash while the database refused writes, unless its marker
@@ -77,13 +77,13 @@ pub fn apply(
 }
 
 fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckdb::Error> {
-    super::rows::insert_queued_runs(conn, writes)?;
     // Insert-only tables take rows through appenders (nothing in the batch reads them back).
     let mut logs = conn.appender("logs")?;
     let mut transitions = conn.appender("transitions")?;
-    // Each run's and each task's row changes, merged per row and applied in one statement
-    // per table after every insert of the batch (a fast task's RUNNING and COMPLETED, and its
-    // run's assignment, start and end, usually arrive together).
+    // Each run's and each task's row changes, merged per row (a fast task's RUNNING and
+    // COMPLETED, and its run's assignment, start and end, usually arrive together); a row
+    // queued in this batch is inserted with them applied, the others are updated in one
+    // statement per table.
     let mut runs: Merged<String, RunRow> = Merged::default();
     let mut tasks: Merged<(String, String), TaskRow> = Merged::default();
     for w in writes {
@@ -291,8 +291,9 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
             }
         }
     }
-    update_runs(conn, &runs.rows)?;
-    update_tasks(conn, &tasks.rows)?;
+    insert_queued_runs(conn, writes, &mut runs, &mut tasks)?;
+    update_runs(conn, &runs)?;
+    update_tasks(conn, &tasks)?;
     logs.flush()?;
     transitions.flush()?;
     Ok(())

@@ -244,6 +244,7 @@ proptest! {
     fn merged_changes_equal_changes_one_at_a_time(
         stored_attempt in 0..3i64,
         stored_seq in 0..50i64,
+        queue_in_batch in any::<bool>(),
         ops in prop::collection::vec(op(), 1..30),
         cuts in prop::collection::vec(prop::bool::weighted(0.15), 30),
     ) {
@@ -259,25 +260,50 @@ proptest! {
             definition_json: "{}".into(),
             tasks: vec![TaskId::new("a")],
         })).collect();
-        apply(&conn, &[&queued], None).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        // A stored attempt with its own start, agent, token and sequence to keep or clear.
-        conn.execute(
-            "UPDATE runs SET status = 'RUNNING', attempt = ?, started_at = make_timestamp(1), \
-             agent_id = 'old', token = 'old', last_seq = ?",
-            duckdb::params![stored_attempt, stored_seq],
-        ).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let stored = |conn: &Connection| -> Vec<(RunState, TaskState)> {
             RUNS.iter().filter_map(|id| read(conn, id).ok()).collect()
         };
-        let (mut runs, mut tasks): (Vec<_>, Vec<_>) = stored(&conn).into_iter().unzip();
-        let writes: Vec<Write> = ops.iter().enumerate().map(|(i, op)| write(i + 1, op)).collect();
+        // Either the runs are queued with the first batch of changes (as a trigger and its
+        // assignment are), or they were stored before, with an attempt of their own whose
+        // start, agent, token and sequence the changes keep or clear.
+        let (mut runs, mut tasks, mut writes) = if queue_in_batch {
+            let fresh = RunState {
+                status: "QUEUED".into(),
+                attempt: 0,
+                started: None,
+                finished: None,
+                agent: None,
+                token: None,
+                last_seq: 0,
+            };
+            let pending = TaskState {
+                status: "PENDING".into(),
+                attempt: 0,
+                started: None,
+                finished: None,
+                exit_code: None,
+                reason: None,
+            };
+            (vec![fresh; RUNS.len()], vec![pending; RUNS.len()], queued)
+        } else {
+            apply(&conn, &[&queued], None).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            conn.execute(
+                "UPDATE runs SET status = 'RUNNING', attempt = ?, started_at = make_timestamp(1), \
+                 agent_id = 'old', token = 'old', last_seq = ?",
+                duckdb::params![stored_attempt, stored_seq],
+            ).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let (runs, tasks): (Vec<_>, Vec<_>) = stored(&conn).into_iter().unzip();
+            (runs, tasks, Vec::new())
+        };
+        let first = writes.len();
+        writes.extend(ops.iter().enumerate().map(|(i, op)| write(i + 1, op)));
         let mut batch_start = 0;
         for (i, op) in ops.iter().enumerate() {
             model(&mut runs, &mut tasks, i + 1, op);
             if cuts[i] || i + 1 == ops.len() {
-                apply(&conn, &[&writes[batch_start..=i]], None)
+                apply(&conn, &[&writes[batch_start..=first + i]], None)
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
-                batch_start = i + 1;
+                batch_start = first + i + 1;
             }
         }
         let expected: Vec<(RunState, TaskState)> = runs.into_iter().zip(tasks).collect();

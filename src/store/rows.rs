@@ -1,6 +1,7 @@
-//! How a batch's rows are written with as few statements as possible: the runs it queues
-//! (and their tasks) through appenders ahead of everything else, and each task's changes
-//! merged into one update.
+//! How a batch's rows are written with as few statements as possible: each run's and each
+//! task's changes merged into one row; the runs the batch queues (and their tasks) inserted
+//! through appenders with their changes already applied; the other rows updated in one
+//! statement per table.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -13,10 +14,15 @@ use super::apply::ts;
 use super::Write;
 
 /// Inserts the rows of the runs queued in this batch, and their tasks, through appenders,
-/// before anything else of the batch is applied: later writes of the batch may update them
-/// (a run is usually assigned in the same batch it is queued in), and nothing can refer to a
-/// run before it is queued.
-pub fn insert_queued_runs(conn: &Connection, writes: &[Write]) -> Result<(), duckdb::Error> {
+/// with whatever else the batch changes in them already applied (a run is usually assigned in
+/// the same batch it is queued in): those changes are taken out of `runs` and `tasks`, so
+/// only rows that existed before the batch are left to update.
+pub fn insert_queued_runs(
+    conn: &Connection,
+    writes: &[Write],
+    runs: &mut Merged<String, RunRow>,
+    tasks: &mut Merged<(String, String), TaskRow>,
+) -> Result<(), duckdb::Error> {
     let mut queued = writes.iter().filter_map(|w| match w {
         Write::RunQueued(r) => Some(r),
         _ => None,
@@ -24,49 +30,52 @@ pub fn insert_queued_runs(conn: &Connection, writes: &[Write]) -> Result<(), duc
     let Some(first) = queued.next() else {
         return Ok(());
     };
-    let mut runs = conn.appender("runs")?;
-    let mut tasks = conn.appender("task_runs")?;
+    let mut run_rows = conn.appender("runs")?;
+    let mut task_rows = conn.appender("task_runs")?;
     for r in std::iter::once(first).chain(queued) {
+        let run = runs.take(r.run_id.as_str()).unwrap_or_default();
         // Columns in table order: run_id, workflow_id, trigger, status, queued_at,
         // started_at, finished_at, agent_id, attempt, token, last_seq, params, definition,
         // triggered_by.
-        runs.append_row(params![
+        run_rows.append_row(params![
             r.run_id.as_str(),
             r.workflow_id.as_str(),
             r.trigger.as_str(),
-            "QUEUED",
+            run.status.unwrap_or("QUEUED"),
             ts(&r.queued_at),
-            Value::Null,
-            Value::Null,
-            None::<&str>,
-            0,
-            None::<&str>,
-            0,
+            run.started.as_ref().map_or(Value::Null, ts),
+            run.finished.as_ref().map_or(Value::Null, ts),
+            run.agent,
+            run.attempt.unwrap_or(0),
+            run.token,
+            seq(Some(run.last_seq_from_new())),
             r.params_json,
             r.definition_json,
             r.triggered_by
         ])?;
         for task in &r.tasks {
+            let key = (r.run_id.as_str().to_owned(), task.as_str().to_owned());
+            let t = tasks.take(&key).unwrap_or_default();
             // run_id, task_id, attempt, status, started_at, finished_at, exit_code, reason
-            tasks.append_row(params![
+            task_rows.append_row(params![
                 r.run_id.as_str(),
                 task.as_str(),
-                0,
-                "PENDING",
-                Value::Null,
-                Value::Null,
-                None::<i32>,
-                None::<&str>
+                t.attempt,
+                t.status.unwrap_or("PENDING"),
+                t.started.as_ref().map_or(Value::Null, ts),
+                t.finished.as_ref().map_or(Value::Null, ts),
+                t.exit_code,
+                t.reason
             ])?;
         }
     }
-    runs.flush()?;
-    tasks.flush()
+    run_rows.flush()?;
+    task_rows.flush()
 }
 
 /// Rows in the order of their first change, each with the changes of a batch merged in.
 pub struct Merged<K, R> {
-    pub rows: Vec<(K, R)>,
+    rows: Vec<(K, Option<R>)>,
     index: HashMap<K, usize>,
 }
 
@@ -79,6 +88,25 @@ impl<K, R> Default for Merged<K, R> {
     }
 }
 
+impl<K: Eq + Hash, R> Merged<K, R> {
+    /// Takes a row out (its changes are applied some other way).
+    pub fn take<Q>(&mut self, key: &Q) -> Option<R>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        let index = *self.index.get(key)?;
+        self.rows[index].1.take()
+    }
+
+    /// The rows not taken out, in order.
+    pub fn rows(&self) -> impl Iterator<Item = (&K, &R)> {
+        self.rows
+            .iter()
+            .filter_map(|(k, r)| r.as_ref().map(|r| (k, r)))
+    }
+}
+
 impl<K: Clone + Eq + Hash, R: Default> Merged<K, R> {
     /// The row for `key`, empty if this is its first change.
     pub fn row(&mut self, key: K) -> &mut R {
@@ -86,11 +114,11 @@ impl<K: Clone + Eq + Hash, R: Default> Merged<K, R> {
             Some(&index) => index,
             None => {
                 self.index.insert(key.clone(), self.rows.len());
-                self.rows.push((key, R::default()));
+                self.rows.push((key, None));
                 self.rows.len() - 1
             }
         };
-        &mut self.rows[index].1
+        self.rows[index].1.get_or_insert_with(R::default)
     }
 }
 
@@ -185,6 +213,16 @@ impl RunRow {
         }
         self.status = Some(status.as_str());
         self.attempt = Some(attempt);
+    }
+
+    /// The `last_seq` of a run queued in this batch (stored attempt 0, `last_seq` 0) once the
+    /// batch's changes are applied: what the update's `last_seq` expression gives for it.
+    pub fn last_seq_from_new(&self) -> u64 {
+        if self.restarted || self.first_attempt.is_some_and(|a| a != 0) {
+            self.seq_after.unwrap_or(0)
+        } else {
+            self.seq_all.unwrap_or(0)
+        }
     }
 
     /// Folds one more stored record sequence into the row.
@@ -316,9 +354,9 @@ const TASKS: Update = Update {
 };
 
 /// Applies every run's merged changes (see [`Update`]).
-pub fn update_runs(conn: &Connection, rows: &[(String, RunRow)]) -> Result<(), duckdb::Error> {
+pub fn update_runs(conn: &Connection, rows: &Merged<String, RunRow>) -> Result<(), duckdb::Error> {
     let attempt = |a: Option<u32>| a.map_or(Value::Null, |a| Value::BigInt(a.into()));
-    let rows = rows.iter().map(|(id, r)| {
+    let rows = rows.rows().map(|(id, r)| {
         vec![
             Value::Text(id.clone()),
             text(r.status),
@@ -340,9 +378,9 @@ pub fn update_runs(conn: &Connection, rows: &[(String, RunRow)]) -> Result<(), d
 /// Applies every task's merged changes (see [`Update`]).
 pub fn update_tasks(
     conn: &Connection,
-    rows: &[((String, String), TaskRow)],
+    rows: &Merged<(String, String), TaskRow>,
 ) -> Result<(), duckdb::Error> {
-    let rows = rows.iter().map(|((run, task), r)| {
+    let rows = rows.rows().map(|((run, task), r)| {
         vec![
             Value::Text(run.clone()),
             Value::Text(task.clone()),
