@@ -80,6 +80,8 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
     // Insert-only tables take rows through appenders (nothing in the batch reads them back).
     let mut logs = conn.appender("logs")?;
     let mut transitions = conn.appender("transitions")?;
+    // Audit entries come with some batches only (a trigger's, say).
+    let mut audit = None;
     // Each run's and each task's row changes, merged per row (a fast task's RUNNING and
     // COMPLETED, and its run's assignment, start and end, usually arrive together); a row
     // queued in this batch is inserted with them applied, the others are updated in one
@@ -235,11 +237,11 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
                 }
             }
             Write::Audit(a) => {
-                exec(
-                    conn,
-                    "INSERT INTO audit (ts, actor, role, peer, action, target, detail, outcome) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    params![
+                if audit.is_none() {
+                    audit = Some(conn.appender("audit")?);
+                }
+                if let Some(audit) = audit.as_mut() {
+                    audit.append_row(params![
                         ts(&a.ts),
                         a.actor,
                         a.role,
@@ -248,8 +250,8 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
                         a.target,
                         a.detail,
                         a.outcome
-                    ],
-                )?;
+                    ])?;
+                }
             }
             Write::Agent {
                 agent_id,
@@ -296,6 +298,9 @@ fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckd
     update_tasks(conn, &tasks)?;
     logs.flush()?;
     transitions.flush()?;
+    if let Some(mut audit) = audit {
+        audit.flush()?;
+    }
     Ok(())
 }
 
