@@ -248,20 +248,25 @@ struct Update {
 }
 
 impl Update {
+    /// The update with `c`'s columns given by `value(name, type)`, of the rows `filter` picks.
+    fn sql(&self, value: impl Fn(&str, &str) -> String, filter: &str) -> String {
+        let values: Vec<String> = self.columns.iter().map(|(n, t)| value(n, t)).collect();
+        format!(
+            "UPDATE {} SET {} FROM (SELECT {}) AS c WHERE {filter}",
+            self.table,
+            self.set,
+            values.join(", ")
+        )
+    }
+
     fn apply(&self, conn: &Connection, rows: Vec<Vec<Value>>) -> Result<(), duckdb::Error> {
         let table = self.table;
         let keys = &self.columns[..self.keys];
         if rows.len() <= ONE_BY_ONE {
-            let values = self
-                .columns
-                .iter()
-                .map(|(name, ty)| format!("?::{ty} AS {name}"));
             let filter = keys.iter().map(|(k, _)| format!("{table}.{k} = ?"));
-            let sql = format!(
-                "UPDATE {table} SET {} FROM (SELECT {}) AS c WHERE {}",
-                self.set,
-                values.collect::<Vec<_>>().join(", "),
-                filter.collect::<Vec<_>>().join(" AND ")
+            let sql = self.sql(
+                |name, ty| format!("?::{ty} AS {name}"),
+                &filter.collect::<Vec<_>>().join(" AND "),
             );
             let mut statement = conn.prepare_cached(&sql)?;
             for row in rows {
@@ -282,16 +287,13 @@ impl Update {
             )
         });
         let (low, high) = (text(low), text(high));
-        let values = self
-            .columns
-            .iter()
-            .map(|(name, ty)| format!("unnest(?::{ty}[]) AS {name}"));
         let join = keys.iter().map(|(k, _)| format!("{table}.{k} = c.{k}"));
-        let sql = format!(
-            "UPDATE {table} SET {} FROM (SELECT {}) AS c WHERE {} AND {table}.run_id BETWEEN ? AND ?",
-            self.set,
-            values.collect::<Vec<_>>().join(", "),
-            join.collect::<Vec<_>>().join(" AND ")
+        let sql = self.sql(
+            |name, ty| format!("unnest(?::{ty}[]) AS {name}"),
+            &format!(
+                "{} AND {table}.run_id BETWEEN ? AND ?",
+                join.collect::<Vec<_>>().join(" AND ")
+            ),
         );
         let mut lists = vec![Vec::with_capacity(rows.len()); self.columns.len()];
         for row in rows {
