@@ -326,3 +326,6 @@ fn start_run(
         running.remove(&a.run_id);
     });
 }
+
+#[cfg(test)]
+mod reporter_tests;
