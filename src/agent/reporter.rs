@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::spool::Spool;
 use crate::model::{AgentId, RunId, RunStatus, TaskId, TaskStatus};
-use crate::protocol::agent::{AgentReply, AgentRequest, Record, RecordEvent, Stream};
+use crate::protocol::agent::{AgentReply, AgentRequest, Record, RecordEvent, RunAck, Stream};
 use crate::protocol::{Request, Response};
 use crate::transport::{Client, ClientError};
 
@@ -221,8 +221,7 @@ async fn deliver(
         // follows the front of the outbox (records of this report were kept).
         let (pause, resend) = match reply {
             Ok(Response::Agent(AgentReply::ReportAck { acks })) => {
-                let removed = outbox.acknowledge(&acks, sent);
-                acked.send_modify(|n| *n += removed as u64);
+                let removed = acknowledge(&mut outbox, &acked, &acks, sent);
                 if removed > 0 {
                     backoff = Duration::from_millis(100);
                     (false, removed < sent)
@@ -248,8 +247,7 @@ async fn deliver(
             // again from the front.
             while let Some((reply, sent)) = in_flight.next().await {
                 if let Ok(Response::Agent(AgentReply::ReportAck { acks })) = reply {
-                    let removed = outbox.acknowledge(&acks, sent) as u64;
-                    acked.send_modify(|n| *n += removed);
+                    acknowledge(&mut outbox, &acked, &acks, sent);
                 }
             }
             sent_ahead = 0;
@@ -262,6 +260,19 @@ async fn deliver(
             backoff = (backoff * 2).min(Duration::from_secs(2));
         }
     }
+}
+
+/// Drops what a report's acknowledgement covers from the outbox and counts it as
+/// acknowledged; returns how many records that was.
+fn acknowledge(
+    outbox: &mut Spool,
+    acked: &watch::Sender<u64>,
+    acks: &[RunAck],
+    sent: usize,
+) -> usize {
+    let removed = outbox.acknowledge(acks, sent);
+    acked.send_modify(|n| *n += removed as u64);
+    removed
 }
 
 /// The oldest records, up to the batch limits (at least one).

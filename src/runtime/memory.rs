@@ -9,8 +9,9 @@ use std::io;
 use std::path::Path;
 
 /// Asks the kernel to reclaim the pages of this program's own machine code that are mapped
-/// now (`MADV_PAGEOUT` on the executable's read-only, executable mappings), and returns the
-/// heap's free memory to the system (`malloc_trim`). Nothing is lost: the binary on disk backs
+/// now (`MADV_PAGEOUT` on the executable's read-only, executable mappings, then
+/// `MADV_RANDOM` so that code used again comes back a page at a time, not with the disk's
+/// read-around), and returns the heap's free memory to the system (`malloc_trim`). Nothing is lost: the binary on disk backs
 /// those pages, and a page used again is mapped again on its next use. Returns the bytes of
 /// code advised.
 pub fn release_code_pages() -> io::Result<usize> {

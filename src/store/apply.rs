@@ -6,7 +6,8 @@ use duckdb::types::{TimeUnit, Value};
 use duckdb::{params, Connection};
 
 use super::journal::Journal;
-use super::rows::{insert_queued_runs, update_runs, update_tasks, Merged, RunRow, TaskRow};
+use super::rows::{insert_queued_runs, Merged, RunRow, TaskRow};
+use super::update::{update_runs, update_tasks};
 use super::{StoreError, Write};
 
 /// Replays a journal left by a crash while the database refused writes, unless its marker

@@ -222,7 +222,7 @@ fn op() -> impl Strategy<Value = Op> {
         ),
         (0..RUNS.len(), 0..50u64).prop_map(|(run, seq)| Op::Seq { run, seq }),
         (
-            0..2usize,
+            0..RUNS.len(),
             task_status,
             0..3u32,
             prop::option::of(0..3i32),

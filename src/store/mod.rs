@@ -12,6 +12,7 @@ mod queries;
 mod records;
 mod rows;
 mod schema;
+mod update;
 
 use std::path::{Path, PathBuf};
 
