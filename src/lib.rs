@@ -31,3 +31,24 @@ pub mod store;
 pub mod transport;
 pub mod tui;
 pub mod workflow;
+
+/// Keeps DuckDB out of a binary that does not use the store (the agent, the CLI, the
+/// cockpit); invoke it once at the top level of the binary's main file.
+///
+/// The `duckdb` crate links, into every binary of a package that depends on it, a small object
+/// that registers DuckDB's bundled extensions before `main` by calling
+/// `duckdb_register_static_extensions`. That one call pulls half of DuckDB into the binary and
+/// costs every start several milliseconds of relocations and symbol lookups. Defined here, in
+/// the binary's own object file, the symbol resolves to this no-op and the linker never takes
+/// DuckDB's definition (nor anything it needs). The principal does not invoke this: its store
+/// needs the extensions. `tests/it/layout.rs` checks which binaries contain DuckDB.
+#[macro_export]
+macro_rules! without_duckdb {
+    () => {
+        /// DuckDB's extension registration, a no-op: this binary has no database.
+        #[no_mangle]
+        pub extern "C" fn duckdb_register_static_extensions() -> i32 {
+            0
+        }
+    };
+}

@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+cdktr::without_duckdb!();
+
 fn main() -> ExitCode {
     let cli = cdktr::cli::Cli::parse();
     cdktr::cli::run(cli).unwrap_or_else(|e| cdktr::cli::report(&e))

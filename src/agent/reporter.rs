@@ -209,12 +209,16 @@ async fn deliver(
             });
         }
         // Keep taking records into the spool while reports are in flight, so memory stays
-        // bounded however long the principal takes to answer.
-        let (reply, sent) = loop {
-            tokio::select! {
-                Some(done) = in_flight.next() => break done,
-                Some(r) = rx.recv() => outbox.push(r),
+        // bounded however long the principal takes to answer; a record that finds a report
+        // place free goes out at once.
+        let (reply, sent) = tokio::select! {
+            Some(done) = in_flight.next() => done,
+            Some(r) = rx.recv() => {
+                outbox.push(r);
+                continue;
             }
+            // Nothing in flight and no recorder left: the agent is shutting down.
+            else => return,
         };
         sent_ahead -= sent.min(sent_ahead);
         // Whether to wait before sending again; and whether what is in flight no longer

@@ -15,6 +15,8 @@ struct Args {
     agent: cdktr::daemon::AgentArgs,
 }
 
+cdktr::without_duckdb!();
+
 fn main() -> ExitCode {
     let args = Args::parse();
     cdktr::daemon::agent_main(args.config, args.agent)

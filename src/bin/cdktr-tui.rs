@@ -16,6 +16,8 @@ struct Args {
     principal: Option<String>,
 }
 
+cdktr::without_duckdb!();
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let flags = args

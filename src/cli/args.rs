@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::daemon::{AgentArgs, PrincipalArgs};
 use crate::model::RunStatus;
 
 #[derive(Debug, Parser)]
@@ -196,10 +195,26 @@ pub enum ListenCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum StartCommand {
-    /// The principal (same as `cdktr-principal`).
-    Principal(PrincipalArgs),
-    /// An agent (same as `cdktr-agent`).
-    Agent(AgentArgs),
+    /// The principal: runs `cdktr-principal` with the flags that follow (see its --help).
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Principal {
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "FLAGS"
+        )]
+        flags: Vec<std::ffi::OsString>,
+    },
+    /// An agent: runs `cdktr-agent` with the flags that follow (see its --help).
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Agent {
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "FLAGS"
+        )]
+        flags: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Debug, Args)]

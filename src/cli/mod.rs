@@ -15,6 +15,7 @@ mod output;
 mod run_cmd;
 mod runs_cmd;
 mod schedule_cmd;
+mod start_cmd;
 mod workflow_cmd;
 
 use std::collections::BTreeMap;
@@ -35,11 +36,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // The daemons resolve their own configuration (with their own flags).
     let config = || resolve_config(cli.config.clone(), flags.clone());
     match cli.command {
-        Command::Start(StartCommand::Principal(args)) => {
-            Ok(crate::daemon::principal_main(cli.config.clone(), args))
+        Command::Start(StartCommand::Principal { flags }) => {
+            start_cmd::exec("cdktr-principal", cli.config.as_deref(), &flags)
         }
-        Command::Start(StartCommand::Agent(args)) => {
-            Ok(crate::daemon::agent_main(cli.config.clone(), args))
+        Command::Start(StartCommand::Agent { flags }) => {
+            start_cmd::exec("cdktr-agent", cli.config.as_deref(), &flags)
         }
         Command::Config { sources, json } => config_cmd::print(&config()?, sources, json),
         Command::Listen(cmd) => listen_cmd::run(cmd, &config()?.config),

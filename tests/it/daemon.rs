@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::common::cluster::{db_rows, start_agent, Api, Principal};
+use crate::common::cluster::{db_rows, start_agent, Api, Daemon, Principal};
 use crate::common::{valid_workflow, Workspace};
 
 #[test]
@@ -52,6 +52,59 @@ fn agent_shutdown_cancels_running_tasks_and_reports_them() {
     let detail = api.run(&run);
     assert_eq!(detail.summary.status, cdktr::model::RunStatus::Cancelled);
     assert_eq!(detail.tasks[0].status, cdktr::model::TaskStatus::Cancelled);
+}
+
+#[test]
+fn cdktr_start_runs_the_daemon_binaries_in_its_place() {
+    let ws = Workspace::new();
+    ws.write("wf/hello.yml", &valid_workflow("Hello"));
+    let mut cmd = ws.cdktr();
+    cmd.args([
+        "start",
+        "principal",
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--logs-publish",
+        "tcp://127.0.0.1:0",
+        "--workflow-dir",
+        "wf",
+        "--data-dir",
+        "data",
+        "--with-agent",
+    ]);
+    let mut p = Daemon::start(cmd, "cdktr-principal ready", ws.path().join("stderr"));
+    p.wait_line("cdktr-agent ready", Duration::from_secs(30));
+    // The process the test started is the principal itself (exec, not a child).
+    let exe = std::fs::read_link(format!("/proc/{}/exe", p.child.id())).unwrap();
+    assert!(exe.ends_with("cdktr-principal"), "{}", exe.display());
+    let api = Api::connect(&p.field("api"));
+    let run = api.trigger("hello");
+    api.wait_done(&run, Duration::from_secs(30));
+    p.signal(Signal::SIGTERM);
+    assert_eq!(p.wait_exit(Duration::from_secs(30)).code(), Some(0));
+
+    // Flags after `start agent` are the agent's own, --help included.
+    let help = ws.run(&["start", "agent", "--help"]);
+    assert_eq!(help.code, Some(0), "{}", help.stderr);
+    assert!(help.stdout.contains("cdktr-agent"), "{}", help.stdout);
+    assert!(
+        help.stdout.contains("--heartbeat-interval"),
+        "{}",
+        help.stdout
+    );
+
+    // A cdktr installed without the daemons says what is missing.
+    let alone = ws.path().join("alone");
+    std::fs::create_dir(&alone).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_cdktr"), alone.join("cdktr")).unwrap();
+    let out = std::process::Command::new(alone.join("cdktr"))
+        .args(["start", "principal"])
+        .env("PATH", &alone)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot run cdktr-principal"), "{stderr}");
 }
 
 #[test]

@@ -126,3 +126,26 @@ fn no_source_file_is_over_about_400_lines() {
         .collect();
     assert!(long.is_empty(), "split these by job: {long:?}");
 }
+
+/// Whether a built binary contains DuckDB: the name of one of its settings, a string DuckDB
+/// keeps in its read-only data (present when the binary is stripped too).
+fn links_duckdb(binary: &str) -> bool {
+    let bytes = std::fs::read(binary).expect("read the binary");
+    bytes
+        .windows(b"checkpoint_threshold".len())
+        .any(|w| w == b"checkpoint_threshold")
+}
+
+#[test]
+fn only_the_principal_links_duckdb() {
+    // `cdktr::without_duckdb!` and `daemon::principal_main` keep it out of the others: they
+    // start faster and stay small.
+    assert!(links_duckdb(env!("CARGO_BIN_EXE_cdktr-principal")));
+    for binary in [
+        env!("CARGO_BIN_EXE_cdktr"),
+        env!("CARGO_BIN_EXE_cdktr-agent"),
+        env!("CARGO_BIN_EXE_cdktr-tui"),
+    ] {
+        assert!(!links_duckdb(binary), "{binary} contains DuckDB");
+    }
+}

@@ -45,7 +45,7 @@ fn copy_dir(from: &Path, to: &Path) {
 fn readme_main_command_runs_the_examples() {
     assert_eq!(
         readme_block("<!-- main-command -->"),
-        ["cargo run -- start principal --with-agent"]
+        ["cargo run --bin cdktr-principal -- --with-agent"]
     );
     assert_eq!(
         readme_block("<!-- second-terminal -->"),
@@ -61,10 +61,9 @@ fn readme_main_command_runs_the_examples() {
         &ws.path().join("workflows"),
     );
 
-    // `cargo run --` is the `cdktr` binary.
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cdktr"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cdktr-principal"));
     cmd.current_dir(ws.path())
-        .args(["start", "principal", "--with-agent"])
+        .arg("--with-agent")
         .env("CDKTR_CONFIG", ws.path().join("none.toml"))
         .env("CDKTR_PRINCIPAL_LISTEN", "tcp://127.0.0.1:0")
         .env("CDKTR_PRINCIPAL_LOGS_PUBLISH", "tcp://127.0.0.1:0");

@@ -1,15 +1,11 @@
-//! Entry points of the two daemons, shared by `cdktr-principal` / `cdktr-agent` and
-//! `cdktr start principal|agent`: resolve configuration, set up logging, signals and the
-//! runtime, run, map the outcome to an exit code.
+//! `cdktr-principal`'s entry point and flags (the only part of `daemon` that reaches the store).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, Inputs};
+use super::{flag, run_daemon, Flags};
 use crate::{agent, principal, runtime};
 
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -35,30 +31,6 @@ pub struct PrincipalArgs {
     /// Slots of the embedded agent (agent.max_concurrent_workflows).
     #[arg(long, value_name = "N")]
     pub max_concurrent_workflows: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct AgentArgs {
-    /// Principal endpoint to connect to (agent.principal).
-    #[arg(long, value_name = "ENDPOINT")]
-    pub principal: Option<String>,
-    /// Agent name; the agent id is NAME@HOST (agent.name, default the host name).
-    #[arg(long)]
-    pub name: Option<String>,
-    /// Runs this agent executes at once (agent.max_concurrent_workflows).
-    #[arg(long, value_name = "N")]
-    pub max_concurrent_workflows: Option<String>,
-    /// Heartbeat interval, e.g. 5s (agent.heartbeat_interval).
-    #[arg(long, value_name = "DURATION")]
-    pub heartbeat_interval: Option<String>,
-}
-
-type Flags = Vec<(&'static str, String, String)>;
-
-fn flag(flags: &mut Flags, key: &'static str, value: Option<String>, name: &str) {
-    if let Some(v) = value {
-        flags.push((key, v, format!("--{name}")));
-    }
 }
 
 impl PrincipalArgs {
@@ -100,92 +72,7 @@ impl PrincipalArgs {
     }
 }
 
-impl AgentArgs {
-    fn flags(&self) -> Flags {
-        let mut f = Vec::new();
-        flag(
-            &mut f,
-            "agent.principal",
-            self.principal.clone(),
-            "principal",
-        );
-        flag(&mut f, "agent.name", self.name.clone(), "name");
-        flag(
-            &mut f,
-            "agent.max_concurrent_workflows",
-            self.max_concurrent_workflows.clone(),
-            "max-concurrent-workflows",
-        );
-        flag(
-            &mut f,
-            "agent.heartbeat_interval",
-            self.heartbeat_interval.clone(),
-            "heartbeat-interval",
-        );
-        f
-    }
-}
-
-fn resolve(config_file: Option<PathBuf>, flags: Flags) -> Result<config::Resolved, ExitCode> {
-    let mut inputs = Inputs::from_process(config_file);
-    inputs.flags = flags;
-    match config::resolve(&inputs) {
-        Ok(r) => {
-            for w in &r.warnings {
-                tracing::warn!("{w}");
-            }
-            Ok(r)
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Err(ExitCode::from(2))
-        }
-    }
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("error: cannot start the async runtime: {e}");
-            ExitCode::FAILURE
-        })
-}
-
-/// Shared set-up of both daemons: logging, configuration, runtime, signal handling; then
-/// `body` with the resolved configuration, the shutdown token and the reload signal.
-fn run_daemon<F, Fut>(config_file: Option<PathBuf>, flags: Flags, body: F) -> ExitCode
-where
-    F: FnOnce(config::Config, CancellationToken, Arc<Notify>) -> Fut,
-    Fut: std::future::Future<Output = ExitCode>,
-{
-    runtime::init_logging();
-    runtime::files::private_umask();
-    let resolved = match resolve(config_file, flags) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    let code = rt.block_on(async move {
-        let shutdown = CancellationToken::new();
-        let reload = Arc::new(Notify::new());
-        if let Err(e) = runtime::handle_signals(shutdown.clone(), reload.clone()) {
-            eprintln!("error: cannot install signal handlers: {e}");
-            return ExitCode::FAILURE;
-        }
-        let code = body(resolved.config, shutdown, reload).await;
-        runtime::notify_stopping();
-        code
-    });
-    rt.shutdown_timeout(std::time::Duration::from_secs(2));
-    code
-}
-
-/// `cdktr-principal` / `cdktr start principal`.
+/// `cdktr-principal`.
 pub fn principal_main(config_file: Option<PathBuf>, args: PrincipalArgs) -> ExitCode {
     let with_agent = args.with_agent;
     run_daemon(
@@ -272,26 +159,6 @@ pub fn principal_main(config_file: Option<PathBuf>, args: PrincipalArgs) -> Exit
                     ExitCode::FAILURE
                 }
             }
-        },
-    )
-}
-
-/// `cdktr-agent` / `cdktr start agent`.
-pub fn agent_main(config_file: Option<PathBuf>, args: AgentArgs) -> ExitCode {
-    run_daemon(
-        config_file,
-        args.flags(),
-        |cfg, shutdown, _reload| async move {
-            if let Err(e) = crate::auth::Credential::optional(&cfg.agent.credential) {
-                eprintln!("error: agent.credential: {e}");
-                return ExitCode::FAILURE;
-            }
-            agent::run(cfg.agent, shutdown, |id| {
-                runtime::ready_line(format!("cdktr-agent ready id={id}"));
-                runtime::notify_ready();
-            })
-            .await;
-            ExitCode::SUCCESS
         },
     )
 }
