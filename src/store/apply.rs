@@ -1,17 +1,60 @@
 //! Applying writes: each batch in one transaction, the SQL for every kind of [`Write`], and
-//! replaying a journal left by a crash.
+//! replaying what the journal holds beyond what DuckDB applied (after a crash).
 
 use chrono::{DateTime, Utc};
 use duckdb::types::{TimeUnit, Value};
 use duckdb::{params, Connection};
 
-use super::journal::Journal;
+use super::journal;
+use super::legacy_journal::Journal;
 use super::rows::{insert_queued_runs, Merged, RunRow, TaskRow};
 use super::update::{update_runs, update_tasks};
 use super::{StoreError, Write};
 
-/// Replays a journal left by a crash while the database refused writes, unless its marker
-/// shows it was applied already.
+/// Writes applied in one transaction at most when replaying the journal.
+const REPLAY_WRITES: usize = 50_000;
+
+/// Applies the journal's batches that DuckDB has not (a crash came between the acknowledgement
+/// and the commit), then removes the journal. Returns how many writes were applied and the
+/// sequence number the next batch takes.
+pub fn replay_journal(conn: &Connection, db: &std::path::Path) -> Result<(usize, u64), StoreError> {
+    let applied: i64 = conn.query_row(
+        "SELECT coalesce(max(seq), 0) FROM journal_applied",
+        [],
+        |r| r.get(0),
+    )?;
+    let mut last = u64::try_from(applied).unwrap_or(0);
+    let mut chunk: Vec<Vec<Write>> = Vec::new();
+    let mut count = 0;
+    let mut flush = |chunk: &mut Vec<Vec<Write>>, seq: u64| -> Result<(), StoreError> {
+        let batches: Vec<&[Write]> = chunk.iter().map(Vec::as_slice).collect();
+        apply(conn, &batches, Mark::Seq { seq, prune: false })?;
+        count += chunk.iter().map(Vec::len).sum::<usize>();
+        chunk.clear();
+        Ok(())
+    };
+    journal::read(db, last, None, |seq, writes| {
+        last = seq;
+        chunk.push(writes);
+        match chunk.iter().map(Vec::len).sum::<usize>() >= REPLAY_WRITES {
+            true => flush(&mut chunk, seq),
+            false => Ok(()),
+        }
+    })?;
+    if !chunk.is_empty() {
+        flush(&mut chunk, last)?;
+    }
+    journal::remove_segments(db).map_err(|e| StoreError::Write(e.to_string()))?;
+    exec(
+        conn,
+        "DELETE FROM journal_applied WHERE seq < ?",
+        [i64::try_from(last).unwrap_or(i64::MAX)],
+    )?;
+    Ok((count, last + 1))
+}
+
+/// Replays a journal of an earlier version left by a crash while the database refused writes,
+/// unless its marker shows it was applied already.
 pub fn replay(conn: &Connection, journal: &Journal) -> Result<usize, StoreError> {
     let read = journal
         .read()
@@ -26,7 +69,7 @@ pub fn replay(conn: &Connection, journal: &Journal) -> Result<usize, StoreError>
     )?;
     let count = if applied == 0 {
         let refs: Vec<&[Write]> = batches.iter().map(Vec::as_slice).collect();
-        apply(conn, &refs, Some(&id))?;
+        apply(conn, &refs, Mark::Legacy(&id))?;
         batches.iter().map(Vec::len).sum()
     } else {
         0
@@ -47,17 +90,32 @@ pub fn ts(t: &DateTime<Utc>) -> Value {
     Value::Timestamp(TimeUnit::Microsecond, t.timestamp_micros())
 }
 
-pub fn apply(
-    conn: &Connection,
-    batches: &[&[Write]],
-    journal_marker: Option<&str>,
-) -> Result<(), duckdb::Error> {
+/// What a transaction records besides its writes, so that it is never applied twice.
+#[derive(Clone, Copy)]
+pub enum Mark<'a> {
+    /// The last journal batch it applies; `prune` also drops the older marks.
+    Seq { seq: u64, prune: bool },
+    /// The id of an earlier version's journal.
+    Legacy(&'a str),
+}
+
+pub fn apply(conn: &Connection, batches: &[&[Write]], mark: Mark) -> Result<(), duckdb::Error> {
     conn.execute_batch("BEGIN TRANSACTION")?;
     let result = batches
         .iter()
         .try_for_each(|writes| apply_in_transaction(conn, writes))
-        .and_then(|()| match journal_marker {
-            Some(marker) => {
+        .and_then(|()| match mark {
+            Mark::Seq { seq, prune } => {
+                let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+                let mut marks = conn.appender("journal_applied")?;
+                marks.append_row([seq])?;
+                marks.flush()?;
+                if prune {
+                    exec(conn, "DELETE FROM journal_applied WHERE seq < ?", [seq])?;
+                }
+                Ok(())
+            }
+            Mark::Legacy(marker) => {
                 exec(conn, "DELETE FROM meta WHERE key = 'journal_applied'", [])?;
                 exec(
                     conn,
@@ -66,7 +124,6 @@ pub fn apply(
                 )?;
                 Ok(())
             }
-            None => Ok(()),
         });
     match result {
         Ok(()) => conn.execute_batch("COMMIT"),

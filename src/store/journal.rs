@@ -1,9 +1,13 @@
-//! The write-ahead journal used while DuckDB refuses writes: a header line with the journal's
-//! unique id, then one JSON line per batch, appended and fsynced before the batch is
-//! acknowledged. It is replayed in order once DuckDB accepts writes again (and on start, after
-//! a crash), then removed. The id is recorded in DuckDB in the same transaction that applies
-//! the journal, so a journal is never applied twice, and a later journal (a new id) is never
-//! mistaken for an applied one.
+//! The write-ahead journal: every batch of writes is appended here and fsynced before it is
+//! acknowledged, then applied to DuckDB behind it (`sequencer.rs`). One JSON line per batch,
+//! `{"seq":N,"writes":[...]}`, with sequence numbers that only grow; DuckDB records the last
+//! one it applied in the same transaction (`journal_applied`), so a restart applies exactly
+//! the batches after it, and never one twice.
+//!
+//! The journal is cut into segment files beside the database, `<db>.journal-<first seq>`;
+//! the writer starts a new segment past [`SEGMENT_BYTES`] and deletes a closed segment once
+//! DuckDB has applied all of it, so the journal holds what DuckDB has not applied yet plus at
+//! most one segment; a clean shutdown removes it.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write as _};
@@ -11,83 +15,192 @@ use std::path::{Path, PathBuf};
 
 use super::Write;
 
-pub struct Journal {
-    path: PathBuf,
+/// A segment past this size is closed and a new one started.
+pub const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
+
+#[derive(serde::Serialize)]
+struct EntryOut<'a> {
+    seq: u64,
+    writes: &'a [Write],
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Header {
-    journal_id: String,
+#[derive(serde::Deserialize)]
+struct EntryIn {
+    seq: u64,
+    writes: Vec<Write>,
+}
+
+/// The writer's side: appends, starts segments, removes applied ones.
+pub struct Journal {
+    db: PathBuf,
+    segment_bytes: u64,
+    active: Option<Active>,
+    /// Closed segments with the last sequence number each holds.
+    closed: Vec<(PathBuf, u64)>,
+}
+
+struct Active {
+    file: File,
+    path: PathBuf,
+    len: u64,
+    last_seq: u64,
 }
 
 impl Journal {
-    pub fn beside(db: &Path) -> Journal {
-        let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-        name.push(".journal");
+    /// The journal of the database at `db`. Segments already on disk are not touched: the
+    /// store applies and removes them before it starts writing (`replay`).
+    pub fn new(db: &Path, segment_bytes: u64) -> Journal {
         Journal {
-            path: db.with_file_name(name),
+            db: db.to_path_buf(),
+            segment_bytes,
+            active: None,
+            closed: Vec::new(),
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Appends one batch durably (a new file starts with a header holding a fresh id). A
-    /// failed append is cut off again, so the file never holds half a line.
-    pub fn append(&self, batch: &[Write]) -> std::io::Result<()> {
-        let mut bytes = Vec::new();
-        let mut file = crate::runtime::files::private_file()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
-        let length = file.metadata()?.len();
-        if length == 0 {
-            let header = Header {
-                journal_id: ulid::Ulid::new().to_string(),
-            };
-            serde_json::to_writer(&mut bytes, &header).map_err(std::io::Error::other)?;
-            bytes.push(b'\n');
-        }
-        serde_json::to_writer(&mut bytes, batch).map_err(std::io::Error::other)?;
+    /// Appends one batch durably (written and fdatasync'ed). A failed append is cut off
+    /// again, so a segment never holds half a line that a later line follows.
+    pub fn append(&mut self, seq: u64, writes: &[Write]) -> std::io::Result<()> {
+        let mut bytes = serde_json::to_vec(&EntryOut { seq, writes })?;
         bytes.push(b'\n');
-        let written = file.write_all(&bytes).and_then(|()| file.sync_data());
-        if written.is_err() {
-            let _ = file.set_len(length);
+        if self.active.is_none() {
+            let path = segment_path(&self.db, seq);
+            let file = crate::runtime::files::private_file()
+                .create(true)
+                .append(true)
+                .open(&path)?;
+            sync_dir(&self.db)?;
+            let len = file.metadata()?.len();
+            self.active = Some(Active {
+                file,
+                path,
+                len,
+                last_seq: seq,
+            });
         }
-        written
-    }
-
-    /// The journal's id and every batch in it, oldest first; None when there is no journal.
-    /// An unreadable batch line (never acknowledged) is skipped.
-    pub fn read(&self) -> std::io::Result<Option<(String, Vec<Vec<Write>>)>> {
-        let file = match File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(active) = self.active.as_mut() else {
+            return Err(std::io::Error::other("no journal segment"));
         };
-        let mut lines = BufReader::new(file).lines();
-        let Some(first) = lines.next().transpose()? else {
-            return Ok(None);
-        };
-        let id = serde_json::from_str::<Header>(&first)
-            .map(|h| h.journal_id)
-            .map_err(|e| std::io::Error::other(format!("journal header unreadable: {e}")))?;
-        let mut batches = Vec::new();
-        for line in lines {
-            let line = line?;
-            match serde_json::from_str(&line) {
-                Ok(batch) => batches.push(batch),
-                Err(e) => tracing::warn!(error = %e, "skipping an unreadable journal line"),
+        let written = active
+            .file
+            .write_all(&bytes)
+            .and_then(|()| active.file.sync_data());
+        if let Err(e) = written {
+            let _ = active.file.set_len(active.len);
+            return Err(e);
+        }
+        active.len += bytes.len() as u64;
+        active.last_seq = seq;
+        if active.len >= self.segment_bytes {
+            if let Some(done) = self.active.take() {
+                self.closed.push((done.path, done.last_seq));
             }
         }
-        Ok(Some((id, batches)))
+        Ok(())
     }
 
-    pub fn clear(&self) -> std::io::Result<()> {
-        match std::fs::remove_file(&self.path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+    /// Removes the closed segments DuckDB has applied entirely (everything up to `applied`).
+    pub fn release(&mut self, applied: u64) {
+        self.closed.retain(|(path, last)| {
+            if *last > applied {
+                return true;
+            }
+            match std::fs::remove_file(path) {
+                Ok(()) => false,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+                Err(e) => {
+                    tracing::warn!(segment = %path.display(), error = %e, "cannot remove an applied journal segment");
+                    true
+                }
+            }
+        });
+    }
+}
+
+fn segment_path(db: &Path, first_seq: u64) -> PathBuf {
+    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(format!(".journal-{first_seq:020}"));
+    db.with_file_name(name)
+}
+
+/// The segments on disk, oldest first.
+fn segments(db: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut prefix = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    prefix.push(".journal-");
+    let prefix = prefix.to_string_lossy().into_owned();
+    let dir = match db.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut found: Vec<(u64, PathBuf)> = Vec::new();
+    for entry in std::fs::read_dir(&dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(first) = name
+            .strip_prefix(&prefix)
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            found.push((first, entry.path()));
         }
+    }
+    found.sort();
+    Ok(found.into_iter().map(|(_, p)| p).collect())
+}
+
+pub fn remove_segments(db: &Path) -> std::io::Result<()> {
+    for path in segments(db)? {
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    sync_dir(db)
+}
+
+/// Calls `each` with every batch after `after` up to `through` (all when None), in order. A
+/// line that cannot be read (the end of an append cut short by a crash: never acknowledged)
+/// is skipped with a warning.
+pub fn read(
+    db: &Path,
+    after: u64,
+    through: Option<u64>,
+    mut each: impl FnMut(u64, Vec<Write>) -> Result<(), super::StoreError>,
+) -> Result<(), super::StoreError> {
+    let io = |path: &Path, e: std::io::Error| {
+        super::StoreError::Write(format!("reading the journal {}: {e}", path.display()))
+    };
+    let paths = segments(db).map_err(|e| io(db, e))?;
+    for path in paths {
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            // Removed since listed: applied meanwhile.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(&path, e)),
+        };
+        for line in BufReader::new(file).split(b'\n') {
+            let line = line.map_err(|e| io(&path, e))?;
+            let entry: EntryIn = match serde_json::from_slice(&line) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    tracing::warn!(segment = %path.display(), error = %e, "skipping an unreadable journal line");
+                    continue;
+                }
+            };
+            if through.is_some_and(|t| entry.seq > t) {
+                return Ok(());
+            }
+            if entry.seq > after {
+                each(entry.seq, entry.writes)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes a new or removed segment's directory entry durable.
+fn sync_dir(db: &Path) -> std::io::Result<()> {
+    match db.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => File::open(dir)?.sync_all(),
+        _ => Ok(()),
     }
 }

@@ -6,9 +6,15 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use duckdb::Connection;
 use proptest::prelude::*;
 
-use super::apply::apply;
+use super::apply::{apply, Mark};
 use super::{NewRun, Write};
 use crate::model::{AgentId, RunId, RunStatus, TaskId, TaskStatus, WorkflowId};
+
+/// The journal mark the batches are applied with (not what is tested here).
+const MARK: Mark = Mark::Seq {
+    seq: 1,
+    prune: false,
+};
 
 /// Enough runs that a batch often changes more rows than are updated one by one, so both
 /// ways of updating are exercised.
@@ -286,7 +292,7 @@ proptest! {
             };
             (vec![fresh; RUNS.len()], vec![pending; RUNS.len()], queued)
         } else {
-            apply(&conn, &[&queued], None).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            apply(&conn, &[&queued], MARK).map_err(|e| TestCaseError::fail(e.to_string()))?;
             conn.execute(
                 "UPDATE runs SET status = 'RUNNING', attempt = ?, started_at = make_timestamp(1), \
                  agent_id = 'old', token = 'old', last_seq = ?",
@@ -301,7 +307,7 @@ proptest! {
         for (i, op) in ops.iter().enumerate() {
             model(&mut runs, &mut tasks, i + 1, op);
             if cuts[i] || i + 1 == ops.len() {
-                apply(&conn, &[&writes[batch_start..=first + i]], None)
+                apply(&conn, &[&writes[batch_start..=first + i]], MARK)
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 batch_start = first + i + 1;
             }

@@ -1,17 +1,21 @@
 //! The history store: one embedded DuckDB file behind one owner thread.
 //!
-//! `duckdb::Connection` is synchronous, so it lives on a dedicated thread fed by a channel of
-//! [`Command`]s; callers use the async [`Store`] facade and get answers through oneshots.
-//! Writes that arrive together are applied in one transaction (log lines through the
-//! appender), and every SQL statement is parameterised.
+//! Callers use the async [`Store`] facade and get answers through oneshots. Its commands go
+//! to the sequencer thread, which acknowledges writes once they are journaled (appended and
+//! fsynced, `sequencer.rs`, `journal.rs`) and hands them, with the queries in their order, to
+//! the owner thread of the synchronous `duckdb::Connection` (`owner.rs`). The owner applies
+//! the batches that arrive together in one transaction (log lines through the appender) and
+//! records the last batch applied in it; every SQL statement is parameterised.
 
 mod apply;
 mod journal;
+mod legacy_journal;
 mod owner;
 mod queries;
 mod records;
 mod rows;
 mod schema;
+mod sequencer;
 mod update;
 
 use std::path::{Path, PathBuf};
@@ -141,17 +145,17 @@ impl Batch {
     }
 }
 
-/// Joins the owner thread when dropped last: the file is closed cleanly.
+/// The store's threads, joined by [`StoreGuard::close`]: the file is closed cleanly.
 pub struct StoreGuard {
-    thread: Option<std::thread::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl StoreGuard {
-    /// Waits for the owner thread to apply everything queued and close the database. Every
-    /// [`Store`] handle must have been dropped first.
-    pub fn close(mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+    /// Waits for the sequencer and then the owner thread to apply everything queued and close
+    /// the database. Every [`Store`] handle must have been dropped first.
+    pub fn close(self) {
+        for thread in self.threads {
+            let _ = thread.join();
         }
     }
 }
@@ -180,25 +184,41 @@ impl Store {
             .map_err(|e| open_err(Box::new(e)))?;
         restrict(path, existed);
         schema::migrate(&conn).map_err(|e| open_err(Box::new(e)))?;
-        let journal = journal::Journal::beside(path);
-        let replayed = apply::replay(&conn, &journal).map_err(|e| open_err(Box::new(e)))?;
-        if replayed > 0 {
+        let legacy = legacy_journal::Journal::beside(path);
+        let replayed = apply::replay(&conn, &legacy).map_err(|e| open_err(Box::new(e)))?;
+        let (journaled, next_seq) =
+            apply::replay_journal(&conn, path).map_err(|e| open_err(Box::new(e)))?;
+        if replayed + journaled > 0 {
             tracing::info!(
-                writes = replayed,
-                "applied writes journaled while the database refused them"
+                writes = replayed + journaled,
+                "applied writes the journal held beyond the database"
             );
         }
         let health = std::sync::Arc::new(owner::Health::default());
-        let owner = owner::Owner::new(conn, journal, health.clone());
+        health
+            .applied_seq
+            .store(next_seq - 1, std::sync::atomic::Ordering::Release);
+        let owner = owner::Owner::new(conn, path.to_path_buf(), health.clone());
+        let (owner_tx, owner_rx) = std::sync::mpsc::channel();
+        let sequencer = sequencer::Sequencer {
+            journal: journal::Journal::new(path, journal::SEGMENT_BYTES),
+            next_seq,
+            health: health.clone(),
+            owner: owner_tx,
+        };
         let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("cdktr-store".into())
-            .spawn(move || owner.run(rx))
-            .map_err(|e| open_err(Box::new(e)))?;
+        let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(body)
+                .map_err(|e| open_err(Box::new(e)))
+        };
+        let owner = spawn("cdktr-store", Box::new(move || owner.run(owner_rx)))?;
+        let sequencer = spawn("cdktr-journal", Box::new(move || sequencer.run(rx)))?;
         Ok((
             Store { tx, health },
             StoreGuard {
-                thread: Some(thread),
+                threads: vec![sequencer, owner],
             },
         ))
     }
@@ -296,10 +316,7 @@ impl Store {
             None => StoreHealth::Ok,
             Some(reason) => StoreHealth::Degraded {
                 reason,
-                journaled: self
-                    .health
-                    .backlog
-                    .load(std::sync::atomic::Ordering::Relaxed),
+                journaled: self.health.unapplied(),
             },
         }
     }
@@ -313,7 +330,7 @@ impl Store {
             .store(until, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Failpoint for tests: the next write waits `duration` before it is applied.
+    /// Failpoint for tests: the next write waits `duration` before it is acknowledged.
     pub fn stall_next_write(&self, duration: std::time::Duration) {
         let ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
         self.health
@@ -344,6 +361,8 @@ fn restrict(path: &Path, existed: bool) {
     }
 }
 
+#[cfg(test)]
+mod journal_tests;
 #[cfg(test)]
 mod merge_tests;
 #[cfg(test)]

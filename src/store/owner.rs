@@ -1,6 +1,6 @@
 //! The owner thread: the only code that touches the DuckDB connection.
 
-use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -9,145 +9,169 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use duckdb::Connection;
 
-use super::apply::apply;
-use super::journal::Journal;
-use super::{queries, Command, StoreError, Write};
+use super::apply::{apply, Mark};
+use super::{journal, queries, Command, StoreError, Write};
 
-/// How many queued commands are folded into one transaction at most.
+/// How many queued entries and queries are folded into one transaction at most.
 const MAX_BATCH: usize = 512;
+/// Writes applied in one transaction at most when catching up from the journal.
+const CATCH_UP_WRITES: usize = 50_000;
+/// Every this many transactions, older rows of `journal_applied` are dropped.
+const PRUNE_EVERY: u64 = 10_000;
 
-/// Writes held (journaled) while DuckDB refuses them; beyond this, writes are refused.
-const MAX_BACKLOG_WRITES: usize = 2_000_000;
+/// What the sequencer hands the owner, in order.
+pub enum Work {
+    /// A batch already durable in the journal under `seq`.
+    Entry {
+        seq: u64,
+        writes: Vec<Write>,
+    },
+    Query(Command),
+}
 
-/// The store's health, shared with the facade.
+/// The store's health, shared by the facade, the sequencer and the owner.
 #[derive(Default)]
 pub struct Health {
     /// Why writes are failing, while they are.
     pub degraded: Mutex<Option<String>>,
-    pub backlog: AtomicU64,
+    /// Writes handed to the owner, and how many of them DuckDB has applied.
+    pub forwarded: AtomicU64,
+    pub applied: AtomicU64,
+    /// The journal sequence number DuckDB has applied up to.
+    pub applied_seq: AtomicU64,
     /// Failpoint: writes fail until this time (ms since the epoch); 0 when off.
     pub fail_until_ms: AtomicU64,
-    /// Failpoint: the next write waits this long (ms) before it is applied; 0 when off.
+    /// Failpoint: the next write waits this long (ms) before it is acknowledged; 0 when off.
     pub stall_ms: AtomicU64,
+}
+
+impl Health {
+    /// Writes acknowledged (journaled) that DuckDB has not applied yet.
+    pub fn unapplied(&self) -> u64 {
+        let forwarded = self.forwarded.load(Ordering::Acquire);
+        forwarded.saturating_sub(self.applied.load(Ordering::Acquire))
+    }
+
+    pub fn is_degraded(&self) -> bool {
+        self.degraded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
 }
 
 pub struct Owner {
     pub conn: Connection,
-    pub journal: Journal,
+    pub db: PathBuf,
     pub health: Arc<Health>,
-    backlog: VecDeque<Vec<Write>>,
-    backlog_writes: usize,
+    /// While DuckDB refuses writes: the last journaled batch it has not applied. The batches
+    /// themselves are not kept in memory; they are read back from the journal.
+    behind_through: Option<u64>,
     backoff: Duration,
     next_retry: Instant,
+    transactions: u64,
 }
 
 impl Owner {
-    pub fn new(conn: Connection, journal: Journal, health: Arc<Health>) -> Owner {
+    pub fn new(conn: Connection, db: PathBuf, health: Arc<Health>) -> Owner {
         Owner {
             conn,
-            journal,
+            db,
             health,
-            backlog: VecDeque::new(),
-            backlog_writes: 0,
+            behind_through: None,
             backoff: Duration::from_millis(100),
             next_retry: Instant::now(),
+            transactions: 0,
         }
     }
 
-    pub fn run(mut self, rx: Receiver<Command>) {
+    pub fn run(mut self, rx: Receiver<Work>) {
         loop {
-            let first = if self.backlog.is_empty() {
+            let first = if self.behind_through.is_none() {
                 match rx.recv() {
-                    Ok(cmd) => Some(cmd),
+                    Ok(work) => Some(work),
                     Err(_) => break,
                 }
             } else {
                 let wait = self.next_retry.saturating_duration_since(Instant::now());
                 match rx.recv_timeout(wait) {
-                    Ok(cmd) => Some(cmd),
+                    Ok(work) => Some(work),
                     Err(RecvTimeoutError::Timeout) => None,
                     Err(RecvTimeoutError::Disconnected) => break,
                 }
             };
-            if !self.backlog.is_empty() && Instant::now() >= self.next_retry {
-                self.retry_backlog();
+            if self.behind_through.is_some() && Instant::now() >= self.next_retry {
+                self.catch_up();
             }
             let Some(first) = first else { continue };
-            // Fold the writes waiting behind the first one into one transaction; answer
-            // queries after the writes that were queued before them.
-            let mut writes: Vec<Write> = Vec::new();
-            let mut acks = Vec::new();
+            // Fold the batches waiting behind the first one into one transaction; answer
+            // queries after the batches that were queued before them.
+            let mut entries: Vec<Vec<Write>> = Vec::new();
+            let mut last_seq = 0;
             let mut queries = Vec::new();
             let mut next = Some(first);
-            while let Some(cmd) = next.take() {
-                match cmd {
-                    Command::Write(w, ack) => {
-                        writes.extend(w);
-                        acks.extend(ack);
+            while let Some(work) = next.take() {
+                match work {
+                    Work::Entry { seq, writes } => {
+                        last_seq = seq;
+                        entries.push(writes);
                     }
-                    other => queries.push(other),
+                    Work::Query(q) => queries.push(q),
                 }
-                if acks.len() + queries.len() < MAX_BATCH && writes.len() < 50_000 {
+                if entries.len() + queries.len() < MAX_BATCH {
                     next = rx.try_recv().ok();
                 }
             }
-            let result = if writes.is_empty() {
-                Ok(())
-            } else {
-                let stall = self.health.stall_ms.swap(0, Ordering::Relaxed);
-                if stall > 0 {
-                    std::thread::sleep(Duration::from_millis(stall));
-                }
-                self.write(writes)
-            };
-            for ack in acks {
-                let _ = ack.send(result.clone());
+            if !entries.is_empty() {
+                self.write(&entries, last_seq);
             }
             for q in queries {
                 crate::runtime::contained("store", "a query", || answer(&self.conn, q));
             }
         }
-        if !self.backlog.is_empty() {
-            self.retry_backlog();
-            if !self.backlog.is_empty() {
-                tracing::error!(
-                    journal = %self.journal.path().display(),
-                    "the store is still refusing writes at shutdown: they stay in the journal and are applied at the next start"
-                );
+        if self.behind_through.is_some() {
+            self.catch_up();
+        }
+        match self.behind_through {
+            // The sequencer has stopped: nothing more comes, the journal can go.
+            None => {
+                if let Err(e) = journal::remove_segments(&self.db) {
+                    tracing::warn!(error = %e, "cannot remove the applied journal");
+                }
             }
+            Some(_) => tracing::error!(
+                db = %self.db.display(),
+                "the store is still refusing writes at shutdown: they stay in the journal and are applied at the next start"
+            ),
         }
         if let Err(e) = self.conn.execute_batch("CHECKPOINT") {
             tracing::warn!(error = %e, "checkpoint at close failed");
         }
     }
 
-    /// Applies a batch, or (while DuckDB refuses writes, and behind earlier refused batches)
-    /// journals it and keeps it for retrying. Ok means durable either way.
-    fn write(&mut self, batch: Vec<Write>) -> Result<(), StoreError> {
-        if self.backlog.is_empty() {
-            match self.apply(&[&batch], None) {
-                Ok(()) => return Ok(()),
-                Err(e) => self.degrade(&e),
+    /// Applies journaled batches up to `last_seq`, or (while DuckDB refuses writes) notes them
+    /// as waiting in the journal.
+    fn write(&mut self, entries: &[Vec<Write>], last_seq: u64) {
+        if self.behind_through.is_some() {
+            self.behind_through = Some(last_seq);
+            return;
+        }
+        let batches: Vec<&[Write]> = entries.iter().map(Vec::as_slice).collect();
+        let count: usize = entries.iter().map(Vec::len).sum();
+        match self.apply(&batches, last_seq) {
+            Ok(()) => self.applied(last_seq, count),
+            Err(e) => {
+                self.behind_through = Some(last_seq);
+                self.degrade(&e);
             }
         }
-        if self.backlog_writes + batch.len() > MAX_BACKLOG_WRITES {
-            return Err(StoreError::Write(format!(
-                "the database refuses writes and {} writes already wait for it",
-                self.backlog_writes
-            )));
-        }
-        let journaled = self.journal.append(&batch);
-        self.backlog_writes += batch.len();
-        self.backlog.push_back(batch);
+    }
+
+    fn applied(&self, seq: u64, writes: usize) {
         self.health
-            .backlog
-            .store(self.backlog_writes as u64, Ordering::Relaxed);
-        journaled.map_err(|e| {
-            StoreError::Write(format!(
-                "the database refuses writes and the journal {} cannot be written: {e}",
-                self.journal.path().display()
-            ))
-        })
+            .applied
+            .fetch_add(writes as u64, Ordering::AcqRel);
+        self.health.applied_seq.store(seq, Ordering::Release);
     }
 
     fn degrade(&mut self, e: &StoreError) {
@@ -161,59 +185,74 @@ impl Owner {
         }
         *degraded = Some(e.to_string());
         self.next_retry = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
     }
 
-    /// Applies every held batch in one transaction (marking the journal applied in the same
-    /// transaction, so a crash before the journal is removed cannot apply it twice).
-    fn retry_backlog(&mut self) {
-        let batches: Vec<&[Write]> = self.backlog.iter().map(Vec::as_slice).collect();
-        // The journal's unique id marks it applied in the same transaction.
-        let marker = match self.journal.read() {
-            Ok(Some((id, _))) => id,
-            Ok(None) => ulid::Ulid::new().to_string(),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the journal; retrying later");
-                self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
-                self.next_retry = Instant::now() + self.backoff;
-                return;
-            }
+    /// Applies what waits in the journal, in transactions of up to [`CATCH_UP_WRITES`].
+    fn catch_up(&mut self) {
+        let Some(through) = self.behind_through else {
+            return;
         };
-        match self.apply(&batches, Some(&marker)) {
-            Ok(()) => {
-                if let Err(e) = self.journal.clear() {
-                    tracing::error!(error = %e, "cannot remove the applied journal");
-                }
-                tracing::info!(
-                    writes = self.backlog_writes,
-                    "store recovered: held writes applied"
+        let db = self.db.clone();
+        let mut chunk: Vec<Vec<Write>> = Vec::new();
+        let mut last = self.health.applied_seq.load(Ordering::Acquire);
+        let result = journal::read(&db, last, Some(through), |seq, writes| {
+            if seq != last + 1 {
+                tracing::error!(
+                    expected = last + 1,
+                    found = seq,
+                    "the journal misses batches"
                 );
-                self.backlog.clear();
-                self.backlog_writes = 0;
+            }
+            last = seq;
+            chunk.push(writes);
+            match chunk.iter().map(Vec::len).sum::<usize>() >= CATCH_UP_WRITES {
+                true => self.apply_chunk(&mut chunk, last),
+                false => Ok(()),
+            }
+        })
+        .and_then(|()| match chunk.is_empty() {
+            true => Ok(()),
+            false => self.apply_chunk(&mut chunk, last),
+        });
+        match result {
+            Ok(()) => {
+                tracing::info!(through, "store recovered: journaled writes applied");
+                self.health.applied_seq.store(through, Ordering::Release);
+                self.behind_through = None;
                 self.backoff = Duration::from_millis(100);
-                self.health.backlog.store(0, Ordering::Relaxed);
                 *self
                     .health
                     .degraded
                     .lock()
                     .unwrap_or_else(|p| p.into_inner()) = None;
             }
-            Err(e) => {
-                self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
-                self.degrade(&e);
-            }
+            Err(e) => self.degrade(&e),
         }
     }
 
-    fn apply(&self, batches: &[&[Write]], journal_marker: Option<&str>) -> Result<(), StoreError> {
+    fn apply_chunk(&mut self, chunk: &mut Vec<Vec<Write>>, last: u64) -> Result<(), StoreError> {
+        let batches: Vec<&[Write]> = chunk.iter().map(Vec::as_slice).collect();
+        let count = chunk.iter().map(Vec::len).sum();
+        self.apply(&batches, last)?;
+        self.applied(last, count);
+        chunk.clear();
+        Ok(())
+    }
+
+    fn apply(&mut self, batches: &[&[Write]], seq: u64) -> Result<(), StoreError> {
         let fail_until = self.health.fail_until_ms.load(Ordering::Relaxed);
         if fail_until > 0 && (Utc::now().timestamp_millis() as u64) < fail_until {
             return Err(StoreError::Write(
                 "injected failure (failpoint store_writes)".into(),
             ));
         }
-        match crate::runtime::contained("store", "a write", || {
-            apply(&self.conn, batches, journal_marker)
-        }) {
+        self.transactions += 1;
+        let mark = Mark::Seq {
+            seq,
+            prune: self.transactions.is_multiple_of(PRUNE_EVERY),
+        };
+        match crate::runtime::contained("store", "a write", || apply(&self.conn, batches, mark)) {
             Some(result) => result.map_err(|e| StoreError::Write(e.to_string())),
             None => Err(StoreError::Write(
                 "the write panicked (see the log); it is retried".into(),

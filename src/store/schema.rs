@@ -9,7 +9,7 @@ use duckdb::Connection;
 
 use super::StoreError;
 
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 const V1: &str = "
 CREATE TABLE runs (
@@ -122,6 +122,13 @@ CREATE INDEX runs_run_id ON runs (run_id);
 CREATE INDEX task_runs_run_id ON task_runs (run_id);
 ";
 
+/// Version 6: the journal's sequence number each transaction applied up to (the writes are
+/// acknowledged once journaled, and applied behind): a restart replays the batches after the
+/// largest.
+const V6: &str = "
+CREATE TABLE journal_applied (seq BIGINT NOT NULL);
+";
+
 pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL)",
@@ -137,7 +144,7 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
              upgrade cdktr or point it at another file"
         )));
     }
-    let migrations: [&str; 5] = [V1, V2, V3, V4, V5];
+    let migrations: [&str; 6] = [V1, V2, V3, V4, V5, V6];
     for (index, sql) in migrations.iter().enumerate() {
         let version = index as i64 + 1;
         if version <= current {
