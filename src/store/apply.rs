@@ -24,19 +24,18 @@ pub fn replay_journal(conn: &Connection, db: &std::path::Path) -> Result<(usize,
         |r| r.get(0),
     )?;
     let mut last = u64::try_from(applied).unwrap_or(0);
-    let mut chunk: Vec<Vec<Write>> = Vec::new();
+    let mut chunk: Vec<Write> = Vec::new();
     let mut count = 0;
-    let mut flush = |chunk: &mut Vec<Vec<Write>>, seq: u64| -> Result<(), StoreError> {
-        let batches: Vec<&[Write]> = chunk.iter().map(Vec::as_slice).collect();
-        apply(conn, &batches, Mark::Seq { seq, prune: false })?;
-        count += chunk.iter().map(Vec::len).sum::<usize>();
+    let mut flush = |chunk: &mut Vec<Write>, seq: u64| -> Result<(), StoreError> {
+        apply(conn, &[chunk], Mark::Seq { seq, prune: false })?;
+        count += chunk.len();
         chunk.clear();
         Ok(())
     };
     journal::read(db, last, None, |seq, writes| {
         last = seq;
-        chunk.push(writes);
-        match chunk.iter().map(Vec::len).sum::<usize>() >= REPLAY_WRITES {
+        chunk.extend(writes);
+        match chunk.len() >= REPLAY_WRITES {
             true => flush(&mut chunk, seq),
             false => Ok(()),
         }

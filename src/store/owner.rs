@@ -12,9 +12,10 @@ use duckdb::Connection;
 use super::apply::{apply, Mark};
 use super::{journal, queries, Command, StoreError, Write};
 
-/// How many queued entries and queries are folded into one transaction at most.
+/// How many queued queries are answered after one transaction at most.
 const MAX_BATCH: usize = 512;
-/// Writes applied in one transaction at most when catching up from the journal.
+/// Writes applied in one transaction at most (more wait for the next): all the batches
+/// waiting are folded into one list, so each run's and task's changes are merged across them.
 const CATCH_UP_WRITES: usize = 50_000;
 /// Every this many transactions, older rows of `journal_applied` are dropped.
 const PRUNE_EVERY: u64 = 10_000;
@@ -106,24 +107,24 @@ impl Owner {
             let Some(first) = first else { continue };
             // Fold the batches waiting behind the first one into one transaction; answer
             // queries after the batches that were queued before them.
-            let mut entries: Vec<Vec<Write>> = Vec::new();
+            let mut writes: Vec<Write> = Vec::new();
             let mut last_seq = 0;
             let mut queries = Vec::new();
             let mut next = Some(first);
             while let Some(work) = next.take() {
                 match work {
-                    Work::Entry { seq, writes } => {
+                    Work::Entry { seq, writes: w } => {
                         last_seq = seq;
-                        entries.push(writes);
+                        writes.extend(w);
                     }
                     Work::Query(q) => queries.push(q),
                 }
-                if entries.len() + queries.len() < MAX_BATCH {
+                if writes.len() < CATCH_UP_WRITES && queries.len() < MAX_BATCH {
                     next = rx.try_recv().ok();
                 }
             }
-            if !entries.is_empty() {
-                self.write(&entries, last_seq);
+            if last_seq > 0 {
+                self.write(&writes, last_seq);
             }
             for q in queries {
                 crate::runtime::contained("store", "a query", || answer(&self.conn, q));
@@ -151,15 +152,13 @@ impl Owner {
 
     /// Applies journaled batches up to `last_seq`, or (while DuckDB refuses writes) notes them
     /// as waiting in the journal.
-    fn write(&mut self, entries: &[Vec<Write>], last_seq: u64) {
+    fn write(&mut self, writes: &[Write], last_seq: u64) {
         if self.behind_through.is_some() {
             self.behind_through = Some(last_seq);
             return;
         }
-        let batches: Vec<&[Write]> = entries.iter().map(Vec::as_slice).collect();
-        let count: usize = entries.iter().map(Vec::len).sum();
-        match self.apply(&batches, last_seq) {
-            Ok(()) => self.applied(last_seq, count),
+        match self.apply(writes, last_seq) {
+            Ok(()) => self.applied(last_seq, writes.len()),
             Err(e) => {
                 self.behind_through = Some(last_seq);
                 self.degrade(&e);
@@ -194,7 +193,7 @@ impl Owner {
             return;
         };
         let db = self.db.clone();
-        let mut chunk: Vec<Vec<Write>> = Vec::new();
+        let mut chunk: Vec<Write> = Vec::new();
         let mut last = self.health.applied_seq.load(Ordering::Acquire);
         let result = journal::read(&db, last, Some(through), |seq, writes| {
             if seq != last + 1 {
@@ -205,8 +204,8 @@ impl Owner {
                 );
             }
             last = seq;
-            chunk.push(writes);
-            match chunk.iter().map(Vec::len).sum::<usize>() >= CATCH_UP_WRITES {
+            chunk.extend(writes);
+            match chunk.len() >= CATCH_UP_WRITES {
                 true => self.apply_chunk(&mut chunk, last),
                 false => Ok(()),
             }
@@ -231,16 +230,15 @@ impl Owner {
         }
     }
 
-    fn apply_chunk(&mut self, chunk: &mut Vec<Vec<Write>>, last: u64) -> Result<(), StoreError> {
-        let batches: Vec<&[Write]> = chunk.iter().map(Vec::as_slice).collect();
-        let count = chunk.iter().map(Vec::len).sum();
-        self.apply(&batches, last)?;
-        self.applied(last, count);
+    fn apply_chunk(&mut self, chunk: &mut Vec<Write>, last: u64) -> Result<(), StoreError> {
+        self.apply(chunk, last)?;
+        self.applied(last, chunk.len());
         chunk.clear();
         Ok(())
     }
 
-    fn apply(&mut self, batches: &[&[Write]], seq: u64) -> Result<(), StoreError> {
+    /// Applies `writes` in one transaction (their rows' changes merged: see `apply`).
+    fn apply(&mut self, writes: &[Write], seq: u64) -> Result<(), StoreError> {
         let fail_until = self.health.fail_until_ms.load(Ordering::Relaxed);
         if fail_until > 0 && (Utc::now().timestamp_millis() as u64) < fail_until {
             return Err(StoreError::Write(
@@ -252,7 +250,7 @@ impl Owner {
             seq,
             prune: self.transactions.is_multiple_of(PRUNE_EVERY),
         };
-        match crate::runtime::contained("store", "a write", || apply(&self.conn, batches, mark)) {
+        match crate::runtime::contained("store", "a write", || apply(&self.conn, &[writes], mark)) {
             Some(result) => result.map_err(|e| StoreError::Write(e.to_string())),
             None => Err(StoreError::Write(
                 "the write panicked (see the log); it is retried".into(),
