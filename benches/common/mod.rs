@@ -64,7 +64,7 @@ pub fn start_principal(dir: &Path, extra: &[&str]) -> anyhow::Result<(Child, Str
         ])
         .args(["--workflow-dir", "wf", "--data-dir", "data"])
         .args(extra)
-        .env("CDKTR_LOG", "warn")
+        .env("CDKTR_LOG", daemon_log())
         .stdout(Stdio::piped())
         .spawn()?;
     let stdout = principal
@@ -88,6 +88,11 @@ pub fn start_principal(dir: &Path, extra: &[&str]) -> anyhow::Result<(Child, Str
     }
     let api = api.ok_or_else(|| anyhow::anyhow!("no api= in the ready line"))?;
     Ok((principal, api))
+}
+
+/// The daemons' log filter: `warn`, or `$BENCH_CDKTR_LOG` to look inside a figure.
+fn daemon_log() -> String {
+    std::env::var("BENCH_CDKTR_LOG").unwrap_or_else(|_| "warn".into())
 }
 
 /// Stops a daemon as systemd would (SIGTERM) and waits for it to exit.
@@ -138,7 +143,7 @@ pub fn start_agent(
     cmd.current_dir(dir)
         .args(["--principal", api, "--name", name])
         .args(["--max-concurrent-workflows", &slots.to_string()])
-        .env("CDKTR_LOG", "warn")
+        .env("CDKTR_LOG", daemon_log())
         .stdout(Stdio::piped());
     if let Some(credential) = credential {
         cmd.env("CDKTR_AGENT_CREDENTIAL", credential);

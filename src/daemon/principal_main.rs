@@ -142,10 +142,7 @@ pub fn principal_main(config_file: Option<PathBuf>, args: PrincipalArgs) -> Exit
                         ready.workflows
                     ));
                     runtime::notify_ready();
-                    match runtime::memory::release_code_pages() {
-                        Ok(bytes) => tracing::debug!(bytes, "start-up code pages released"),
-                        Err(e) => tracing::debug!(error = %e, "start-up code pages kept"),
-                    }
+                    runtime::memory::release_when_idle(ready.store_progress.clone());
                 },
             )
             .await;

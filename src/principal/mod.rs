@@ -206,6 +206,8 @@ pub struct Ready {
     /// The local control socket's endpoint, when there is one.
     pub control: Option<String>,
     pub workflows: usize,
+    /// How far the store has written: unchanged while the principal is idle.
+    pub store_progress: crate::store::Progress,
 }
 
 /// Runs the principal until `shutdown` is cancelled, then stops accepting, lets in-flight
@@ -324,6 +326,7 @@ pub async fn run(
     }
 
     on_ready(&Ready {
+        store_progress: store.progress(),
         api: sockets.api_endpoint,
         logs_publish: sockets.publish_endpoint,
         control,

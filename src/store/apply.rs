@@ -133,7 +133,10 @@ pub fn apply(conn: &Connection, batches: &[&[Write]], mark: Mark) -> Result<(), 
     }
 }
 
-fn apply_in_transaction(conn: &Connection, writes: &[Write]) -> Result<(), duckdb::Error> {
+pub(super) fn apply_in_transaction(
+    conn: &Connection,
+    writes: &[Write],
+) -> Result<(), duckdb::Error> {
     // Insert-only tables take rows through appenders (nothing in the batch reads them back).
     let mut logs = conn.appender("logs")?;
     let mut transitions = conn.appender("transitions")?;

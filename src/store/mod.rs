@@ -17,6 +17,7 @@ mod rows;
 mod schema;
 mod sequencer;
 mod update;
+mod warm_up;
 
 use std::path::{Path, PathBuf};
 
@@ -91,6 +92,25 @@ impl std::fmt::Display for StoreHealth {
                 "degraded: {reason} ({journaled} writes journaled, retrying)"
             ),
         }
+    }
+}
+
+/// How far the store has written (the journal sequence DuckDB applied); holds no channel,
+/// so keeping one does not keep the store open.
+#[derive(Clone)]
+pub struct Progress(std::sync::Arc<owner::Health>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Progress({})", self.position())
+    }
+}
+
+impl Progress {
+    pub fn position(&self) -> u64 {
+        self.0
+            .applied_seq
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 }
 
@@ -193,6 +213,9 @@ impl Store {
                 writes = replayed + journaled,
                 "applied writes the journal held beyond the database"
             );
+        }
+        if let Err(e) = warm_up::warm_up(&conn) {
+            tracing::warn!(error = %e, "warming up the store failed; the first writes prepare their statements");
         }
         let health = std::sync::Arc::new(owner::Health::default());
         health
@@ -303,6 +326,10 @@ impl Store {
     ) -> Result<Vec<SlotRecord>, StoreError> {
         let workflow = workflow.to_owned();
         self.ask(|r| Command::SlotHistory(workflow, limit, r)).await
+    }
+
+    pub fn progress(&self) -> Progress {
+        Progress(self.health.clone())
     }
 
     pub fn health(&self) -> StoreHealth {

@@ -292,7 +292,7 @@ pub fn max_log_id(conn: &Connection) -> Result<u64, StoreError> {
 pub fn count(conn: &Connection, table: &str) -> Result<i64, StoreError> {
     let table = match table {
         "runs" | "task_runs" | "transitions" | "logs" | "agents" | "schedules"
-        | "schedule_slots" | "late_records" => table,
+        | "schedule_slots" | "late_records" | "audit" | "journal_applied" => table,
         other => return Err(StoreError::Corrupt(format!("no table `{other}`"))),
     };
     Ok(conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?)

@@ -379,3 +379,33 @@ async fn a_tasks_changes_in_one_batch_merge_into_the_same_row_as_one_by_one() {
     drop(store);
     guard.close();
 }
+
+#[tokio::test]
+async fn opening_warms_up_without_leaving_a_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _guard) = Store::open(&dir.path().join("db")).unwrap();
+    for table in [
+        "runs",
+        "task_runs",
+        "transitions",
+        "logs",
+        "agents",
+        "schedules",
+        "schedule_slots",
+        "late_records",
+        "audit",
+        "journal_applied",
+    ] {
+        assert_eq!(store.count(table).await.unwrap(), 0, "{table}");
+    }
+    // The statements were prepared by the warm-up: real writes still land.
+    store
+        .write(vec![
+            Write::RunQueued(new_run("r1", "wf")),
+            line(1, "r1", 1),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.count("runs").await.unwrap(), 1);
+    assert_eq!(store.count("logs").await.unwrap(), 1);
+}
