@@ -91,11 +91,38 @@ fn throughput(runs: u64, agents: u32, slots: u32) -> anyhow::Result<(f64, f64)> 
     })
 }
 
-/// Trigger -> the task's first instruction, one run at a time on an idle system (ms).
-fn trigger_to_start(samples: usize) -> anyhow::Result<Vec<f64>> {
-    let dir = common::workspace(&[("stamp", common::one_task("date +%s%N"))])?;
-    let (principal, api) = common::start_principal(dir.path(), &["--with-agent"])?;
-    let _daemons = common::Daemons(vec![principal]);
+/// How `trigger_to_start` runs its task.
+#[derive(Clone, Copy, PartialEq)]
+enum StartPath {
+    /// `!Subprocess` on an agent process of its own, as deployed.
+    Agent,
+    /// The same through `sh -c` (`!Shell`: the shell's start and its fork of `date` added).
+    Shell,
+    /// `!Subprocess` on the principal's embedded agent (`--with-agent`), which forks the
+    /// principal to give tasks back their umask.
+    Embedded,
+}
+
+/// Trigger -> the task's first instruction, one run at a time on an idle system (ms): the
+/// task is `date +%s%N`.
+fn trigger_to_start(samples: usize, path: StartPath) -> anyhow::Result<Vec<f64>> {
+    let shell = path == StartPath::Shell;
+    let task = if shell {
+        common::one_task("date +%s%N")
+    } else {
+        "name: W\ntasks:\n  t: {name: T, config: !Subprocess {cmd: date, args: [\"+%s%N\"]}}\n"
+            .to_owned()
+    };
+    let dir = common::workspace(&[("stamp", task)])?;
+    let embedded = path == StartPath::Embedded;
+    let (principal, api) =
+        common::start_principal(dir.path(), if embedded { &["--with-agent"] } else { &[] })?;
+    let mut daemons = common::Daemons(vec![principal]);
+    if !embedded {
+        daemons
+            .0
+            .push(common::start_agent(dir.path(), &api, "stamp", 4, None)?);
+    }
     common::runtime()?.block_on(async {
         let client = Client::connect(&api, Duration::from_secs(30));
         common::wait_idle(&client).await?;
@@ -435,7 +462,7 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("start") {
         eprintln!("trigger -> start...");
-        let lags = trigger_to_start(100)?;
+        let lags = trigger_to_start(100, StartPath::Agent)?;
         let (p50, p99) = (percentile(&lags, 0.5), percentile(&lags, 0.99));
         f.push(figure(
             "trigger -> task start p50",
@@ -451,6 +478,13 @@ fn main() -> anyhow::Result<()> {
             "<= 25",
             p99 <= 25.0,
         ));
+        for (path, name) in [
+            (StartPath::Shell, "  the same through `sh -c`, p50"),
+            (StartPath::Embedded, "  the same on the embedded agent, p50"),
+        ] {
+            let lags = trigger_to_start(100, path)?;
+            f.push(figure(name, percentile(&lags, 0.5), "ms", "reported", true));
+        }
     }
     if wanted("wait") {
         eprintln!("cdktr run --wait...");

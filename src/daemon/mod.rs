@@ -104,7 +104,6 @@ where
     Fut: std::future::Future<Output = ExitCode>,
 {
     runtime::init_logging();
-    runtime::files::private_umask();
     let resolved = match resolve(config_file, flags) {
         Ok(r) => r,
         Err(code) => return code,

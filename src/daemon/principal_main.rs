@@ -74,6 +74,10 @@ impl PrincipalArgs {
 
 /// `cdktr-principal`.
 pub fn principal_main(config_file: Option<PathBuf>, args: PrincipalArgs) -> ExitCode {
+    // DuckDB creates files of its own (write-ahead log, spill files): private by umask. The
+    // agent daemon creates every file with an explicit mode instead and keeps the umask it was
+    // given, so its tasks inherit it and start through posix_spawn (no fork of the daemon).
+    runtime::files::private_umask();
     let with_agent = args.with_agent;
     run_daemon(
         config_file,

@@ -1,9 +1,12 @@
 //! Files the daemons create hold run output, parameters and history: only their owner may
 //! read them. Directories are created 0700 (an existing one loses its bits for others), files
-//! 0600, and a file is never created through a symlink someone left in its place. The daemons
-//! also run with umask 077, so what libraries create on their own (DuckDB's write-ahead log and
-//! spill files) is private too; tasks get back the umask the daemon was started with, so the
-//! files they write keep the modes they always had.
+//! 0600, and a file is never created through a symlink someone left in its place. The principal
+//! also runs with umask 077, so what libraries create on their own (DuckDB's write-ahead log and
+//! spill files, libzmq's socket files) is private too; tasks of its embedded agent get back the
+//! umask it was started with, so the files they write keep the modes they always had. The agent
+//! daemon keeps its umask (everything it creates has an explicit mode): its tasks inherit it
+//! and are started without a `pre_exec` hook, so through `posix_spawn` rather than a fork of the
+//! daemon (about 4 ms less from trigger to task start with the principal's address space).
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::common::cluster::{db_rows, start_agent, Api, Daemon, Principal};
+use crate::common::cluster::{agent_command, db_rows, start_agent, Api, Daemon, Principal};
 use crate::common::{valid_workflow, Workspace};
 
 #[test]
@@ -369,8 +369,37 @@ fn umask_of(pid: &str) -> String {
         .unwrap()
 }
 
+/// The agent daemon creates its files with explicit modes and keeps the umask it was given:
+/// its tasks inherit it (and start without a hook in the forked child, through posix_spawn).
 #[test]
-fn the_daemons_run_with_umask_077_and_tasks_with_the_one_they_were_started_with() {
+fn an_agent_daemon_and_its_tasks_keep_the_umask_it_was_started_with() {
+    use std::os::unix::process::CommandExt;
+    let ws = Workspace::new();
+    ws.write(
+        "wf/mask.yml",
+        "name: Mask\ntasks:\n  a:\n    name: A\n    config: !Shell\n      script: umask\n",
+    );
+    let p = Principal::start(&ws, &[], &[]);
+    let mut cmd = agent_command(&ws, &p.api, "masked", 1, &[]);
+    // SAFETY: umask(2) only, in the child before exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o027));
+            Ok(())
+        });
+    }
+    let agent = Daemon::start(cmd, "cdktr-agent ready", ws.path().join("agent.stderr"));
+    assert_eq!(umask_of(&agent.child.id().to_string()), "0027");
+    let api = Api::connect(&p.api);
+    let run_id = api.trigger("mask");
+    let done = api.wait_done(&run_id, Duration::from_secs(30));
+    assert_eq!(done.summary.status, cdktr::model::RunStatus::Completed);
+    let logs = ws.run(&["--principal", &p.api, "logs", &run_id]);
+    assert!(logs.stdout.trim_end().ends_with("0027"), "{}", logs.stdout);
+}
+
+#[test]
+fn the_principal_runs_with_umask_077_and_its_tasks_with_the_one_it_was_started_with() {
     let ws = Workspace::new();
     ws.write(
         "wf/mask.yml",

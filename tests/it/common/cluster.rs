@@ -169,6 +169,15 @@ impl Principal {
 
 /// Starts `cdktr-agent` named `name` with `slots` slots, connected to `api`.
 pub fn start_agent(ws: &Workspace, api: &str, name: &str, slots: u32, extra: &[&str]) -> Daemon {
+    Daemon::start(
+        agent_command(ws, api, name, slots, extra),
+        "cdktr-agent ready",
+        ws.path().join(format!("agent-{name}.stderr")),
+    )
+}
+
+/// The command [`start_agent`] runs, to adjust before starting it.
+pub fn agent_command(ws: &Workspace, api: &str, name: &str, slots: u32, extra: &[&str]) -> Command {
     let mut cmd = daemon_command(ws, env!("CARGO_BIN_EXE_cdktr-agent"));
     cmd.args([
         "--principal",
@@ -179,11 +188,7 @@ pub fn start_agent(ws: &Workspace, api: &str, name: &str, slots: u32, extra: &[&
         &slots.to_string(),
     ])
     .args(extra);
-    Daemon::start(
-        cmd,
-        "cdktr-agent ready",
-        ws.path().join(format!("agent-{name}.stderr")),
-    )
+    cmd
 }
 
 fn daemon_command(ws: &Workspace, bin: &str) -> Command {
