@@ -1,5 +1,5 @@
 //! Log visibility: how long after a task prints a line the line can be read back through the
-//! API (stored in DuckDB). Target: within 1 s.
+//! API (stored in DuckDB). Target: p99 <= 50 ms.
 //!
 //! Starts a real principal with an embedded agent; a task prints 100 lines, each carrying the
 //! time it was printed, 50 ms apart; the benchmark polls `logs` every 5 ms and records, for
@@ -66,7 +66,7 @@ fn main() -> anyhow::Result<()> {
     l.sort_by(f64::total_cmp);
     let at = |q: f64| l[((l.len() as f64 - 1.0) * q).round() as usize];
     println!(
-        "log line printed -> readable through the API over {} lines: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (target < 1000 ms)",
+        "log line printed -> readable through the API over {} lines: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (target p99 <= 50 ms)",
         l.len(),
         at(0.5),
         at(0.99),
