@@ -1,5 +1,7 @@
-//! Running one task as a child process: command line per task type, environment, output
-//! streamed line by line on both streams at once, and termination on cancel.
+//! Running one try of a task as a child process: command line per task type, environment,
+//! output streamed line by line on both streams at once, and termination of its whole process
+//! group on a stop (cancel, shutdown, the workflow's timeout) or at the task's own timeout:
+//! SIGTERM, then SIGKILL for whatever is left of the group after the grace period.
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
@@ -7,16 +9,39 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::process::Command;
-use tokio_util::sync::CancellationToken;
+use tokio::process::{Child, Command};
 
 use super::output::{read_lines, MAX_LINE_BYTES};
 use super::reporter::RunRecorder;
-use crate::model::{Task, TaskConfig, TaskStatus};
+use super::stop::RunStop;
+use crate::model::{Span, Task, TaskConfig, TaskStatus};
 use crate::protocol::agent::Stream;
 
-/// How long a task gets between SIGTERM and SIGKILL when its run is cancelled.
-const KILL_GRACE: Duration = Duration::from_secs(5);
+/// How often a stopping task's process group is checked for survivors.
+const GROUP_POLL: Duration = Duration::from_millis(20);
+
+/// The variables a task starts with besides its config's `env`.
+#[derive(Clone, Debug, Default)]
+pub struct TaskEnv {
+    /// false: only PATH, HOME and LANG of the agent's environment are passed on.
+    pub inherit: bool,
+    /// The workflow's and the task's `env`.
+    pub vars: BTreeMap<String, String>,
+    /// The run's `CDKTR_*` variables (they win over everything).
+    pub run: BTreeMap<String, String>,
+}
+
+/// What bounds one try.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub timeout: Option<Span>,
+    /// From SIGTERM to SIGKILL.
+    pub kill_grace: Duration,
+}
+
+/// The variables kept from the agent's environment when a task does not inherit it.
+const MINIMAL_ENV: [&str; 3] = ["PATH", "HOME", "LANG"];
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// How long output is still read after the task exited (a background child may hold it open).
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
@@ -38,8 +63,17 @@ impl Outcome {
     }
 }
 
-/// Builds the command for a task config; the second value names the program for messages.
-fn command(config: &TaskConfig) -> (Command, String, Option<&Path>) {
+/// A task's command, the program's name for messages, its working directory and its
+/// config's `env`.
+struct Prepared<'a> {
+    cmd: Command,
+    program: String,
+    cwd: Option<&'a Path>,
+    env: Option<&'a BTreeMap<String, String>>,
+}
+
+/// Builds the command for a task config (its environment is set by the caller).
+fn command(config: &TaskConfig) -> Prepared<'_> {
     match config {
         TaskConfig::Subprocess {
             cmd,
@@ -48,8 +82,13 @@ fn command(config: &TaskConfig) -> (Command, String, Option<&Path>) {
             cwd,
         } => {
             let mut c = Command::new(cmd);
-            c.args(args).envs(env);
-            (c, cmd.clone(), cwd.as_deref())
+            c.args(args);
+            Prepared {
+                cmd: c,
+                program: cmd.clone(),
+                cwd: cwd.as_deref(),
+                env: Some(env),
+            }
         }
         TaskConfig::Shell {
             script,
@@ -59,8 +98,13 @@ fn command(config: &TaskConfig) -> (Command, String, Option<&Path>) {
         } => {
             let shell = shell.clone().unwrap_or_else(|| "/bin/sh".into());
             let mut c = Command::new(&shell);
-            c.arg("-c").arg(script).envs(env);
-            (c, shell, cwd.as_deref())
+            c.arg("-c").arg(script);
+            Prepared {
+                cmd: c,
+                program: shell,
+                cwd: cwd.as_deref(),
+                env: Some(env),
+            }
         }
         TaskConfig::UvPython {
             script_path,
@@ -79,19 +123,31 @@ fn command(config: &TaskConfig) -> (Command, String, Option<&Path>) {
                 c.arg("--with").arg(p);
             }
             c.arg(script_path);
-            (c, uv, working_directory.as_deref())
+            Prepared {
+                cmd: c,
+                program: uv,
+                cwd: working_directory.as_deref(),
+                env: None,
+            }
         }
     }
 }
 
-/// Runs `task` to completion (or until `cancel`), streaming its output to `recorder`.
+/// Runs one try of `task` to its end, its timeout, or `stop`, streaming its output to
+/// `recorder`.
 pub async fn execute(
     task: &Task,
-    env: &BTreeMap<String, String>,
+    env: &TaskEnv,
     recorder: &RunRecorder,
-    cancel: &CancellationToken,
+    stop: &RunStop,
+    limits: Limits,
 ) -> Outcome {
-    let (mut cmd, program, cwd) = command(&task.config);
+    let Prepared {
+        mut cmd,
+        program,
+        cwd,
+        env: config_env,
+    } = command(&task.config);
     let say =
         |message: String| recorder.line(&task.id, Stream::Stderr, format!("cdktr: {message}"));
     if let Some(dir) = cwd {
@@ -102,7 +158,25 @@ pub async fn execute(
         }
         cmd.current_dir(dir);
     }
-    cmd.envs(env)
+    if !env.inherit {
+        cmd.env_clear();
+        for key in MINIMAL_ENV {
+            match std::env::var_os(key) {
+                Some(value) => {
+                    cmd.env(key, value);
+                }
+                None if key == "PATH" => {
+                    cmd.env(key, DEFAULT_PATH);
+                }
+                None => {}
+            }
+        }
+    }
+    cmd.envs(&env.vars);
+    if let Some(config_env) = config_env {
+        cmd.envs(config_env);
+    }
+    cmd.envs(&env.run)
         .env("CDKTR_TASK_ID", task.id.as_str())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -154,19 +228,16 @@ pub async fn execute(
         });
         [out, err]
     };
-    let (status, cancelled) = tokio::select! {
-        s = child.wait() => (s, false),
-        _ = cancel.cancelled() => {
-            signal_group(pid, nix::sys::signal::Signal::SIGTERM);
-            let s = match tokio::time::timeout(KILL_GRACE, child.wait()).await {
-                Ok(s) => s,
-                Err(_) => {
-                    signal_group(pid, nix::sys::signal::Signal::SIGKILL);
-                    child.wait().await
-                }
-            };
-            (s, true)
+    let timeout = async {
+        match limits.timeout {
+            Some(t) => tokio::time::sleep(t.0).await,
+            None => std::future::pending().await,
         }
+    };
+    let (status, ended) = tokio::select! {
+        s = child.wait() => (s, Ended::Itself),
+        _ = stop.stopped() => (terminate(&mut child, pid, limits.kill_grace).await, Ended::Stopped),
+        _ = timeout => (terminate(&mut child, pid, limits.kill_grace).await, Ended::TimedOut),
     };
     for reader in readers {
         let abort = reader.abort_handle();
@@ -181,14 +252,24 @@ pub async fn execute(
             );
         }
     }
-    match status {
-        Err(e) => Outcome::failed(format!("waiting for the task failed: {e}")),
-        Ok(_) if cancelled => Outcome {
-            status: TaskStatus::Cancelled,
-            exit_code: None,
-            reason: Some("cancelled: the agent is shutting down".into()),
-        },
-        Ok(s) => match (s.code(), s.signal()) {
+    match (status, ended) {
+        (Err(e), _) => Outcome::failed(format!("waiting for the task failed: {e}")),
+        (Ok(_), Ended::Stopped) => {
+            let (status, reason) = stop
+                .cause()
+                .unwrap_or(super::stop::StopCause::Shutdown)
+                .ends_running();
+            Outcome {
+                status,
+                exit_code: None,
+                reason: Some(reason),
+            }
+        }
+        (Ok(_), Ended::TimedOut) => Outcome::failed(format!(
+            "timeout: still running after {}",
+            limits.timeout.map(|t| t.to_string()).unwrap_or_default()
+        )),
+        (Ok(s), Ended::Itself) => match (s.code(), s.signal()) {
             (Some(0), _) => Outcome {
                 status: TaskStatus::Completed,
                 exit_code: Some(0),
@@ -203,6 +284,47 @@ pub async fn execute(
             (None, None) => Outcome::failed("ended without an exit code".into()),
         },
     }
+}
+
+/// How a try ended.
+enum Ended {
+    Itself,
+    Stopped,
+    TimedOut,
+}
+
+/// Stops a task: SIGTERM to its process group, then, once `grace` has passed, SIGKILL to
+/// whatever is left of the group (grandchildren too, also those that ignore SIGTERM).
+/// Returns the task's own exit status.
+async fn terminate(
+    child: &mut Child,
+    pid: Option<u32>,
+    grace: Duration,
+) -> std::io::Result<std::process::ExitStatus> {
+    signal_group(pid, nix::sys::signal::Signal::SIGTERM);
+    let deadline = tokio::time::Instant::now() + grace;
+    let status = match tokio::time::timeout_at(deadline, child.wait()).await {
+        Ok(status) => status,
+        Err(_) => {
+            signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+            return child.wait().await;
+        }
+    };
+    // The task itself ended; what it started may still run in its group.
+    while group_alive(pid) {
+        if tokio::time::Instant::now() >= deadline {
+            signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+            break;
+        }
+        tokio::time::sleep(GROUP_POLL).await;
+    }
+    status
+}
+
+/// Whether any process is left in the task's process group.
+fn group_alive(pid: Option<u32>) -> bool {
+    pid.and_then(|p| i32::try_from(p).ok())
+        .is_some_and(|p| nix::sys::signal::killpg(nix::unistd::Pid::from_raw(p), None).is_ok())
 }
 
 /// Signals the task's whole process group (it was started as a group leader).

@@ -11,6 +11,7 @@ pub mod output;
 pub mod reporter;
 pub mod runner;
 pub mod spool;
+pub mod stop;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -45,7 +46,11 @@ pub fn identity(config: &AgentConfig) -> AgentInfo {
         name,
         host,
         slots: u32::try_from(config.max_concurrent_workflows).unwrap_or(u32::MAX),
-        labels: BTreeMap::new(),
+        labels: config
+            .labels
+            .iter()
+            .map(|l| (l.key.clone(), l.value.clone().unwrap_or_default()))
+            .collect(),
         version: env!("CARGO_PKG_VERSION").into(),
         instance: ulid::Ulid::new().to_string(),
     }
@@ -308,12 +313,21 @@ fn start_run(
     }
     let (running, cancel, reporter) = (running.clone(), cancel.clone(), reporter.clone());
     let mut a = a;
+    let params = a.params.clone();
+    let with_params = |env: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+        env.iter()
+            .map(|(k, v)| (k.clone(), crate::model::substitute(v, &params)))
+            .collect()
+    };
+    a.workflow.env = with_params(&a.workflow.env);
     for task in &mut a.workflow.tasks {
         task.config = task.config.with_params(&a.params);
+        task.env = with_params(&task.env);
     }
+    let stop = stop::RunStop::child_of(&cancel);
     tracing::info!(run = %a.run_id, workflow = %a.workflow.id, "run started");
     tracker.spawn(async move {
-        let status = runner::run_dag(&a.workflow, &env, &recorder, &cancel).await;
+        let status = runner::run_dag(&a.workflow, &env, &a.reuse, &recorder, &stop).await;
         recorder.finished(status);
         tracing::info!(run = %a.run_id, %status, "run ended");
         // Keep listing the attempt (heartbeats, re-registration) until the principal has its

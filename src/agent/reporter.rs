@@ -39,7 +39,16 @@ pub struct RunRecorder {
 #[derive(Default)]
 struct Numbering {
     next_seq: u64,
-    lines: HashMap<(TaskId, Stream), u64>,
+    /// Each task's current try (absent: the first).
+    tries: HashMap<TaskId, u32>,
+    /// Lines so far per task, try and stream.
+    lines: HashMap<(TaskId, u32, Stream), u64>,
+}
+
+impl Numbering {
+    fn try_of(&self, task_id: &TaskId) -> u32 {
+        self.tries.get(task_id).copied().unwrap_or(1)
+    }
 }
 
 impl RunRecorder {
@@ -76,6 +85,12 @@ impl RunRecorder {
         let _ = self.sink.send(record);
     }
 
+    /// The task's records from now on belong to its try `try_no`.
+    pub fn begin_try(&self, task_id: &TaskId, try_no: u32) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.tries.insert(task_id.clone(), try_no);
+    }
+
     pub fn task(
         &self,
         task_id: &TaskId,
@@ -83,23 +98,29 @@ impl RunRecorder {
         exit_code: Option<i32>,
         reason: Option<String>,
     ) {
-        self.push(|_| RecordEvent::Task {
+        self.push(|state| RecordEvent::Task {
             task_id: task_id.clone(),
             status,
             exit_code,
             reason,
+            try_no: state.try_of(task_id),
         });
     }
 
     pub fn line(&self, task_id: &TaskId, stream: Stream, line: String) {
         self.push(|state| {
-            let counter = state.lines.entry((task_id.clone(), stream)).or_insert(0);
+            let try_no = state.try_of(task_id);
+            let counter = state
+                .lines
+                .entry((task_id.clone(), try_no, stream))
+                .or_insert(0);
             *counter += 1;
             RecordEvent::Log {
                 task_id: task_id.clone(),
                 stream,
                 line_no: *counter,
                 line,
+                try_no,
             }
         });
     }

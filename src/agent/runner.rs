@@ -1,22 +1,26 @@
-//! Running a workflow's task DAG: a task starts when all its dependencies COMPLETED,
-//! independent tasks run in parallel, a failed task's descendants are SKIPPED with the reason,
-//! and every task runs at most once.
+//! Running a workflow's task DAG: a task starts once its dependencies have all ended and its
+//! trigger rule says so (by default: all of them COMPLETED), independent tasks run in
+//! parallel, a failed try is tried again while the task has retries left (after its delay),
+//! and the workflow's timeout stops everything still going.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
-use super::executor::{execute, Outcome};
+use super::executor::{execute, Limits, Outcome, TaskEnv};
 use super::reporter::RunRecorder;
-use crate::model::{RunStatus, TaskStatus, Workflow};
+use super::stop::{RunStop, StopCause};
+use crate::model::{Decision, RunStatus, Task, TaskId, TaskStatus, TriggerRule, Workflow};
 
-/// Runs every task of `workflow` and returns the run's final status.
+/// Runs every task of `workflow` and returns the run's final status. Tasks in `reused`
+/// completed in the run this one reruns: they are marked REUSED and not executed.
 pub async fn run_dag(
     workflow: &Workflow,
-    env: &BTreeMap<String, String>,
+    run_env: &BTreeMap<String, String>,
+    reused: &BTreeSet<TaskId>,
     recorder: &RunRecorder,
-    cancel: &CancellationToken,
+    stop: &RunStop,
 ) -> RunStatus {
     let tasks = &workflow.tasks;
     if tasks.is_empty() {
@@ -28,7 +32,8 @@ pub async fn run_dag(
         .map(|(i, t)| (t.id.as_str(), i))
         .collect();
     let mut status = vec![TaskStatus::Pending; tasks.len()];
-    // Dependencies that name no task can never be met: skip those tasks up front.
+    // A definition with a dependency on no task (validation prevents it) never succeeds.
+    let mut broken = false;
     let deps: Vec<Vec<usize>> = tasks
         .iter()
         .map(|t| {
@@ -39,7 +44,9 @@ pub async fn run_dag(
         })
         .collect();
     for (i, t) in tasks.iter().enumerate() {
+        // Dependencies that name no task can never be met (validation prevents them).
         if let Some(missing) = t.depends.iter().find(|d| !index.contains_key(d.as_str())) {
+            broken = true;
             status[i] = TaskStatus::Skipped;
             recorder.task(
                 &t.id,
@@ -47,30 +54,40 @@ pub async fn run_dag(
                 None,
                 Some(format!("depends on unknown task `{missing}`")),
             );
-            skip_descendants(workflow, &deps, &mut status, i, recorder);
+        } else if reused.contains(&t.id) {
+            status[i] = TaskStatus::Reused;
+            recorder.task(
+                &t.id,
+                TaskStatus::Reused,
+                None,
+                Some("completed in the run this one reruns".into()),
+            );
         }
     }
+    let deadline = workflow
+        .timeout
+        .map(|t| (tokio::time::Instant::now() + t.0, t));
     let mut running: JoinSet<(usize, Outcome)> = JoinSet::new();
+    let mut dag = Dag {
+        workflow,
+        deps,
+        cause: vec![None; status.len()],
+        status,
+    };
     loop {
-        if !cancel.is_cancelled() {
-            for i in 0..tasks.len() {
-                let ready = status[i] == TaskStatus::Pending
-                    && deps[i].iter().all(|&d| status[d] == TaskStatus::Completed);
-                if !ready {
-                    continue;
-                }
-                status[i] = TaskStatus::Running;
-                recorder.task(&tasks[i].id, TaskStatus::Running, None, None);
-                let (task, env, recorder, cancel) = (
-                    tasks[i].clone(),
-                    env.clone(),
-                    recorder.clone(),
-                    cancel.clone(),
-                );
-                running.spawn(async move { (i, execute(&task, &env, &recorder, &cancel).await) });
-            }
+        if !stop.is_stopped() {
+            dag.start_ready(&mut running, run_env, recorder, stop);
         }
-        let Some(joined) = running.join_next().await else {
+        let joined = tokio::select! {
+            joined = running.join_next() => joined,
+            _ = until(deadline.map(|(at, _)| at)), if !stop.is_stopped() => {
+                if let Some((_, after)) = deadline {
+                    stop.stop(StopCause::Timeout(after));
+                }
+                continue;
+            }
+        };
+        let Some(joined) = joined else {
             break;
         };
         let (i, outcome) = match joined {
@@ -81,198 +98,201 @@ pub async fn run_dag(
                 continue;
             }
         };
-        status[i] = outcome.status;
+        dag.status[i] = outcome.status;
         recorder.task(
             &tasks[i].id,
             outcome.status,
             outcome.exit_code,
             outcome.reason.clone(),
         );
-        if outcome.status != TaskStatus::Completed {
-            skip_descendants(workflow, &deps, &mut status, i, recorder);
-        }
     }
-    // What never ended: tasks left pending never started (cancellation, or a dependency that
-    // did not complete); a task still "running" lost its executor.
+    let mut status = dag.status;
+    // What never ended: tasks left pending never started (the run stopped first); a task
+    // still "running" lost its executor.
+    let cause = stop.cause();
     for (i, t) in tasks.iter().enumerate() {
-        let (next, reason) = match status[i] {
-            TaskStatus::Pending if cancel.is_cancelled() => (
+        let (next, reason) = match (status[i], &cause) {
+            (TaskStatus::Pending, Some(cause)) => cause.ends_pending(),
+            (TaskStatus::Pending, None) => (
                 TaskStatus::Skipped,
-                "not run: the run was cancelled before it started",
+                "not run: a dependency did not complete".into(),
             ),
-            TaskStatus::Pending => (
-                TaskStatus::Skipped,
-                "not run: a dependency did not complete",
+            (TaskStatus::Running | TaskStatus::Retrying, _) => (
+                TaskStatus::Crashed,
+                "its executor stopped unexpectedly".into(),
             ),
-            TaskStatus::Running => (TaskStatus::Crashed, "its executor stopped unexpectedly"),
             _ => continue,
         };
         status[i] = next;
-        recorder.task(&t.id, next, None, Some(reason.into()));
+        recorder.task(&t.id, next, None, Some(reason));
     }
-    if cancel.is_cancelled() {
-        RunStatus::Cancelled
-    } else if status.iter().any(|s| *s != TaskStatus::Completed) {
-        RunStatus::Failed
-    } else {
-        RunStatus::Completed
+    match cause {
+        Some(StopCause::Shutdown | StopCause::Cancelled(_)) => RunStatus::Cancelled,
+        Some(StopCause::Timeout(_)) => RunStatus::Failed,
+        None if broken
+            || status.iter().any(|s| {
+                matches!(
+                    s,
+                    TaskStatus::Failed | TaskStatus::Crashed | TaskStatus::Cancelled
+                )
+            }) =>
+        {
+            RunStatus::Failed
+        }
+        None => RunStatus::Completed,
     }
 }
 
-/// Marks every pending task downstream of `failed` SKIPPED, naming the task that failed.
-fn skip_descendants(
-    workflow: &Workflow,
-    deps: &[Vec<usize>],
-    status: &mut [TaskStatus],
-    failed: usize,
-    recorder: &RunRecorder,
-) {
-    let failed_id = &workflow.tasks[failed].id;
-    let mut frontier = vec![failed];
-    while let Some(node) = frontier.pop() {
-        for (i, ds) in deps.iter().enumerate() {
-            if ds.contains(&node) && status[i] == TaskStatus::Pending {
-                status[i] = TaskStatus::Skipped;
-                recorder.task(
-                    &workflow.tasks[i].id,
-                    TaskStatus::Skipped,
-                    None,
-                    Some(format!("upstream task `{failed_id}` did not complete")),
-                );
-                frontier.push(i);
+/// Sleeps until `at`, or forever.
+async fn until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A run's tasks while it runs: their statuses, and for a task skipped because a dependency
+/// did not complete, the task at the root of that (the one that failed).
+struct Dag<'a> {
+    workflow: &'a Workflow,
+    deps: Vec<Vec<usize>>,
+    status: Vec<TaskStatus>,
+    cause: Vec<Option<usize>>,
+}
+
+impl Dag<'_> {
+    /// Decides every pending task whose dependencies have all ended: starts it or skips it by
+    /// its trigger rule (a skip can decide the tasks after it, so this repeats until nothing
+    /// changes).
+    fn start_ready(
+        &mut self,
+        running: &mut JoinSet<(usize, Outcome)>,
+        run_env: &BTreeMap<String, String>,
+        recorder: &RunRecorder,
+        stop: &RunStop,
+    ) {
+        let tasks = &self.workflow.tasks;
+        loop {
+            let mut changed = false;
+            for (i, task) in tasks.iter().enumerate() {
+                if self.status[i] != TaskStatus::Pending
+                    || !self.deps[i].iter().all(|&d| self.status[d].is_terminal())
+                {
+                    continue;
+                }
+                let ended: Vec<TaskStatus> = self.deps[i].iter().map(|&d| self.status[d]).collect();
+                if task.trigger_rule.decide(&ended) == Decision::Skip {
+                    self.status[i] = TaskStatus::Skipped;
+                    let reason = self.skip_reason(i);
+                    recorder.task(&task.id, TaskStatus::Skipped, None, Some(reason));
+                    changed = true;
+                    continue;
+                }
+                self.status[i] = TaskStatus::Running;
+                let env = TaskEnv {
+                    inherit: self.workflow.inherits_env(task),
+                    vars: self.workflow.task_env(task),
+                    run: run_env.clone(),
+                };
+                let limits = Limits {
+                    timeout: task.timeout,
+                    kill_grace: self.workflow.kill_grace(task),
+                };
+                let (task, recorder, stop) = (task.clone(), recorder.clone(), stop.clone());
+                running
+                    .spawn(async move { (i, tries(&task, &env, limits, &recorder, &stop).await) });
+            }
+            if !changed {
+                return;
             }
         }
     }
+
+    /// Why task `i`'s trigger rule skipped it (for `all_success`, naming the failed tasks it
+    /// is downstream of, which the tasks after it name too).
+    fn skip_reason(&mut self, i: usize) -> String {
+        let tasks = &self.workflow.tasks;
+        let name = |d: usize| format!("`{}`", tasks[d].id);
+        match tasks[i].trigger_rule {
+            TriggerRule::AllSuccess => {
+                let mut roots: Vec<usize> = Vec::new();
+                for &d in &self.deps[i] {
+                    if self.status[d].counts_as_success() {
+                        continue;
+                    }
+                    let root = self.cause[d].unwrap_or(d);
+                    if !roots.contains(&root) {
+                        roots.push(root);
+                    }
+                }
+                self.cause[i] = roots.first().copied();
+                let names: Vec<String> = roots.into_iter().map(name).collect();
+                format!("upstream task {} did not complete", names.join(", "))
+            }
+            TriggerRule::OneFailed => "trigger rule one_failed: no dependency failed".into(),
+            TriggerRule::AllFailed => "trigger rule all_failed: not every dependency failed".into(),
+            TriggerRule::NoneFailed => {
+                let failed: Vec<String> = self.deps[i]
+                    .iter()
+                    .filter(|&&d| self.status[d] == TaskStatus::Failed)
+                    .map(|&d| name(d))
+                    .collect();
+                format!("trigger rule none_failed: {} failed", failed.join(", "))
+            }
+            TriggerRule::AllDone => "trigger rule all_done".into(),
+        }
+    }
+}
+
+/// Runs a task's tries: the first, and after each failed one (its own exit, or its timeout)
+/// another after the retry delay while retries are left. Returns the last try's outcome.
+async fn tries(
+    task: &Task,
+    env: &TaskEnv,
+    limits: Limits,
+    recorder: &RunRecorder,
+    stop: &RunStop,
+) -> Outcome {
+    let mut attempt = 1;
+    loop {
+        recorder.begin_try(&task.id, attempt);
+        recorder.task(&task.id, TaskStatus::Running, None, None);
+        let mut outcome = execute(task, env, recorder, stop, limits).await;
+        if outcome.status == TaskStatus::Completed && attempt > 1 {
+            outcome.reason = Some(format!("completed on try {attempt}"));
+        }
+        if outcome.status != TaskStatus::Failed || stop.is_stopped() {
+            return outcome;
+        }
+        let Some(delay) = task.retry.delay_before(attempt + 1) else {
+            return outcome;
+        };
+        recorder.task(
+            &task.id,
+            TaskStatus::Retrying,
+            outcome.exit_code,
+            Some(format!(
+                "try {attempt} of {} failed ({}); next try in {}",
+                task.retry.retries + 1,
+                outcome.reason.as_deref().unwrap_or("failed"),
+                humantime::format_duration(round_ms(delay)),
+            )),
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.stopped() => {
+                let (status, reason) = stop.cause().unwrap_or(StopCause::Shutdown).ends_running();
+                return Outcome { status, exit_code: None, reason: Some(reason) };
+            }
+        }
+        attempt += 1;
+    }
+}
+
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis().try_into().unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{RunId, Task, TaskConfig, TaskId, WorkflowId};
-    use crate::protocol::agent::{Record, RecordEvent};
-
-    fn shell(id: &str, deps: &[&str], script: &str) -> Task {
-        Task {
-            id: TaskId::new(id),
-            name: id.to_uppercase(),
-            description: None,
-            depends: deps.iter().map(|d| TaskId::new(*d)).collect(),
-            config: TaskConfig::Shell {
-                script: script.into(),
-                shell: None,
-                env: Default::default(),
-                cwd: None,
-            },
-        }
-    }
-
-    fn workflow(tasks: Vec<Task>) -> Workflow {
-        Workflow {
-            id: WorkflowId::new("w"),
-            name: "W".into(),
-            description: None,
-            file: "w.yml".into(),
-            schedule: None,
-            start_time: None,
-            overlap: Default::default(),
-            catchup: Default::default(),
-            params: Default::default(),
-            tasks,
-        }
-    }
-
-    async fn run(w: &Workflow) -> (RunStatus, Vec<Record>) {
-        let (recorder, mut rx) = RunRecorder::detached(RunId::new("r"));
-        let status = run_dag(w, &BTreeMap::new(), &recorder, &CancellationToken::new()).await;
-        drop(recorder);
-        let mut records = Vec::new();
-        while let Some(r) = rx.recv().await {
-            records.push(r);
-        }
-        (status, records)
-    }
-
-    fn final_status(records: &[Record], task: &str) -> Option<TaskStatus> {
-        records.iter().rev().find_map(|r| match &r.event {
-            RecordEvent::Task {
-                task_id, status, ..
-            } if task_id.as_str() == task => Some(*status),
-            _ => None,
-        })
-    }
-
-    #[tokio::test]
-    async fn an_empty_definition_ends_at_once() {
-        let (status, records) = run(&workflow(vec![])).await;
-        assert_eq!(status, RunStatus::Failed);
-        assert!(records.is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_dependency_on_a_missing_task_skips_instead_of_hanging() {
-        let w = workflow(vec![
-            shell("a", &[], "true"),
-            shell("b", &["ghost"], "true"),
-            shell("c", &["b"], "true"),
-        ]);
-        let (status, records) = run(&w).await;
-        assert_eq!(status, RunStatus::Failed);
-        assert_eq!(final_status(&records, "a"), Some(TaskStatus::Completed));
-        assert_eq!(final_status(&records, "b"), Some(TaskStatus::Skipped));
-        assert_eq!(final_status(&records, "c"), Some(TaskStatus::Skipped));
-    }
-
-    #[tokio::test]
-    async fn records_are_numbered_without_gaps() {
-        let w = workflow(vec![
-            shell("a", &[], "echo 1; echo 2 >&2"),
-            shell("b", &[], "echo 3"),
-            shell("c", &["a", "b"], "echo 4"),
-        ]);
-        let (status, records) = run(&w).await;
-        assert_eq!(status, RunStatus::Completed);
-        let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
-        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
-        // Each task: RUNNING once, then one terminal status.
-        for t in ["a", "b", "c"] {
-            let statuses: Vec<TaskStatus> = records
-                .iter()
-                .filter_map(|r| match &r.event {
-                    RecordEvent::Task {
-                        task_id, status, ..
-                    } if task_id.as_str() == t => Some(*status),
-                    _ => None,
-                })
-                .collect();
-            assert_eq!(
-                statuses,
-                [TaskStatus::Running, TaskStatus::Completed],
-                "{t}"
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn cancellation_stops_running_tasks_and_cancels_the_rest() {
-        let w = workflow(vec![
-            shell("long", &[], "sleep 30"),
-            shell("next", &["long"], "true"),
-        ]);
-        let (recorder, mut rx) = RunRecorder::detached(RunId::new("r"));
-        let cancel = CancellationToken::new();
-        let stopper = cancel.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            stopper.cancel();
-        });
-        let status = run_dag(&w, &BTreeMap::new(), &recorder, &cancel).await;
-        drop(recorder);
-        let mut records = Vec::new();
-        while let Some(r) = rx.recv().await {
-            records.push(r);
-        }
-        assert_eq!(status, RunStatus::Cancelled);
-        assert_eq!(final_status(&records, "long"), Some(TaskStatus::Cancelled));
-        assert_eq!(final_status(&records, "next"), Some(TaskStatus::Skipped));
-    }
-}
+#[path = "runner_tests.rs"]
+mod tests;

@@ -171,6 +171,7 @@ mod tests {
             seq,
             ts: chrono::Utc::now(),
             event: RecordEvent::Log {
+                try_no: 1,
                 task_id: TaskId::new("a"),
                 stream: Stream::Stdout,
                 line_no: seq,

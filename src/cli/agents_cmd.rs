@@ -20,8 +20,20 @@ pub async fn list(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
         "RUNNING",
         "LAST HEARTBEAT (UTC)",
         "VERSION",
+        "LABELS",
     ]);
     for a in &agents {
+        let labels: Vec<String> = a
+            .labels
+            .iter()
+            .map(|(k, v)| {
+                if v.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{k}={v}")
+                }
+            })
+            .collect();
         table.row(vec![
             a.agent_id.to_string(),
             a.state.to_string(),
@@ -29,6 +41,11 @@ pub async fn list(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
             a.running.to_string(),
             clock(&Some(a.last_heartbeat)),
             a.version.clone(),
+            if labels.is_empty() {
+                "-".into()
+            } else {
+                labels.join(",")
+            },
         ]);
     }
     table.write(&mut std::io::stdout().lock())?;

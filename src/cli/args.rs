@@ -268,10 +268,13 @@ pub struct LogsArgs {
     /// Only this task's output.
     #[arg(long)]
     pub task: Option<String>,
+    /// Only this try of the task (1 is its first run; needs --task).
+    #[arg(long = "try", value_name = "K", requires = "task", value_parser = clap::value_parser!(u32).range(1..))]
+    pub try_no: Option<u32>,
     /// After the history, keep printing live output until the run ends.
     #[arg(long)]
     pub follow: bool,
-    /// One JSON object per line: run_id, task_id, stream, seq, ts, line.
+    /// One JSON object per line: run_id, task_id, try, stream, seq, ts, line.
     #[arg(long)]
     pub json: bool,
     #[command(subcommand)]

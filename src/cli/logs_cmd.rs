@@ -34,10 +34,11 @@ pub async fn run(client: &Client, args: LogsArgs) -> anyhow::Result<ExitCode> {
         LogsArgs {
             run: Some(run),
             task,
+            try_no,
             follow,
             json,
             command: None,
-        } => run_logs(client, &run, task, follow, json).await,
+        } => run_logs(client, &run, task, try_no, follow, json).await,
         LogsArgs { .. } => {
             anyhow::bail!("name a run: cdktr logs RUN (or `logs query`, `logs tail`)")
         }
@@ -51,6 +52,7 @@ fn print(out: &mut impl Write, line: &LogLine, json: bool) -> std::io::Result<()
             "run_id": line.run_id,
             "workflow_id": line.workflow_id,
             "task_id": line.task_id,
+            "try": line.try_no,
             "stream": line.stream,
             "seq": line.seq,
             "ts": crate::model::time::format(&line.ts),
@@ -101,12 +103,20 @@ async fn run_logs(
     client: &Client,
     run_id: &str,
     task: Option<String>,
+    try_no: Option<u32>,
     follow: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let request = LogQuery::Run {
-        run_id: run_id.to_owned(),
-        task: task.clone(),
+    let request = match (&task, try_no) {
+        (Some(task), Some(try_no)) => LogQuery::Try {
+            run_id: run_id.to_owned(),
+            task: task.clone(),
+            try_no,
+        },
+        _ => LogQuery::Run {
+            run_id: run_id.to_owned(),
+            task: task.clone(),
+        },
     };
     let mut printed = BTreeSet::new();
     if !follow {
@@ -127,7 +137,8 @@ async fn run_logs(
         events
             .until_run_end_or_recheck(|event| {
                 if let LogEvent::Line(line) = event {
-                    let wanted = task.as_deref().is_none_or(|t| t == line.task_id.as_str());
+                    let wanted = task.as_deref().is_none_or(|t| t == line.task_id.as_str())
+                        && try_no.is_none_or(|k| k == line.try_no);
                     if wanted && Some(line.id) > cursor && printed.insert(line.id) {
                         print(&mut std::io::stdout().lock(), &line, json)?;
                     }

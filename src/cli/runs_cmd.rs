@@ -105,23 +105,38 @@ pub fn print_detail(run: &RunDetail, out: &mut impl Write) -> std::io::Result<()
     writeln!(out)?;
     let mut table = Table::new(&[
         "TASK",
+        "TRY",
         "STATUS",
         "STARTED (UTC)",
         "DURATION",
         "EXIT",
         "NOTE",
     ]);
+    let exit = |c: Option<i32>| c.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
     for t in &run.tasks {
         table.row(vec![
             t.task_id.to_string(),
+            t.try_no.to_string(),
             t.status.to_string(),
             clock(&t.started_at),
             duration(&t.started_at, &t.finished_at),
-            t.exit_code
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| "-".into()),
+            exit(t.exit_code),
             t.reason.clone().unwrap_or_default(),
         ]);
+        // A retried task: each of its tries on a line of its own.
+        if t.tries.len() > 1 || t.try_no > 1 {
+            for k in &t.tries {
+                table.row(vec![
+                    String::new(),
+                    k.try_no.to_string(),
+                    k.status.to_string(),
+                    clock(&k.started_at),
+                    duration(&k.started_at, &Some(k.finished_at)),
+                    exit(k.exit_code),
+                    k.reason.clone().unwrap_or_default(),
+                ]);
+            }
+        }
     }
     table.write(out)
 }

@@ -29,6 +29,7 @@ pub const KEYS: &[&str] = &[
     "agent.data_dir",
     "agent.max_buffered_records",
     "agent.credential",
+    "agent.labels",
     "client.principal",
     "client.timeout",
     "client.credential",
@@ -74,6 +75,7 @@ pub fn set(c: &mut Config, key: &str, v: Value<'_>) -> Result<(), String> {
         "agent.heartbeat_interval" => a.heartbeat_interval = value::duration(v)?,
         "agent.data_dir" => a.data_dir = value::path(v)?,
         "agent.max_buffered_records" => a.max_buffered_records = value::count(v, 1)?,
+        "agent.labels" => a.labels = value::labels(v)?,
         "client.principal" => cl.principal = value::endpoint(v)?,
         "client.timeout" => cl.timeout = value::duration(v)?,
         "agent.credential" => a.credential = value::path(v)?,
@@ -117,6 +119,13 @@ pub fn get(c: &Config, key: &str) -> String {
         "client.principal" => text(&cl.principal),
         "client.timeout" => duration(&cl.timeout),
         "agent.credential" => path(&a.credential),
+        "agent.labels" => toml::Value::Array(
+            a.labels
+                .iter()
+                .map(|l| toml::Value::String(l.to_string()))
+                .collect(),
+        )
+        .to_string(),
         "client.credential" => path(&cl.credential),
         "auth.keys" => path(&au.keys),
         "auth.principal_key" => path(&au.principal_key),

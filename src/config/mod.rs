@@ -103,6 +103,9 @@ pub struct AgentConfig {
     /// The agent's credential file (`cdktr keys new NAME --role agent`), for a principal that
     /// requires authentication.
     pub credential: PathBuf,
+    /// What this agent offers (`gpu`, `region=eu`): workflows that require labels run only on
+    /// agents carrying all of them.
+    pub labels: Vec<crate::model::Label>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -145,6 +148,7 @@ impl Default for Config {
                 data_dir: ".cdktr/agent".into(),
                 max_buffered_records: 100_000,
                 credential: PathBuf::new(),
+                labels: Vec::new(),
             },
             client: ClientConfig {
                 principal: "tcp://127.0.0.1:5561".into(),

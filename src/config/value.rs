@@ -68,6 +68,47 @@ pub fn name(v: Value<'_>) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
+/// Agent labels: a TOML array of strings, or text with labels separated by commas
+/// (`gpu,region=eu`), each `key` or `key=value`.
+pub fn labels(v: Value<'_>) -> Result<Vec<crate::model::Label>, String> {
+    let items: Vec<String> = match v {
+        Value::Text(s) => s
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Value::Toml(toml::Value::Array(items)) => items
+            .iter()
+            .map(|i| match i {
+                toml::Value::String(s) => Ok(s.clone()),
+                other => Err(format!(
+                    "expected labels as strings, found {}",
+                    other.type_str()
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Value::Toml(toml::Value::String(s)) => vec![s.clone()],
+        Value::Toml(other) => {
+            return Err(format!(
+                "expected a list of labels, found {}",
+                other.type_str()
+            ))
+        }
+    };
+    let mut labels = Vec::new();
+    for item in items {
+        let label = crate::model::Label::parse(item.trim())?;
+        if labels
+            .iter()
+            .any(|l: &crate::model::Label| l.key == label.key)
+        {
+            return Err(format!("label `{}` is given twice", label.key));
+        }
+        labels.push(label);
+    }
+    Ok(labels)
+}
+
 /// A human duration such as `500ms`, `30s` or `2h`.
 pub fn duration(v: Value<'_>) -> Result<Duration, String> {
     let s = text(v, "a duration")?.trim();

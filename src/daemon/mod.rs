@@ -33,6 +33,9 @@ pub struct AgentArgs {
     /// Heartbeat interval, e.g. 5s (agent.heartbeat_interval).
     #[arg(long, value_name = "DURATION")]
     pub heartbeat_interval: Option<String>,
+    /// A label this agent offers: `gpu` or `region=eu`; repeat for more (agent.labels).
+    #[arg(long = "label", value_name = "LABEL")]
+    pub labels: Vec<String>,
 }
 
 pub(crate) type Flags = Vec<(&'static str, String, String)>;
@@ -65,6 +68,9 @@ impl AgentArgs {
             self.heartbeat_interval.clone(),
             "heartbeat-interval",
         );
+        if !self.labels.is_empty() {
+            flag(&mut f, "agent.labels", Some(self.labels.join(",")), "label");
+        }
         f
     }
 }

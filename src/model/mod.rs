@@ -4,6 +4,7 @@
 //! Pure data, no I/O. Everything here serialises with serde so that the same types travel over
 //! the wire protocol and into the store unchanged.
 
+mod controls;
 mod id;
 mod params;
 mod schedule;
@@ -12,6 +13,7 @@ pub mod time;
 mod words;
 mod workflow;
 
+pub use controls::{Backoff, Decision, Label, Placement, Retry, Span, TriggerRule};
 pub use id::{AgentId, RunId, TaskId, WorkflowId};
 pub use params::{placeholders, shell_quote, substitute, whole_match, Param};
 pub use schedule::{Schedule, ScheduleError};

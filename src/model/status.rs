@@ -21,11 +21,15 @@ pub enum RunStatus {
 pub enum TaskStatus {
     Pending,
     Running,
+    /// A try failed and the task will run again after its retry delay.
+    Retrying,
     Completed,
     Failed,
     Skipped,
     Crashed,
     Cancelled,
+    /// Completed in the run this one reruns (`rerun --failed-only`): not executed again.
+    Reused,
 }
 
 impl RunStatus {
@@ -64,36 +68,52 @@ impl RunStatus {
 }
 
 impl TaskStatus {
-    pub const ALL: [TaskStatus; 7] = [
+    pub const ALL: [TaskStatus; 9] = [
         TaskStatus::Pending,
         TaskStatus::Running,
+        TaskStatus::Retrying,
         TaskStatus::Completed,
         TaskStatus::Failed,
         TaskStatus::Skipped,
         TaskStatus::Crashed,
         TaskStatus::Cancelled,
+        TaskStatus::Reused,
     ];
 
     pub fn is_terminal(self) -> bool {
-        !matches!(self, TaskStatus::Pending | TaskStatus::Running)
+        !matches!(
+            self,
+            TaskStatus::Pending | TaskStatus::Running | TaskStatus::Retrying
+        )
+    }
+
+    /// Whether the task's work is done and good: completed, or reused from the run a rerun
+    /// repeats.
+    pub fn counts_as_success(self) -> bool {
+        matches!(self, TaskStatus::Completed | TaskStatus::Reused)
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
             TaskStatus::Pending => "PENDING",
             TaskStatus::Running => "RUNNING",
+            TaskStatus::Retrying => "RETRYING",
             TaskStatus::Completed => "COMPLETED",
             TaskStatus::Failed => "FAILED",
             TaskStatus::Skipped => "SKIPPED",
             TaskStatus::Crashed => "CRASHED",
             TaskStatus::Cancelled => "CANCELLED",
+            TaskStatus::Reused => "REUSED",
         }
     }
 
+    /// Whether moving from `self` to `next` is allowed. A try that failed with retries left
+    /// goes RUNNING -> RETRYING -> RUNNING (the next try).
     pub fn can_become(self, next: TaskStatus) -> bool {
         match self {
             TaskStatus::Pending => next != TaskStatus::Pending,
             TaskStatus::Running => !matches!(next, TaskStatus::Pending | TaskStatus::Running),
+            TaskStatus::Retrying => !matches!(next, TaskStatus::Pending | TaskStatus::Retrying),
             _ => false,
         }
     }
@@ -164,6 +184,13 @@ mod tests {
         assert!(RunStatus::Running.can_become(RunStatus::Crashed));
         assert!(!RunStatus::Running.can_become(RunStatus::Queued));
         assert!(TaskStatus::Pending.can_become(TaskStatus::Skipped));
+        // A retried task: each try runs, fails into RETRYING, and runs again.
+        assert!(TaskStatus::Running.can_become(TaskStatus::Retrying));
+        assert!(TaskStatus::Retrying.can_become(TaskStatus::Running));
+        assert!(TaskStatus::Retrying.can_become(TaskStatus::Cancelled));
+        assert!(!TaskStatus::Retrying.can_become(TaskStatus::Pending));
+        assert!(!TaskStatus::Retrying.is_terminal() && TaskStatus::Reused.is_terminal());
+        assert!(TaskStatus::Reused.counts_as_success() && !TaskStatus::Skipped.counts_as_success());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::params::{shell_quote, substitute, substitute_with};
-use super::{Param, Schedule, TaskId, WorkflowId};
+use super::{Param, Placement, Retry, Schedule, Span, TaskId, TriggerRule, WorkflowId};
 
 /// A workflow that passed validation. `tasks` is in a valid execution order: every task comes
 /// after all of its dependencies (ties keep the order of the file).
@@ -35,7 +35,28 @@ pub struct Workflow {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, Param>,
     pub tasks: Vec<Task>,
+    /// A run still going after this ends FAILED (reason `timeout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Span>,
+    /// Between SIGTERM and SIGKILL when a task is stopped (a task's own `kill_grace` wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_grace: Option<Span>,
+    /// Variables of every task (a task's `env`, then its config's, win).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// false: tasks start with a minimal environment, not the agent's (a task may override).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inherit_env: Option<bool>,
+    /// Which agents may take its runs.
+    #[serde(default, skip_serializing_if = "Placement::is_any")]
+    pub agent: Placement,
+    /// At most this many runs of the workflow run at once; the rest wait queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_active_runs: Option<u32>,
 }
+
+/// SIGTERM to SIGKILL when nothing sets `kill_grace`.
+pub const DEFAULT_KILL_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A fire that comes while an earlier run of the same workflow is queued or running:
 /// `skip` it (the default: no pile-ups), `queue` it to start when the earlier run ends, or
@@ -97,6 +118,26 @@ impl Workflow {
         self.tasks.iter().find(|t| &t.id == id)
     }
 
+    /// How long `task` gets between SIGTERM and SIGKILL.
+    pub fn kill_grace(&self, task: &Task) -> std::time::Duration {
+        task.kill_grace
+            .or(self.kill_grace)
+            .map_or(DEFAULT_KILL_GRACE, |s| s.0)
+    }
+
+    /// Whether `task` starts with the agent's environment.
+    pub fn inherits_env(&self, task: &Task) -> bool {
+        task.inherit_env.or(self.inherit_env).unwrap_or(true)
+    }
+
+    /// The variables `task` adds: the workflow's, then the task's own (its config's `env`
+    /// comes on top of these when it starts).
+    pub fn task_env(&self, task: &Task) -> BTreeMap<String, String> {
+        let mut env = self.env.clone();
+        env.extend(task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env
+    }
+
     /// The next `count` scheduled fires after `now`, none before `start_time`.
     pub fn next_fires(&self, now: DateTime<Utc>, count: usize) -> Vec<DateTime<Tz>> {
         let Some(schedule) = &self.schedule else {
@@ -121,6 +162,25 @@ pub struct Task {
     #[serde(default)]
     pub depends: Vec<TaskId>,
     pub config: TaskConfig,
+    /// Tries after a failed one, and the delays between them.
+    #[serde(default, skip_serializing_if = "Retry::is_none")]
+    pub retry: Retry,
+    /// A try still running after this is stopped and FAILED (reason `timeout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Span>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_grace: Option<Span>,
+    /// When the task runs, given how its dependencies ended.
+    #[serde(default, skip_serializing_if = "is_default_rule")]
+    pub trigger_rule: TriggerRule,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inherit_env: Option<bool>,
+}
+
+fn is_default_rule(rule: &TriggerRule) -> bool {
+    *rule == TriggerRule::AllSuccess
 }
 
 /// What a task runs. The variant names are the YAML tags (`!Subprocess`, `!UvPython`, `!Shell`).

@@ -114,8 +114,18 @@ async fn answer(
             task,
             after,
             limit,
+            try_no,
         } => {
             let after = after.map(|a| storable("after", a)).transpose()?;
+            if try_no.is_some() && task.is_none() {
+                return Err(ErrorReply::invalid(
+                    "try",
+                    "a try is one task's: give `task` too",
+                ));
+            }
+            if try_no == Some(0) {
+                return Err(ErrorReply::invalid("try", "tries are counted from 1"));
+            }
             if store.get_run(&run_id).await.map_err(store_error)?.is_none() {
                 return Err(ErrorReply::new(
                     ErrorCode::NotFound,
@@ -129,6 +139,7 @@ async fn answer(
                     task,
                     after,
                     limit: limit.unwrap_or(MAX_PAGE).min(MAX_PAGE),
+                    try_no,
                     ..Default::default()
                 },
             )

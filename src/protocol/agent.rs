@@ -91,6 +91,10 @@ pub struct Assignment {
     pub workflow: Workflow,
     #[serde(default)]
     pub params: BTreeMap<String, String>,
+    /// Tasks that completed in the run this one reruns (`rerun --failed-only`): marked
+    /// REUSED, not executed.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub reuse: std::collections::BTreeSet<TaskId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -134,6 +138,7 @@ pub struct Record {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RecordEvent {
+    /// A task's status in its try `try` (1 for the first run of it, 2 for the first retry...).
     Task {
         task_id: TaskId,
         status: TaskStatus,
@@ -141,17 +146,27 @@ pub enum RecordEvent {
         exit_code: Option<i32>,
         #[serde(default)]
         reason: Option<String>,
+        #[serde(rename = "try", default = "first_try")]
+        try_no: u32,
     },
-    /// One line of output. `line_no` counts lines per task and stream from 1, unbroken.
+    /// One line of output of try `try`. `line_no` counts lines per task, try and stream from
+    /// 1, unbroken.
     Log {
         task_id: TaskId,
         stream: Stream,
         line_no: u64,
         line: String,
+        #[serde(rename = "try", default = "first_try")]
+        try_no: u32,
     },
     RunFinished {
         status: RunStatus,
     },
+}
+
+/// Records of agents that predate retries carry no try: it is the first.
+fn first_try() -> u32 {
+    1
 }
 
 /// Every record of this attempt with `seq <= up_to` is stored.

@@ -47,6 +47,9 @@ pub enum ControlRequest {
         after: Option<u64>,
         #[serde(default)]
         limit: Option<u32>,
+        /// Only this try's lines (with `task`).
+        #[serde(default, rename = "try", skip_serializing_if = "Option::is_none")]
+        try_no: Option<u32>,
     },
     /// Stored output across runs, filtered by workflow and time.
     QueryLogs {
@@ -241,6 +244,31 @@ pub struct TaskRunView {
     pub attempt: u32,
     #[serde(default)]
     pub reason: Option<String>,
+    /// The task's current (or last) try: 1 unless it was retried.
+    #[serde(rename = "try", default = "first_try")]
+    pub try_no: u32,
+    /// Its tries that ended, in order (empty for a task that never ran).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tries: Vec<TryView>,
+}
+
+/// One ended try of a task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TryView {
+    #[serde(rename = "try")]
+    pub try_no: u32,
+    pub status: TaskStatus,
+    #[serde(with = "crate::model::time::option")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(with = "crate::model::time")]
+    pub finished_at: DateTime<Utc>,
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+fn first_try() -> u32 {
+    1
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -255,6 +283,9 @@ pub struct AgentView {
     #[serde(with = "crate::model::time")]
     pub last_heartbeat: DateTime<Utc>,
     pub version: String,
+    /// Its labels: `key` to value (empty for a flag such as `gpu`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -41,11 +41,18 @@ pub struct LogLine {
     pub task_id: TaskId,
     pub attempt: u32,
     pub stream: Stream,
-    /// Line number per task and stream, from 1.
+    /// Line number per task, try and stream, from 1.
     pub seq: u64,
     #[serde(with = "crate::model::time")]
     pub ts: DateTime<Utc>,
     pub line: String,
+    /// The task's try the line belongs to (1 unless the task was retried).
+    #[serde(rename = "try", default = "first_try")]
+    pub try_no: u32,
+}
+
+fn first_try() -> u32 {
+    1
 }
 
 /// The subscription prefix for a filter; `None` parts widen it.
@@ -103,6 +110,7 @@ mod tests {
             attempt: 1,
             stream: Stream::Stdout,
             seq: 1,
+            try_no: 1,
             ts: Utc::now(),
             line: "x".into(),
         })

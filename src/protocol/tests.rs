@@ -64,12 +64,14 @@ fn requests() -> Vec<Request> {
             agent_id: AgentId::new("a@h"),
             records: vec![
                 record(RecordEvent::Task {
+                    try_no: 1,
                     task_id: TaskId::new("a"),
                     status: TaskStatus::Failed,
                     exit_code: Some(3),
                     reason: Some("exited with code 3".into()),
                 }),
                 record(RecordEvent::Log {
+                    try_no: 1,
                     task_id: TaskId::new("a"),
                     stream: Stream::Stderr,
                     line_no: 9,
@@ -95,6 +97,7 @@ fn requests() -> Vec<Request> {
         }),
         Request::Control(ControlRequest::ShowRun { run_id: "r".into() }),
         Request::Control(ControlRequest::Logs {
+            try_no: None,
             run_id: "r".into(),
             task: Some("a".into()),
             after: Some(10),
@@ -128,6 +131,7 @@ fn responses() -> Vec<Response> {
         triggered_by: None,
     };
     let line = LogLine {
+        try_no: 1,
         id: 3,
         run_id: RunId::new("r"),
         workflow_id: WorkflowId::new("w"),
@@ -145,6 +149,7 @@ fn responses() -> Vec<Response> {
         Response::Agent(AgentReply::HeartbeatAck { known: false }),
         Response::Agent(AgentReply::Work {
             assignments: vec![Assignment {
+                reuse: Default::default(),
                 run_id: RunId::new("r"),
                 attempt: 1,
                 token: "t".into(),
@@ -172,6 +177,8 @@ fn responses() -> Vec<Response> {
                 params: BTreeMap::new(),
                 late_records: 0,
                 tasks: vec![TaskRunView {
+                    try_no: 1,
+                    tries: Vec::new(),
                     task_id: TaskId::new("a"),
                     status: TaskStatus::Skipped,
                     started_at: None,

@@ -140,6 +140,8 @@ pub(super) fn apply_in_transaction(
     // Insert-only tables take rows through appenders (nothing in the batch reads them back).
     let mut logs = conn.appender("logs")?;
     let mut transitions = conn.appender("transitions")?;
+    // Ended tries come with some batches only.
+    let mut tries = None;
     // Audit entries come with some batches only (a trigger's, say).
     let mut audit = None;
     // Each run's and each task's row changes, merged per row (a fast task's RUNNING and
@@ -157,7 +159,8 @@ pub(super) fn apply_in_transaction(
                     0,
                     "QUEUED",
                     ts(&r.queued_at),
-                    None::<&str>
+                    None::<&str>,
+                    None::<u32>
                 ])?;
             }
             Write::Run {
@@ -182,7 +185,8 @@ pub(super) fn apply_in_transaction(
                     attempt,
                     status.as_str(),
                     ts(at),
-                    reason
+                    reason,
+                    None::<u32>
                 ])?;
             }
             Write::RunSeq { run_id, last_seq } => {
@@ -196,8 +200,11 @@ pub(super) fn apply_in_transaction(
                 ts: at,
                 exit_code,
                 reason,
+                try_no,
             } => {
-                let started = (*status == crate::model::TaskStatus::Running).then_some(*at);
+                // A task's start is its first try's; `task_tries` keeps each try's.
+                let started =
+                    (*status == crate::model::TaskStatus::Running && *try_no <= 1).then_some(*at);
                 let finished = status.is_terminal().then_some(*at);
                 let key = (run_id.as_str().to_owned(), task_id.as_str().to_owned());
                 tasks.row(key).merge(TaskRow {
@@ -207,6 +214,7 @@ pub(super) fn apply_in_transaction(
                     finished,
                     exit_code: *exit_code,
                     reason: reason.clone(),
+                    try_no: *try_no,
                 });
                 transitions.append_row(params![
                     run_id.as_str(),
@@ -214,7 +222,8 @@ pub(super) fn apply_in_transaction(
                     attempt,
                     status.as_str(),
                     ts(at),
-                    reason
+                    reason,
+                    try_no
                 ])?;
             }
             Write::Log(l) => {
@@ -227,7 +236,25 @@ pub(super) fn apply_in_transaction(
                     l.stream.as_str(),
                     saturating_i64(l.seq),
                     ts(&l.ts),
-                    l.line
+                    l.line,
+                    l.try_no
+                ])?;
+            }
+            Write::TaskTry(t) => {
+                let appender = match &mut tries {
+                    Some(a) => a,
+                    None => tries.insert(conn.appender("task_tries")?),
+                };
+                appender.append_row(params![
+                    t.run_id.as_str(),
+                    t.task_id.as_str(),
+                    t.attempt,
+                    t.try_no,
+                    t.status.as_str(),
+                    t.started_at.as_ref().map_or(duckdb::types::Value::Null, ts),
+                    ts(&t.finished_at),
+                    t.exit_code,
+                    t.reason
                 ])?;
             }
             Write::Slot(r) => {
@@ -320,17 +347,20 @@ pub(super) fn apply_in_transaction(
                 version,
                 state,
                 ts: at,
+                labels,
             } => {
+                let labels = serde_json::to_string(labels).unwrap_or_else(|_| "[]".into());
                 let updated = exec(
                     conn,
-                    "UPDATE agents SET host = ?, slots = ?, version = ?, state = ?, last_seen = ? \
-                     WHERE agent_id = ?",
+                    "UPDATE agents SET host = ?, slots = ?, version = ?, state = ?, last_seen = ?, \
+                     labels = ? WHERE agent_id = ?",
                     params![
                         host,
                         slots,
                         version,
                         state.as_str(),
                         ts(at),
+                        labels,
                         agent_id.as_str()
                     ],
                 )?;
@@ -338,7 +368,7 @@ pub(super) fn apply_in_transaction(
                     exec(
                         conn,
                         "INSERT INTO agents (agent_id, host, slots, version, state, first_seen, \
-                         last_seen) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         last_seen, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         params![
                             agent_id.as_str(),
                             host,
@@ -346,7 +376,8 @@ pub(super) fn apply_in_transaction(
                             version,
                             state.as_str(),
                             ts(at),
-                            ts(at)
+                            ts(at),
+                            labels
                         ],
                     )?;
                 }
@@ -360,6 +391,9 @@ pub(super) fn apply_in_transaction(
     transitions.flush()?;
     if let Some(mut audit) = audit {
         audit.flush()?;
+    }
+    if let Some(mut tries) = tries {
+        tries.flush()?;
     }
     Ok(())
 }

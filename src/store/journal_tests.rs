@@ -11,6 +11,7 @@ use crate::protocol::agent::Stream;
 
 fn line(id: u64, seq: u64) -> Write {
     Write::Log(LogLine {
+        try_no: 1,
         id,
         run_id: RunId::new("r1"),
         workflow_id: WorkflowId::new("wf"),

@@ -161,6 +161,7 @@ fn write(i: usize, op: &Op) -> Write {
             exit_code,
             reason,
         } => Write::Task {
+            try_no: 1,
             run_id: RunId::new(RUNS[run]),
             task_id: TaskId::new("a"),
             attempt,
@@ -257,6 +258,8 @@ proptest! {
         let conn = Connection::open_in_memory().map_err(|e| TestCaseError::fail(e.to_string()))?;
         super::schema::migrate(&conn).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let queued: Vec<Write> = RUNS.iter().map(|id| Write::RunQueued(NewRun {
+            rerun_of: None,
+            reuse: Vec::new(),
             triggered_by: None,
             run_id: RunId::new(*id),
             workflow_id: WorkflowId::new("wf"),

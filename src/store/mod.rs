@@ -16,6 +16,7 @@ mod records;
 mod rows;
 mod schema;
 mod sequencer;
+mod task_queries;
 mod update;
 mod warm_up;
 
@@ -26,7 +27,9 @@ use tokio::sync::oneshot;
 use crate::protocol::control::{RunDetail, RunSummary, SlotRecord};
 use crate::protocol::logs::LogLine;
 
-pub use records::{AuditFilter, LogFilter, NewRun, RunFilter, ScheduleState, UnfinishedRun, Write};
+pub use records::{
+    AuditFilter, LogFilter, NewRun, RunFilter, ScheduleState, TaskTry, UnfinishedRun, Write,
+};
 pub use schema::SCHEMA_VERSION;
 
 /// DuckDB's memory limit unless configured (`principal.store_memory_mb`): its default is 80%

@@ -8,14 +8,14 @@ use duckdb::{params_from_iter, Connection, Row};
 use super::apply::ts;
 use super::{AuditFilter, LogFilter, RunFilter, ScheduleState, StoreError, UnfinishedRun};
 use crate::model::{AgentId, RunId, RunStatus, TaskId, TaskStatus, TriggerSource, WorkflowId};
-use crate::protocol::control::{AuditEntry, RunDetail, RunSummary, SlotRecord, TaskRunView};
+use crate::protocol::control::{AuditEntry, RunDetail, RunSummary, SlotRecord};
 use crate::protocol::logs::LogLine;
 
-fn time(us: Option<i64>) -> Option<DateTime<Utc>> {
+pub(super) fn time(us: Option<i64>) -> Option<DateTime<Utc>> {
     us.and_then(DateTime::from_timestamp_micros)
 }
 
-fn required_time(us: i64) -> Result<DateTime<Utc>, StoreError> {
+pub(super) fn required_time(us: i64) -> Result<DateTime<Utc>, StoreError> {
     DateTime::from_timestamp_micros(us)
         .ok_or_else(|| StoreError::Corrupt(format!("timestamp {us} out of range")))
 }
@@ -24,7 +24,7 @@ fn run_status(s: &str) -> Result<RunStatus, StoreError> {
     s.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))
 }
 
-fn task_status(s: &str) -> Result<TaskStatus, StoreError> {
+pub(super) fn task_status(s: &str) -> Result<TaskStatus, StoreError> {
     s.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))
 }
 
@@ -109,7 +109,7 @@ pub fn get_run(conn: &Connection, id: &str) -> Result<Option<RunDetail>, StoreEr
     let params: BTreeMap<String, String> = serde_json::from_str(&params_json)
         .map_err(|e| StoreError::Corrupt(format!("params of run {id}: {e}")))?;
     let summary = summary(raw)?;
-    let tasks = task_runs(conn, id)?;
+    let tasks = super::task_queries::task_runs(conn, id)?;
     let late: i64 = conn.query_row(
         "SELECT count(*) FROM late_records WHERE run_id = ?",
         [id],
@@ -123,42 +123,10 @@ pub fn get_run(conn: &Connection, id: &str) -> Result<Option<RunDetail>, StoreEr
     }))
 }
 
-/// Task rows of a run, in the order the workflow lists them (insertion order).
-fn task_runs(conn: &Connection, run_id: &str) -> Result<Vec<TaskRunView>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT task_id, status, epoch_us(started_at), epoch_us(finished_at), exit_code, attempt, \
-         reason FROM task_runs WHERE run_id = ? ORDER BY rowid",
-    )?;
-    let rows = stmt.query_map([run_id], |row| {
-        Ok((
-            row.get::<_, String>(0)?,
-            row.get::<_, String>(1)?,
-            row.get::<_, Option<i64>>(2)?,
-            row.get::<_, Option<i64>>(3)?,
-            row.get::<_, Option<i32>>(4)?,
-            row.get::<_, u32>(5)?,
-            row.get::<_, Option<String>>(6)?,
-        ))
-    })?;
-    rows.map(|r| {
-        let (task_id, status, started, finished, exit_code, attempt, reason) = r?;
-        Ok(TaskRunView {
-            task_id: TaskId::new(task_id),
-            status: task_status(&status)?,
-            started_at: time(started),
-            finished_at: time(finished),
-            exit_code,
-            attempt,
-            reason,
-        })
-    })
-    .collect()
-}
-
 pub fn logs(conn: &Connection, f: &LogFilter) -> Result<Vec<LogLine>, StoreError> {
     let mut sql = String::from(
-        "SELECT id, run_id, workflow_id, task_id, attempt, stream, seq, epoch_us(ts), line \
-         FROM logs WHERE id > ?",
+        "SELECT id, run_id, workflow_id, task_id, attempt, stream, seq, epoch_us(ts), line, \
+         try_no FROM logs WHERE id > ?",
     );
     let mut args: Vec<duckdb::types::Value> = vec![i64::try_from(f.after.unwrap_or(0))
         .unwrap_or(i64::MAX)
@@ -172,6 +140,10 @@ pub fn logs(conn: &Connection, f: &LogFilter) -> Result<Vec<LogLine>, StoreError
             sql.push_str(&format!(" AND {column} = ?"));
             args.push(v.clone().into());
         }
+    }
+    if let Some(try_no) = f.try_no {
+        sql.push_str(" AND try_no = ?");
+        args.push(i64::from(try_no).into());
     }
     if let Some(since) = &f.since {
         sql.push_str(" AND ts >= ?");
@@ -194,10 +166,11 @@ pub fn logs(conn: &Connection, f: &LogFilter) -> Result<Vec<LogLine>, StoreError
             row.get::<_, i64>(6)?,
             row.get::<_, i64>(7)?,
             row.get::<_, String>(8)?,
+            row.get::<_, Option<u32>>(9)?,
         ))
     })?;
     rows.map(|r| {
-        let (id, run_id, workflow_id, task_id, attempt, stream, seq, at, line) = r?;
+        let (id, run_id, workflow_id, task_id, attempt, stream, seq, at, line, try_no) = r?;
         Ok(LogLine {
             id: id as u64,
             run_id: RunId::new(run_id),
@@ -208,6 +181,7 @@ pub fn logs(conn: &Connection, f: &LogFilter) -> Result<Vec<LogLine>, StoreError
             seq: seq as u64,
             ts: required_time(at)?,
             line,
+            try_no: try_no.unwrap_or(1).max(1),
         })
     })
     .collect()
@@ -218,7 +192,7 @@ pub fn unfinished(conn: &Connection) -> Result<Vec<UnfinishedRun>, StoreError> {
         "SELECT run_id, status, trigger, epoch_us(queued_at), epoch_us(started_at), agent_id, \
          attempt, last_seq, params, definition, token, \
          EXISTS (SELECT 1 FROM schedule_slots s WHERE s.run_id = runs.run_id \
-                 AND s.fate = 'caught-up') FROM runs \
+                 AND s.fate = 'caught-up'), reuse FROM runs \
          WHERE status IN ('QUEUED', 'RUNNING') ORDER BY queued_at, run_id",
     )?;
     let rows = stmt.query_map([], |row| {
@@ -235,6 +209,7 @@ pub fn unfinished(conn: &Connection) -> Result<Vec<UnfinishedRun>, StoreError> {
             row.get::<_, String>(9)?,
             row.get::<_, Option<String>>(10)?,
             row.get::<_, bool>(11)?,
+            row.get::<_, Option<String>>(12)?,
         ))
     })?;
     let mut out = Vec::new();
@@ -252,8 +227,17 @@ pub fn unfinished(conn: &Connection) -> Result<Vec<UnfinishedRun>, StoreError> {
             definition,
             token,
             caught_up,
+            reuse,
         ) = r?;
-        let tasks = task_runs(conn, &run_id)?
+        let reuse: Vec<TaskId> = match reuse.as_deref().map(serde_json::from_str) {
+            None => Vec::new(),
+            Some(Ok(reuse)) => reuse,
+            Some(Err(e)) => {
+                tracing::warn!(run = %run_id, error = %e, "stored reused tasks unreadable: all run");
+                Vec::new()
+            }
+        };
+        let tasks = super::task_queries::task_runs(conn, &run_id)?
             .into_iter()
             .map(|t| (t.task_id, t.status))
             .collect();
@@ -279,6 +263,7 @@ pub fn unfinished(conn: &Connection) -> Result<Vec<UnfinishedRun>, StoreError> {
             definition_json: definition,
             tasks,
             caught_up,
+            reuse,
         });
     }
     Ok(out)

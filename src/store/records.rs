@@ -37,7 +37,12 @@ pub enum Write {
         ts: DateTime<Utc>,
         exit_code: Option<i32>,
         reason: Option<String>,
+        /// The task's try this status belongs to (journals written before tries read as 1).
+        #[serde(rename = "try", default = "first_try")]
+        try_no: u32,
     },
+    /// One try of a task that ended (failed and retried, or the last): kept per try.
+    TaskTry(TaskTry),
     Log(LogLine),
     /// A schedule slot's fate; also advances the workflow's last handled slot.
     Slot(SlotRecord),
@@ -61,6 +66,9 @@ pub enum Write {
         version: String,
         state: AgentState,
         ts: DateTime<Utc>,
+        /// Its labels (`key=value`, or `key` alone), as it registered with them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        labels: Vec<String>,
     },
 }
 
@@ -93,6 +101,26 @@ pub struct ScheduleState {
     pub paused: bool,
 }
 
+fn first_try() -> u32 {
+    1
+}
+
+/// One ended try of a task.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TaskTry {
+    pub run_id: RunId,
+    pub task_id: TaskId,
+    pub attempt: u32,
+    #[serde(rename = "try")]
+    pub try_no: u32,
+    pub status: TaskStatus,
+    /// When it started (unknown when the principal restarted while it ran).
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: DateTime<Utc>,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+}
+
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct NewRun {
     pub run_id: RunId,
@@ -106,6 +134,12 @@ pub struct NewRun {
     /// Who queued it (journals written before this field read as unknown).
     #[serde(default)]
     pub triggered_by: Option<String>,
+    /// The run this one reruns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<RunId>,
+    /// Tasks completed in that run and not executed again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reuse: Vec<TaskId>,
 }
 
 /// A run that was not finished when the principal last stopped.
@@ -125,6 +159,8 @@ pub struct UnfinishedRun {
     pub tasks: Vec<(TaskId, TaskStatus)>,
     /// Queued for a slot missed while the principal was down (its slot's fate is `caught-up`).
     pub caught_up: bool,
+    /// Tasks a rerun reuses from the run it repeats.
+    pub reuse: Vec<TaskId>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -151,4 +187,6 @@ pub struct LogFilter {
     pub until: Option<DateTime<Utc>>,
     pub after: Option<u64>,
     pub limit: u32,
+    /// Only lines of this try.
+    pub try_no: Option<u32>,
 }

@@ -37,7 +37,7 @@ pub fn insert_queued_runs(
         let run = runs.take(r.run_id.as_str()).unwrap_or_default();
         // Columns in table order: run_id, workflow_id, trigger, status, queued_at,
         // started_at, finished_at, agent_id, attempt, token, last_seq, params, definition,
-        // triggered_by.
+        // triggered_by, rerun_of, reuse.
         run_rows.append_row(params![
             r.run_id.as_str(),
             r.workflow_id.as_str(),
@@ -52,12 +52,15 @@ pub fn insert_queued_runs(
             seq(Some(run.last_seq_from_new())),
             r.params_json,
             r.definition_json,
-            r.triggered_by
+            r.triggered_by,
+            r.rerun_of.as_ref().map(|r| r.as_str()),
+            reuse_json(&r.reuse)
         ])?;
         for task in &r.tasks {
             let key = (r.run_id.as_str().to_owned(), task.as_str().to_owned());
             let t = tasks.take(&key).unwrap_or_default();
-            // run_id, task_id, attempt, status, started_at, finished_at, exit_code, reason
+            // run_id, task_id, attempt, status, started_at, finished_at, exit_code, reason,
+            // try_no
             task_rows.append_row(params![
                 r.run_id.as_str(),
                 task.as_str(),
@@ -66,12 +69,20 @@ pub fn insert_queued_runs(
                 t.started.as_ref().map_or(Value::Null, ts),
                 t.finished.as_ref().map_or(Value::Null, ts),
                 t.exit_code,
-                t.reason
+                t.reason,
+                t.try_no.max(1)
             ])?;
         }
     }
     run_rows.flush()?;
     task_rows.flush()
+}
+
+/// The tasks a rerun reuses, as a JSON list (NULL for none).
+fn reuse_json(reuse: &[crate::model::TaskId]) -> Option<String> {
+    (!reuse.is_empty())
+        .then(|| serde_json::to_string(reuse).ok())
+        .flatten()
 }
 
 /// Rows in the order of their first change, each with the changes of a batch merged in.
@@ -134,12 +145,14 @@ pub struct TaskRow {
     pub finished: Option<DateTime<Utc>>,
     pub exit_code: Option<i32>,
     pub reason: Option<String>,
+    pub try_no: u32,
 }
 
 impl TaskRow {
     pub fn merge(&mut self, later: TaskRow) {
         self.status = later.status.or(self.status);
         self.attempt = later.attempt;
+        self.try_no = later.try_no;
         self.started = later.started.or(self.started);
         self.finished = later.finished.or(self.finished);
         self.exit_code = later.exit_code.or(self.exit_code);

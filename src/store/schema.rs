@@ -9,7 +9,7 @@ use duckdb::Connection;
 
 use super::StoreError;
 
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 const V1: &str = "
 CREATE TABLE runs (
@@ -129,6 +129,29 @@ const V6: &str = "
 CREATE TABLE journal_applied (seq BIGINT NOT NULL);
 ";
 
+/// Version 7: tries of a task (retries): the current try of each task, the try of each log
+/// line and transition, one row per ended try; the run a rerun repeats and the tasks it
+/// reuses; each agent's labels.
+const V7: &str = "
+ALTER TABLE task_runs ADD COLUMN try_no INTEGER DEFAULT 1;
+ALTER TABLE transitions ADD COLUMN try_no INTEGER DEFAULT 1;
+ALTER TABLE logs ADD COLUMN try_no INTEGER DEFAULT 1;
+ALTER TABLE runs ADD COLUMN rerun_of VARCHAR;
+ALTER TABLE runs ADD COLUMN reuse VARCHAR;
+ALTER TABLE agents ADD COLUMN labels VARCHAR;
+CREATE TABLE task_tries (
+    run_id VARCHAR NOT NULL,
+    task_id VARCHAR NOT NULL,
+    attempt INTEGER NOT NULL,
+    try_no INTEGER NOT NULL,
+    status VARCHAR NOT NULL,
+    started_at TIMESTAMP,
+    finished_at TIMESTAMP NOT NULL,
+    exit_code INTEGER,
+    reason VARCHAR
+);
+";
+
 pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL)",
@@ -144,7 +167,7 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
              upgrade cdktr or point it at another file"
         )));
     }
-    let migrations: [&str; 6] = [V1, V2, V3, V4, V5, V6];
+    let migrations: [&str; 7] = [V1, V2, V3, V4, V5, V6, V7];
     for (index, sql) in migrations.iter().enumerate() {
         let version = index as i64 + 1;
         if version <= current {

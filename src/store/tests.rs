@@ -9,6 +9,8 @@ use crate::protocol::control::SlotRecord;
 
 fn new_run(id: &str, wf: &str) -> NewRun {
     NewRun {
+        rerun_of: None,
+        reuse: Vec::new(),
         triggered_by: Some("ops".into()),
         run_id: RunId::new(id),
         workflow_id: WorkflowId::new(wf),
@@ -22,6 +24,7 @@ fn new_run(id: &str, wf: &str) -> NewRun {
 
 fn line(id: u64, run: &str, seq: u64) -> Write {
     Write::Log(LogLine {
+        try_no: 1,
         id,
         run_id: RunId::new(run),
         workflow_id: WorkflowId::new("wf"),
@@ -56,6 +59,7 @@ async fn runs_tasks_and_logs_round_trip_and_survive_reopen() {
                 reason: None,
             },
             Write::Task {
+                try_no: 1,
                 run_id: RunId::new("r1"),
                 task_id: TaskId::new("a"),
                 attempt: 1,
@@ -86,6 +90,7 @@ async fn runs_tasks_and_logs_round_trip_and_survive_reopen() {
     store
         .write(vec![
             Write::Task {
+                try_no: 1,
                 run_id: RunId::new("r1"),
                 task_id: TaskId::new("a"),
                 attempt: 1,
@@ -343,6 +348,7 @@ async fn a_tasks_changes_in_one_batch_merge_into_the_same_row_as_one_by_one() {
     let t0 = Utc::now();
     let t1 = t0 + chrono::Duration::milliseconds(5);
     let task = |name: &str, status, at, exit_code, reason: Option<&str>| Write::Task {
+        try_no: 1,
         run_id: RunId::new("r1"),
         task_id: TaskId::new(name),
         attempt: 1,

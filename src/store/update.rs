@@ -124,6 +124,7 @@ static RUNS: Update = Update {
 static TASKS: Update = Update {
     table: "task_runs",
     set: "status = coalesce(c.status, task_runs.status), attempt = c.attempt, \
+          try_no = c.try_no, \
           started_at = coalesce(c.started_at, task_runs.started_at), \
           finished_at = coalesce(c.finished_at, task_runs.finished_at), \
           exit_code = coalesce(c.exit_code, task_runs.exit_code), \
@@ -137,6 +138,7 @@ static TASKS: Update = Update {
         ("finished_at", "TIMESTAMP"),
         ("exit_code", "INTEGER"),
         ("reason", "VARCHAR"),
+        ("try_no", "INTEGER"),
     ],
     keys: 2,
     one_by_one: OnceLock::new(),
@@ -180,6 +182,7 @@ pub fn update_tasks(
             r.finished.as_ref().map_or(Value::Null, ts),
             r.exit_code.map_or(Value::Null, Value::Int),
             text(r.reason.as_deref()),
+            Value::BigInt(r.try_no.max(1).into()),
         ]
     });
     TASKS.apply(conn, rows.collect())

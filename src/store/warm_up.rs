@@ -45,6 +45,7 @@ fn batches() -> [Vec<Write>; 3] {
         reason: None,
     };
     let task_status = |i: usize, status: TaskStatus| Write::Task {
+        try_no: 1,
         run_id: run(i),
         task_id: task.clone(),
         attempt: 1,
@@ -56,6 +57,8 @@ fn batches() -> [Vec<Write>; 3] {
     let queued: Vec<Write> = (0..5)
         .map(|i| {
             Write::RunQueued(NewRun {
+                rerun_of: None,
+                reuse: Vec::new(),
                 run_id: run(i),
                 workflow_id: WorkflowId::new("warm-up"),
                 trigger: TriggerSource::Api,
@@ -82,6 +85,7 @@ fn batches() -> [Vec<Write>; 3] {
         .collect();
     many.extend([
         Write::Log(LogLine {
+            try_no: 1,
             id: 1,
             run_id: run(0),
             workflow_id: WorkflowId::new("warm-up"),
@@ -129,6 +133,7 @@ fn batches() -> [Vec<Write>; 3] {
             outcome: "ok".into(),
         }),
         Write::Agent {
+            labels: Vec::new(),
             agent_id: agent.clone(),
             host: "localhost".into(),
             slots: 1,
@@ -141,6 +146,7 @@ fn batches() -> [Vec<Write>; 3] {
         status(0, RunStatus::Completed),
         task_status(0, TaskStatus::Completed),
         Write::Agent {
+            labels: Vec::new(),
             agent_id: agent,
             host: "localhost".into(),
             slots: 1,

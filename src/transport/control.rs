@@ -33,6 +33,12 @@ pub enum LogQuery {
         run_id: String,
         task: Option<String>,
     },
+    /// One try of one task of a run.
+    Try {
+        run_id: String,
+        task: String,
+        try_no: u32,
+    },
     /// Lines across runs, by workflow and time.
     Across {
         workflow: Option<String>,
@@ -118,6 +124,18 @@ impl Client {
                 task,
                 after,
                 limit: None,
+                try_no: None,
+            },
+            LogQuery::Try {
+                run_id,
+                task,
+                try_no,
+            } => ControlRequest::Logs {
+                run_id,
+                task: Some(task),
+                after,
+                limit: None,
+                try_no: Some(try_no),
             },
             LogQuery::Across {
                 workflow,

@@ -24,7 +24,8 @@ fn task_colour(s: TaskStatus) -> Color {
     match s {
         TaskStatus::Pending | TaskStatus::Skipped => Color::Gray,
         TaskStatus::Running => Color::Cyan,
-        TaskStatus::Completed => Color::Green,
+        TaskStatus::Retrying => Color::Magenta,
+        TaskStatus::Completed | TaskStatus::Reused => Color::Green,
         TaskStatus::Failed | TaskStatus::Crashed => Color::Red,
         TaskStatus::Cancelled => Color::Yellow,
     }
@@ -231,6 +232,8 @@ mod tests {
         ];
         let task =
             |id: &str, status: TaskStatus, exit: Option<i32>, reason: Option<&str>| TaskRunView {
+                try_no: 1,
+                tries: Vec::new(),
                 task_id: TaskId::new(id),
                 status,
                 started_at: (status != TaskStatus::Skipped).then(|| at(1)),
@@ -285,6 +288,7 @@ mod tests {
                     registered_at: at(0),
                     last_heartbeat: at(5),
                     version: "0.1.0".into(),
+                    labels: Default::default(),
                 },
                 AgentView {
                     agent_id: AgentId::new("old@host"),
@@ -295,6 +299,7 @@ mod tests {
                     registered_at: at(0),
                     last_heartbeat: at(0),
                     version: "0.1.0".into(),
+                    labels: Default::default(),
                 },
             ],
         }

@@ -16,6 +16,7 @@ use serde_saphyr::Spanned;
 use super::diagnostic::Diagnostic;
 use crate::model::{Workflow, WorkflowId};
 
+mod controls;
 mod shape;
 mod tasks;
 mod validate;
@@ -69,6 +70,20 @@ struct RawWorkflow {
     catchup: Option<Spanned<String>>,
     params: Option<Spanned<BTreeMap<String, RawParam>>>,
     tasks: Option<Spanned<RawTasks>>,
+    timeout: Option<Spanned<String>>,
+    kill_grace: Option<Spanned<String>>,
+    env: Option<Spanned<BTreeMap<String, String>>>,
+    inherit_env: Option<bool>,
+    agent: Option<Spanned<RawPlacement>>,
+    max_active_runs: Option<Spanned<i64>>,
+}
+
+/// `agent: {labels: [gpu, region=eu], prefer: NAME}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlacement {
+    labels: Option<Vec<Spanned<String>>>,
+    prefer: Option<Spanned<String>>,
 }
 
 /// `name: value` (a default) or `name: {default: ..., description: ...}`.
@@ -99,6 +114,15 @@ struct RawTask {
     description: Option<String>,
     depends: Option<Vec<Spanned<String>>>,
     config: Option<Spanned<RawConfig>>,
+    retries: Option<Spanned<i64>>,
+    retry_delay: Option<Spanned<String>>,
+    retry_backoff: Option<Spanned<String>>,
+    retry_max_delay: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    kill_grace: Option<Spanned<String>>,
+    trigger_rule: Option<Spanned<String>>,
+    env: Option<Spanned<BTreeMap<String, String>>>,
+    inherit_env: Option<bool>,
 }
 
 enum RawConfig {

@@ -355,6 +355,7 @@ fn killed_agent_makes_its_run_and_running_tasks_crashed() {
         record(
             90,
             RecordEvent::Task {
+                try_no: 1,
                 task_id: TaskId::new("wait"),
                 status: TaskStatus::Completed,
                 exit_code: Some(0),

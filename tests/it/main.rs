@@ -4,6 +4,7 @@ mod audit;
 mod auth;
 mod common;
 mod config_cli;
+mod controls;
 mod daemon;
 mod durability;
 mod execution;

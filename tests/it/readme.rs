@@ -41,6 +41,22 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The workflow files under `dir`, recursively.
+fn count_yaml(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                count_yaml(&path)
+            } else {
+                usize::from(path.extension().is_some_and(|x| x == "yml" || x == "yaml"))
+            }
+        })
+        .sum()
+}
+
 #[test]
 fn readme_main_command_runs_the_examples() {
     assert_eq!(
@@ -70,8 +86,11 @@ fn readme_main_command_runs_the_examples() {
     std::fs::write(ws.path().join("none.toml"), "").unwrap();
     let mut principal = Daemon::start(cmd, "cdktr-principal ready", ws.path().join("stderr.log"));
     principal.wait_line("cdktr-agent ready", Duration::from_secs(30));
+    // Every example file loads.
+    let examples = count_yaml(&ws.path().join("workflows"));
+    assert!(examples >= 10, "{examples} example workflows");
     assert!(
-        principal.ready.contains("workflows=4"),
+        principal.ready.contains(&format!("workflows={examples}")),
         "{}",
         principal.ready
     );

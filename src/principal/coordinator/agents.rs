@@ -132,10 +132,11 @@ impl Registry {
         self.agents.get_mut(id)?.pull.take().map(|p| p.reply)
     }
 
-    /// The waiting agent with the most free capacity: the smaller of what it says it has free
-    /// and its slots minus the runs it holds here (a run stops counting only when its agent
-    /// reported it finished), so an agent never gets more runs than it has free slots.
-    pub fn best_waiting(&self) -> Option<(AgentId, u32)> {
+    /// Every alive agent waiting for work, with its free capacity: the smaller of what it says
+    /// it has free and its slots minus the runs it holds here (a run stops counting only when
+    /// its agent reported it finished), so an agent never gets more runs than it has free
+    /// slots.
+    pub fn waiting(&self) -> Vec<(AgentId, u32)> {
         self.agents
             .iter()
             .filter(|(_, e)| e.state == AgentState::Alive)
@@ -145,7 +146,11 @@ impl Registry {
                 let free = e.info.slots.saturating_sub(held).min(pull.free_slots);
                 (free > 0).then(|| (id.clone(), free))
             })
-            .max_by_key(|(_, free)| *free)
+            .collect()
+    }
+
+    pub fn info(&self, id: &AgentId) -> Option<&AgentInfo> {
+        self.agents.get(id).map(|e| &e.info)
     }
 
     pub fn add_run(&mut self, id: &AgentId, run: &RunId) {
@@ -232,6 +237,18 @@ impl Registry {
             version: e.info.version.clone(),
             state: e.state,
             ts: e.last_seen_at,
+            labels: e
+                .info
+                .labels
+                .iter()
+                .map(|(k, v)| {
+                    if v.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{k}={v}")
+                    }
+                })
+                .collect(),
         })
     }
 
@@ -247,6 +264,7 @@ impl Registry {
                 registered_at: e.registered_at,
                 last_heartbeat: e.last_seen_at,
                 version: e.info.version.clone(),
+                labels: e.info.labels.clone(),
             })
             .collect()
     }

@@ -1,37 +1,62 @@
 //! Handing queued runs to waiting agents, never beyond their free slots, and reconciling what
 //! an agent says it runs with what it was given.
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use super::{Coordinator, Msg};
-use crate::model::{AgentId, RunId, RunStatus};
+use super::{ActiveRun, Coordinator, Msg};
+use crate::model::{AgentId, RunId, RunStatus, WorkflowId};
 use crate::protocol::agent::{AgentReply, Assignment, AttemptRef};
 use crate::store::Write;
 
 impl Coordinator {
-    /// Hands queued runs to agents that are waiting for work, never beyond their free slots.
+    /// Hands queued runs to agents that are waiting for work, never beyond their free slots:
+    /// in queue order, each run that may start now (its workflow's `overlap` and
+    /// `max_active_runs` allow it) goes to its preferred agent when that one waits and
+    /// qualifies, else to the qualifying agent (carrying the workflow's labels) with the most
+    /// free slots. A run no waiting agent qualifies for stays queued; the runs behind it pass.
     pub(super) fn dispatch(&mut self) {
-        while self.eligible_position().is_some() {
-            let Some((agent_id, free)) = self.agents.best_waiting() else {
-                return;
-            };
-            let Some(pull) = self.agents.take_pull(&agent_id) else {
-                return;
-            };
-            let mut assignments = Vec::new();
-            let mut writes = Vec::new();
-            while assignments.len() < free as usize {
-                let Some(run_id) = self
-                    .eligible_position()
-                    .and_then(|at| self.queue.remove(at))
-                else {
-                    break;
-                };
-                if let Some((a, w)) = self.assign(&run_id, &agent_id) {
-                    assignments.push(a);
-                    writes.push(w);
-                }
+        let mut free = self.agents.waiting();
+        if free.is_empty() || self.queue.is_empty() {
+            return;
+        }
+        // Runs of each workflow that are running now (grows as runs are assigned below).
+        let mut active: HashMap<WorkflowId, u32> = HashMap::new();
+        for run in self.runs.values() {
+            if run.status == RunStatus::Running {
+                *active.entry(run.workflow.id.clone()).or_default() += 1;
             }
+        }
+        let mut given: BTreeMap<AgentId, (Vec<Assignment>, Vec<Write>)> = BTreeMap::new();
+        let mut at = 0;
+        while at < self.queue.len() && free.iter().any(|(_, f)| *f > 0) {
+            let run_id = self.queue[at].clone();
+            let Some(run) = self.runs.get(&run_id) else {
+                self.queue.remove(at);
+                continue;
+            };
+            let running = active.get(&run.workflow.id).copied().unwrap_or(0);
+            let may_start = (!run.serial || running == 0)
+                && run.workflow.max_active_runs.is_none_or(|max| running < max);
+            let agent = may_start.then(|| self.pick_agent(run, &free)).flatten();
+            let Some(slot) = agent else {
+                at += 1;
+                continue;
+            };
+            self.queue.remove(at);
+            let agent_id = free[slot].0.clone();
+            if let Some((a, w)) = self.assign(&run_id, &agent_id) {
+                *active.entry(a.workflow.id.clone()).or_default() += 1;
+                free[slot].1 -= 1;
+                let entry = given.entry(agent_id).or_default();
+                entry.0.push(a);
+                entry.1.push(w);
+            }
+        }
+        for (agent_id, (assignments, writes)) in given {
+            let Some(pull) = self.agents.take_pull(&agent_id) else {
+                continue;
+            };
             // The agent hears of an attempt only once it is durable: a principal that crashes
             // in between never hands the same attempt number out twice.
             let committed = self.store.submit(writes);
@@ -46,6 +71,36 @@ impl Coordinator {
                 }
             });
         }
+    }
+
+    /// Which of the waiting agents (`free`: id and free slots) takes `run`: its preferred
+    /// agent when that one has a free slot and the labels, else the agent with the labels and
+    /// the most free slots.
+    fn pick_agent(&self, run: &ActiveRun, free: &[(AgentId, u32)]) -> Option<usize> {
+        let placement = &run.workflow.agent;
+        let fits = |(id, slots): &(AgentId, u32)| {
+            *slots > 0
+                && self
+                    .agents
+                    .info(id)
+                    .is_some_and(|info| placement.admits(&info.labels))
+        };
+        if let Some(prefer) = &placement.prefer {
+            let preferred = free.iter().position(|entry| {
+                fits(entry)
+                    && self.agents.info(&entry.0).is_some_and(|info| {
+                        &info.name == prefer || entry.0.as_str() == prefer.as_str()
+                    })
+            });
+            if preferred.is_some() {
+                return preferred;
+            }
+        }
+        free.iter()
+            .enumerate()
+            .filter(|(_, entry)| fits(entry))
+            .max_by_key(|(_, (_, slots))| *slots)
+            .map(|(i, _)| i)
     }
 
     /// Compares what an agent says it runs with what the principal assigned it: a run
@@ -105,20 +160,6 @@ impl Coordinator {
         }]);
     }
 
-    /// Where in the queue the first run is that may start now: a serial run waits while
-    /// another run of its workflow is running.
-    fn eligible_position(&self) -> Option<usize> {
-        self.queue.iter().position(|id| {
-            self.runs.get(id).is_none_or(|r| {
-                !r.serial
-                    || !self
-                        .runs
-                        .values()
-                        .any(|o| o.workflow.id == r.workflow.id && o.status == RunStatus::Running)
-            })
-        })
-    }
-
     /// Marks a queued run RUNNING on `agent_id` with a new attempt and token; returns what to
     /// send the agent and the write that records it.
     fn assign(&mut self, run_id: &RunId, agent_id: &AgentId) -> Option<(Assignment, Write)> {
@@ -149,6 +190,7 @@ impl Coordinator {
             token: run.token.clone(),
             workflow: run.workflow.clone(),
             params: run.params.clone(),
+            reuse: run.reuse.clone(),
         };
         Some((assignment, write))
     }

@@ -98,6 +98,7 @@ impl Coordinator {
                 ts: now,
                 exit_code: None,
                 reason: Some(reason.to_owned()),
+                try_no: run.tries.get(task_id).map_or(1, |(k, _)| *k),
             });
         }
         writes.push(Write::Run {

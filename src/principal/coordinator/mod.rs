@@ -174,6 +174,10 @@ pub struct ActiveRun {
     /// Records of the current attempt with `seq <= last_seq` are stored.
     pub last_seq: u64,
     pub tasks: HashMap<TaskId, TaskStatus>,
+    /// Tasks completed in the run this one reruns: not executed again.
+    pub reuse: std::collections::BTreeSet<TaskId>,
+    /// Each running task's current try and when it started (for the try's own record).
+    pub tries: HashMap<TaskId, (u32, chrono::DateTime<chrono::Utc>)>,
     /// Set for runs recovered as RUNNING after a restart until their agent reconnects.
     pub orphan_deadline: Option<Instant>,
     /// Starts only when no other run of the workflow is running (see `Overlap::serialises`).

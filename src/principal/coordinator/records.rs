@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use super::agents::PullReply;
 use super::{Coordinator, Reply};
-use crate::model::{AgentId, AgentState, RunId, RunStatus};
+use crate::model::{AgentId, AgentState, RunId, RunStatus, TaskStatus};
 use crate::protocol::agent::{
     AgentInfo, AgentReply, AgentRequest, AttemptRef, Record, RecordEvent, RunAck,
 };
 use crate::protocol::logs::{LogEvent, LogLine};
 use crate::protocol::{storable, ErrorCode, ErrorReply};
-use crate::store::Write;
+use crate::store::{TaskTry, Write};
 
 /// Most slots one agent may declare.
 const MAX_AGENT_SLOTS: u32 = 10_000;
@@ -206,10 +206,32 @@ impl Coordinator {
                     status,
                     exit_code,
                     reason,
+                    try_no,
                 } => {
                     let current = run.tasks.get(&task_id).copied();
                     if current.is_some_and(|c| c.can_become(status)) {
                         run.tasks.insert(task_id.clone(), status);
+                        if status == TaskStatus::Running {
+                            run.tries.insert(task_id.clone(), (try_no, record.ts));
+                        } else if current == Some(TaskStatus::Running) {
+                            // A try ended: failed and to be retried, or the task's last.
+                            let started = run.tries.remove(&task_id).map(|(_, at)| at);
+                            writes.push(Write::TaskTry(TaskTry {
+                                run_id: run.run_id.clone(),
+                                task_id: task_id.clone(),
+                                attempt: run.attempt,
+                                try_no,
+                                status: if status == TaskStatus::Retrying {
+                                    TaskStatus::Failed
+                                } else {
+                                    status
+                                },
+                                started_at: started,
+                                finished_at: record.ts,
+                                exit_code,
+                                reason: reason.clone(),
+                            }));
+                        }
                         writes.push(Write::Task {
                             run_id: run.run_id.clone(),
                             task_id: task_id.clone(),
@@ -218,6 +240,7 @@ impl Coordinator {
                             ts: record.ts,
                             exit_code,
                             reason,
+                            try_no,
                         });
                         self.publisher.publish(LogEvent::Task {
                             run_id: run.run_id.clone(),
@@ -233,6 +256,7 @@ impl Coordinator {
                     stream,
                     line_no,
                     line,
+                    try_no,
                 } => {
                     let line = LogLine {
                         id: self.next_log_id,
@@ -244,6 +268,7 @@ impl Coordinator {
                         seq: line_no,
                         ts: record.ts,
                         line,
+                        try_no,
                     };
                     self.next_log_id += 1;
                     writes.push(Write::Log(line.clone()));

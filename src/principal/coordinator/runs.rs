@@ -108,6 +108,8 @@ impl Coordinator {
         with: Vec<Write>,
     ) -> impl std::future::Future<Output = Result<(), StoreError>> {
         let new_run = NewRun {
+            rerun_of: None,
+            reuse: Vec::new(),
             run_id: run_id.clone(),
             workflow_id: definition.id.clone(),
             trigger,
@@ -126,6 +128,8 @@ impl Coordinator {
                     .iter()
                     .map(|t| (t.id.clone(), TaskStatus::Pending))
                     .collect::<HashMap<_, _>>(),
+                tries: HashMap::new(),
+                reuse: Default::default(),
                 workflow: definition.clone(),
                 params,
                 status: RunStatus::Queued,

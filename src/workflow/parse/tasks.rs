@@ -76,12 +76,19 @@ impl Validator<'_> {
                     None
                 }
             };
+            let controls = self.task_controls(id, task);
             tasks.push(config.map(|config| Task {
                 id: TaskId::new(id),
                 name,
                 description: task.description.clone(),
                 depends: Vec::new(),
                 config,
+                retry: controls.retry,
+                timeout: controls.timeout,
+                kill_grace: controls.kill_grace,
+                trigger_rule: controls.trigger_rule,
+                env: controls.env,
+                inherit_env: task.inherit_env,
             }));
         }
         let order = match execution_order(&deps) {

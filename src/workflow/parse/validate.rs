@@ -43,6 +43,7 @@ impl<'a> Validator<'a> {
     }
 
     pub(super) fn build(mut self, id: WorkflowId, raw: RawWorkflow) -> Parsed {
+        let controls = self.workflow_controls(&raw);
         let name = match raw.name {
             Some(n) if !n.value.trim().is_empty() => Some(n.value),
             Some(n) => {
@@ -122,7 +123,7 @@ impl<'a> Validator<'a> {
             Some(tasks) => self.tasks(tasks.value.0),
         };
         if let Some(tasks) = &tasks {
-            self.check_placeholders(tasks, &params);
+            self.check_placeholders(tasks, &controls.env, &params);
         }
         let failed = self.diagnostics.iter().any(Diagnostic::is_error);
         let workflow = match (name, tasks, timezone) {
@@ -137,6 +138,12 @@ impl<'a> Validator<'a> {
                 catchup: catchup.unwrap_or_default(),
                 params,
                 tasks,
+                timeout: controls.timeout,
+                kill_grace: controls.kill_grace,
+                env: controls.env,
+                inherit_env: raw.inherit_env,
+                agent: controls.agent,
+                max_active_runs: controls.max_active_runs,
             }),
             _ => None,
         };
@@ -217,7 +224,20 @@ impl<'a> Validator<'a> {
     }
 
     /// Every `{{ params.x }}` in a task must name a declared parameter.
-    pub(super) fn check_placeholders(&mut self, tasks: &[Task], params: &BTreeMap<String, Param>) {
+    pub(super) fn check_placeholders(
+        &mut self,
+        tasks: &[Task],
+        workflow_env: &BTreeMap<String, String>,
+        params: &BTreeMap<String, Param>,
+    ) {
+        for name in workflow_env.values().flat_map(|v| placeholders(v)) {
+            if !params.contains_key(&name) {
+                self.diagnostics.push(Diagnostic::error(
+                    self.file,
+                    format!("`env`: `{{{{ params.{name} }}}}` names an undeclared parameter"),
+                ));
+            }
+        }
         for task in tasks {
             if let TaskConfig::Shell { script, .. } = &task.config {
                 for bad in unsafe_placeholders(script) {
@@ -234,7 +254,11 @@ impl<'a> Validator<'a> {
                     );
                 }
             }
-            for text in task.config.templated_texts() {
+            let texts = task.config.templated_texts();
+            for text in texts
+                .into_iter()
+                .chain(task.env.values().map(String::as_str))
+            {
                 for name in placeholders(text) {
                     if !params.contains_key(&name) {
                         let hint = suggest(&name, params.keys().map(String::as_str))

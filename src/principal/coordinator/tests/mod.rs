@@ -316,6 +316,7 @@ fn unfinished(
     caught_up: bool,
 ) -> UnfinishedRun {
     UnfinishedRun {
+        reuse: Vec::new(),
         run_id: RunId::new(id),
         status,
         trigger: TriggerSource::Schedule,

@@ -1,6 +1,7 @@
 //! One test per validation rule of the workflow format: the format itself, tasks and
 //! schedules here; shape errors and params in the submodules.
 
+mod controls;
 mod params;
 mod shape;
 

@@ -17,7 +17,8 @@ tasks:
         errs,
         [
             "t.yml:5:5: error: unknown field `dependencies`, expected one of name, description, \
-          depends, config (did you mean `depends`?)"
+          depends, config, retries, retry_delay, retry_backoff, retry_max_delay, timeout, \
+          kill_grace, trigger_rule, env, inherit_env (did you mean `depends`?)"
         ]
     );
     let errs = errors("nmae: x\ntasks:\n  a: {name: A, config: !Shell {script: \"true\"}}\n");
