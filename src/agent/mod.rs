@@ -23,7 +23,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::AgentConfig;
 use crate::model::{AgentId, RunId};
-use crate::protocol::agent::{AgentInfo, AgentReply, AgentRequest, Assignment, AttemptRef};
+use crate::protocol::agent::{
+    AgentInfo, AgentReply, AgentRequest, Assignment, AttemptRef, StopOrder,
+};
 use crate::protocol::{ErrorCode, Request, Response};
 use crate::transport::{Client, ClientError};
 use reporter::Reporter;
@@ -60,9 +62,10 @@ pub fn identity(config: &AgentConfig) -> AgentInfo {
 #[derive(Clone, Default)]
 struct Running {
     inner: Arc<Mutex<HashMap<RunId, AttemptRef>>>,
-    /// Wakes the pull loop when a slot frees.
-    freed: Arc<Notify>,
-    /// Wakes the heartbeat so the principal learns at once that a slot is free.
+    /// Each running attempt's stop signal, for the principal's stop orders (cancels).
+    stops: Arc<Mutex<HashMap<RunId, stop::RunStop>>>,
+    /// Wakes the heartbeat when a slot frees, so the principal learns it at once and fills
+    /// the poll that is waiting.
     beat: Arc<Notify>,
 }
 
@@ -89,7 +92,41 @@ impl Running {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(run);
-        self.freed.notify_one();
+        self.stops
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(run);
+        self.beat.notify_one();
+    }
+
+    fn set_stop(&self, run: &RunId, stop: stop::RunStop) {
+        self.stops
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(run.clone(), stop);
+    }
+
+    /// Stops the attempts the principal ordered to stop (runs cancelled there); an order for
+    /// another attempt of a run, or a run not here, is ignored.
+    fn obey(&self, orders: Vec<StopOrder>) {
+        for order in orders {
+            let current = self
+                .inner
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&order.run_id)
+                .is_some_and(|a| a.attempt == order.attempt && a.token == order.token);
+            let stop = self
+                .stops
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&order.run_id)
+                .cloned();
+            if let (true, Some(stop)) = (current, stop) {
+                tracing::info!(run = %order.run_id, reason = %order.reason, "stopping the run");
+                stop.stop(stop::StopCause::Cancelled(order.reason));
+            }
+        }
     }
 }
 
@@ -150,13 +187,9 @@ pub async fn run(
     ));
 
     loop {
+        // A poll is kept waiting even with no slot free: the principal answers it with stop
+        // orders (cancels) at once, and its heartbeats tell it when a slot frees.
         let free = info.slots.saturating_sub(running.len() as u32);
-        if free == 0 {
-            tokio::select! {
-                _ = running.freed.notified() => continue,
-                _ = shutdown.cancelled() => break,
-            }
-        }
         let request = Request::Agent(AgentRequest::PullWork {
             agent_id: agent_id.clone(),
             free_slots: free,
@@ -166,7 +199,8 @@ pub async fn run(
             _ = shutdown.cancelled() => break,
         };
         match reply {
-            Ok(Response::Agent(AgentReply::Work { assignments })) => {
+            Ok(Response::Agent(AgentReply::Work { assignments, stop })) => {
+                running.obey(stop);
                 for a in assignments {
                     start_run(a, &agent_id, &reporter, &running, &runs_cancel, &tracker);
                 }
@@ -277,7 +311,9 @@ async fn heartbeat(
             free_slots: free,
         });
         match client.request(request).await {
-            Ok(Response::Agent(AgentReply::HeartbeatAck { known: true })) => {}
+            Ok(Response::Agent(AgentReply::HeartbeatAck { known: true, stop })) => {
+                running.obey(stop);
+            }
             Ok(_) | Err(_) => {
                 tracing::info!(
                     "principal does not know this agent (or is unreachable): registering again"
@@ -325,6 +361,7 @@ fn start_run(
         task.env = with_params(&task.env);
     }
     let stop = stop::RunStop::child_of(&cancel);
+    running.set_stop(&a.run_id, stop.clone());
     tracing::info!(run = %a.run_id, workflow = %a.workflow.id, "run started");
     tracker.spawn(async move {
         let status = runner::run_dag(&a.workflow, &env, &a.reuse, &recorder, &stop).await;

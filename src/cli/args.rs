@@ -48,6 +48,21 @@ pub enum Command {
     /// Run history.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Cancel a run: a queued one leaves the queue, a running one's tasks are stopped.
+    ///
+    /// Example: cdktr cancel 01JD8X... --reason "wrong input file"
+    Cancel {
+        /// The run to cancel.
+        run: String,
+        /// Why, recorded with the run and in the audit log.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Return once the principal took the cancel, without waiting for the run to end.
+        #[arg(long)]
+        no_wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Task output: a run's logs, queries across runs, the live tail.
     Logs(LogsArgs),
     /// Agents known to the principal.

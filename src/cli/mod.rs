@@ -2,7 +2,7 @@
 //! file each), and exit codes.
 //!
 //! Exit codes: 0 success; 1 the command ran and found a failure (invalid workflows, a failed
-//! run); 2 bad usage or configuration; 3 the principal cannot be reached.
+//! run); 2 bad usage or configuration; 3 the principal cannot be reached; 4 not found.
 
 mod agents_cmd;
 mod args;
@@ -60,6 +60,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Runs(cmd) => remote(&config()?, async move |c| runs_cmd::run(c, cmd).await),
+        Command::Cancel {
+            run,
+            reason,
+            no_wait,
+            json,
+        } => remote(&config()?, async move |c| {
+            runs_cmd::cancel(c, &run, reason, !no_wait, json).await
+        }),
         Command::Logs(args) => remote(&config()?, async move |c| logs_cmd::run(c, args).await),
         Command::Agents(AgentsCommand::List { json }) => {
             remote(&config()?, async move |c| agents_cmd::list(c, json).await)
@@ -165,8 +173,16 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
             Some(ClientError::Unreachable { .. })
         )
     });
+    let not_found = err.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<ClientError>(),
+            Some(ClientError::Remote(e)) if e.code == crate::protocol::ErrorCode::NotFound
+        )
+    });
     if unreachable {
         ExitCode::from(3)
+    } else if not_found {
+        ExitCode::from(4)
     } else {
         ExitCode::from(2)
     }

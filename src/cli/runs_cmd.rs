@@ -140,3 +140,45 @@ pub fn print_detail(run: &RunDetail, out: &mut impl Write) -> std::io::Result<()
     }
     table.write(out)
 }
+
+/// How long `cdktr cancel` waits for a running run to end before it returns anyway.
+const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `cdktr cancel RUN`: asks the principal, then (unless `wait` is false) waits for a running
+/// run to end, saying so on stderr while it waits. Cancelling an ended run changes nothing
+/// and succeeds; an unknown run is not found (exit 4).
+pub async fn cancel(
+    client: &Client,
+    run_id: &str,
+    reason: Option<String>,
+    wait: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let (mut status, changed, note) = client.cancel(run_id, reason).await?;
+    if !json {
+        println!("run {run_id}: {note}");
+    }
+    if wait && changed && !status.is_terminal() {
+        eprintln!("waiting for the run to end...");
+        let deadline = std::time::Instant::now() + CANCEL_WAIT;
+        while !status.is_terminal() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            status = client.run(run_id).await?.summary.status;
+        }
+        if !status.is_terminal() {
+            eprintln!(
+                "the run is still {status} after {}s: its agent has not confirmed yet; it \
+                 stops the run when it hears of the cancel",
+                CANCEL_WAIT.as_secs()
+            );
+        }
+    }
+    if json {
+        print_json(&serde_json::json!({
+            "run_id": run_id, "status": status, "changed": changed, "note": note,
+        }))?;
+    } else if changed && status.is_terminal() {
+        println!("run {run_id}: {status}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -179,7 +179,10 @@ fn needs(request: &ControlRequest) -> &'static [Role] {
         | C::ListSchedules
         | C::ScheduleHistory { .. }
         | C::Audit { .. } => &[Role::Viewer, Role::Operator],
-        C::ReloadWorkflows | C::SetSchedulePaused { .. } | C::Failpoint { .. } => &[Role::Operator],
+        C::ReloadWorkflows
+        | C::SetSchedulePaused { .. }
+        | C::Failpoint { .. }
+        | C::Cancel { .. } => &[Role::Operator],
     }
 }
 

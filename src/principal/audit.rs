@@ -32,6 +32,9 @@ fn action(request: &ControlRequest) -> Option<(&'static str, Option<String>, Opt
             None,
         )),
         ControlRequest::ReloadWorkflows => Some(("reload", None, None)),
+        ControlRequest::Cancel { run_id, reason } => {
+            Some(("cancel", Some(run_id.clone()), reason.clone()))
+        }
         ControlRequest::Failpoint { name, duration_ms } => Some((
             "failpoint",
             Some(name.clone()),

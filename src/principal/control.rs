@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use super::coordinator::{unknown_workflow, CoordinatorHandle, Msg, TriggerRequest};
 use super::reload::ReloadHandle;
 use super::scheduler::SchedulerHandle;
-use crate::model::{Failpoint, WorkflowId};
+use crate::model::{Failpoint, RunId, WorkflowId};
 use crate::protocol::control::{ControlReply, ControlRequest};
 use crate::protocol::{storable, ErrorCode, ErrorReply, Response};
 use crate::store::{AuditFilter, LogFilter, RunFilter, Store};
@@ -99,6 +99,9 @@ async fn answer(
                 .await
                 .map_err(store_error)?;
             Ok(ControlReply::Runs { runs })
+        }
+        ControlRequest::Cancel { run_id, reason } => {
+            cancel(core, store, RunId::new(run_id), reason, &sent.actor).await
         }
         ControlRequest::ShowRun { run_id } => {
             match store.get_run(&run_id).await.map_err(store_error)? {
@@ -278,4 +281,56 @@ async fn page(store: &Store, filter: LogFilter) -> Result<ControlReply, ErrorRep
         .then(|| lines.last().map(|l| l.id))
         .flatten();
     Ok(ControlReply::LogLines { lines, next })
+}
+
+/// The longest reason a cancel may give.
+const MAX_REASON: usize = 500;
+
+/// Cancels a run: answered by the coordinator while the run is active, else from the store
+/// (an ended run is left as it is; an unknown one is not found).
+async fn cancel(
+    core: &CoordinatorHandle,
+    store: &crate::store::Store,
+    run_id: RunId,
+    reason: Option<String>,
+    actor: &str,
+) -> Result<ControlReply, ErrorReply> {
+    let reason = reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
+    if let Some(r) = &reason {
+        if r.chars().count() > MAX_REASON || r.chars().any(char::is_control) {
+            return Err(ErrorReply::invalid(
+                "reason",
+                format!("at most {MAX_REASON} characters, on one line"),
+            ));
+        }
+    }
+    let why = match &reason {
+        Some(r) => format!("cancelled by {actor}: {r}"),
+        None => format!("cancelled by {actor}"),
+    };
+    if let Some(outcome) = core.cancel(run_id.clone(), why).await? {
+        return Ok(ControlReply::Cancel {
+            run_id,
+            status: outcome.status,
+            changed: outcome.changed,
+            note: outcome.note,
+        });
+    }
+    match store.get_run(run_id.as_str()).await.map_err(store_error)? {
+        Some(run) => Ok(ControlReply::Cancel {
+            run_id,
+            status: run.summary.status,
+            changed: false,
+            note: format!(
+                "the run had already ended {}: nothing changed",
+                run.summary.status
+            ),
+        }),
+        None => Err(ErrorReply::new(
+            ErrorCode::NotFound,
+            format!("no run `{run_id}`"),
+        )),
+    }
 }

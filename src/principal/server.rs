@@ -57,7 +57,7 @@ impl Replier {
     /// the peer is gone.
     fn send_agent(&self, to: &ReplyTo, reply: AgentReply) {
         let runs = match &reply {
-            AgentReply::Work { assignments } => {
+            AgentReply::Work { assignments, .. } => {
                 assignments.iter().map(|a| a.run_id.clone()).collect()
             }
             _ => Vec::new(),

@@ -47,9 +47,15 @@ pub enum AgentReply {
     /// `known: false` tells the agent to register again (the principal restarted).
     HeartbeatAck {
         known: bool,
+        /// Attempts the agent runs that must stop now (cancelled runs).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        stop: Vec<StopOrder>,
     },
     Work {
         assignments: Vec<Assignment>,
+        /// Attempts the agent runs that must stop now (cancelled runs).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        stop: Vec<StopOrder>,
     },
     ReportAck {
         acks: Vec<RunAck>,
@@ -79,6 +85,17 @@ pub struct AttemptRef {
     pub attempt: u32,
     /// Fencing token of the assignment: reports carrying a stale token never change a run.
     pub token: String,
+}
+
+/// An attempt an agent must stop: its tasks are terminated (SIGTERM, SIGKILL after their
+/// `kill_grace`), the tasks not started are cancelled, and the run ends CANCELLED with
+/// `reason` (who cancelled it, and why).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopOrder {
+    pub run_id: RunId,
+    pub attempt: u32,
+    pub token: String,
+    pub reason: String,
 }
 
 /// A run handed to an agent, with the definition it must execute (a snapshot taken at

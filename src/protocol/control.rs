@@ -38,6 +38,12 @@ pub enum ControlRequest {
     ShowRun {
         run_id: String,
     },
+    /// Stops a run: a queued one leaves the queue, a running one's tasks are terminated.
+    Cancel {
+        run_id: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
     /// A page of a run's stored output, in arrival order, after the cursor `after`.
     Logs {
         run_id: String,
@@ -155,6 +161,14 @@ pub enum ControlReply {
     Audit {
         entries: Vec<AuditEntry>,
     },
+    /// What a cancel did: `changed` false when the run had already ended (its `status`
+    /// then is its final one); a running run is `RUNNING` until its agent has stopped it.
+    Cancel {
+        run_id: RunId,
+        status: RunStatus,
+        changed: bool,
+        note: String,
+    },
     /// The sender's identity: its credential's name and role, or none (`authenticated:
     /// false`) on a principal without authentication, where every client is an operator.
     Identity {
@@ -247,7 +261,8 @@ pub struct TaskRunView {
     /// The task's current (or last) try: 1 unless it was retried.
     #[serde(rename = "try", default = "first_try")]
     pub try_no: u32,
-    /// Its tries that ended, in order (empty for a task that never ran).
+    /// The tries of a retried task that ended, in order (empty for a task run once: its one
+    /// try is the task itself).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tries: Vec<TryView>,
 }

@@ -96,6 +96,10 @@ fn requests() -> Vec<Request> {
             limit: Some(5),
         }),
         Request::Control(ControlRequest::ShowRun { run_id: "r".into() }),
+        Request::Control(ControlRequest::Cancel {
+            run_id: "r".into(),
+            reason: Some("wrong input".into()),
+        }),
         Request::Control(ControlRequest::Logs {
             try_no: None,
             run_id: "r".into(),
@@ -146,7 +150,10 @@ fn responses() -> Vec<Response> {
         Response::Agent(AgentReply::Registered {
             heartbeat_interval_ms: 5000,
         }),
-        Response::Agent(AgentReply::HeartbeatAck { known: false }),
+        Response::Agent(AgentReply::HeartbeatAck {
+            known: false,
+            stop: vec![],
+        }),
         Response::Agent(AgentReply::Work {
             assignments: vec![Assignment {
                 reuse: Default::default(),
@@ -155,6 +162,12 @@ fn responses() -> Vec<Response> {
                 token: "t".into(),
                 workflow: workflow(),
                 params: BTreeMap::new(),
+            }],
+            stop: vec![crate::protocol::agent::StopOrder {
+                run_id: RunId::new("q"),
+                attempt: 2,
+                token: "t2".into(),
+                reason: "cancelled by ops: wrong file".into(),
             }],
         }),
         Response::Agent(AgentReply::ReportAck {
@@ -167,6 +180,12 @@ fn responses() -> Vec<Response> {
         Response::Agent(AgentReply::Deregistered),
         Response::Control(ControlReply::Triggered {
             run_id: RunId::new("r"),
+        }),
+        Response::Control(ControlReply::Cancel {
+            run_id: RunId::new("r"),
+            status: RunStatus::Running,
+            changed: true,
+            note: "its agent stops its tasks".into(),
         }),
         Response::Control(ControlReply::Runs {
             runs: vec![summary.clone()],
@@ -243,7 +262,7 @@ fn the_documented_trigger_bytes_decode() {
 
 #[test]
 fn timestamps_have_milliseconds() {
-    let json = String::from_utf8(encode(&responses()[6])).unwrap();
+    let json = String::from_utf8(encode(&responses()[7])).unwrap();
     assert!(
         json.contains("\"queued_at\":\"2025-01-02T03:04:05.678Z\""),
         "{json}"

@@ -130,7 +130,8 @@ CREATE TABLE journal_applied (seq BIGINT NOT NULL);
 ";
 
 /// Version 7: tries of a task (retries): the current try of each task, the try of each log
-/// line and transition, one row per ended try; the run a rerun repeats and the tasks it
+/// line and transition, one row per ended try of a retried task (a task run once has its one
+/// try in `task_runs`); the run a rerun repeats and the tasks it
 /// reuses; each agent's labels.
 const V7: &str = "
 ALTER TABLE task_runs ADD COLUMN try_no INTEGER DEFAULT 1;

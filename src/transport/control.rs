@@ -116,6 +116,22 @@ impl Client {
         expect!(self.control(request).await?, ControlReply::Run { run } => *run)
     }
 
+    /// Cancels a run: its status afterwards, whether anything changed, and a note.
+    pub async fn cancel(
+        &self,
+        run_id: &str,
+        reason: Option<String>,
+    ) -> Result<(RunStatus, bool, String), ClientError> {
+        let request = ControlRequest::Cancel {
+            run_id: run_id.to_owned(),
+            reason,
+        };
+        expect!(
+            self.control(request).await?,
+            ControlReply::Cancel { status, changed, note, .. } => (status, changed, note)
+        )
+    }
+
     /// One page of stored lines after the cursor `after`.
     pub async fn logs(&self, query: &LogQuery, after: Option<u64>) -> Result<LogPage, ClientError> {
         let request = match query.clone() {

@@ -19,7 +19,7 @@ fn task<'a>(run: &'a RunDetail, id: &str) -> &'a TaskRunView {
 }
 
 /// Process ids whose process group is `pgid` (zombies not counted).
-fn group_members(pgid: u32) -> Vec<u32> {
+pub fn group_members(pgid: u32) -> Vec<u32> {
     let mut members = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {

@@ -228,7 +228,7 @@ fn cli_run_wait_logs_and_runs_against_a_live_principal() {
         required.stderr
     );
     let missing = cli(&["run", "nope"]);
-    assert_eq!(missing.code, Some(2));
+    assert_eq!(missing.code, Some(4));
     assert!(
         missing.stderr.contains("no workflow `nope`"),
         "{}",

@@ -462,7 +462,7 @@ fn a_run_the_agent_never_received_is_queued_again_and_completed_elsewhere() {
         agent_id: id.clone(),
         free_slots: 1,
     }) {
-        Ok(Response::Agent(AgentReply::Work { assignments })) => {
+        Ok(Response::Agent(AgentReply::Work { assignments, .. })) => {
             assert_eq!(assignments.len(), 1);
             assert_eq!(assignments[0].run_id.as_str(), run_id);
         }

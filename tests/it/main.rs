@@ -2,6 +2,7 @@
 
 mod audit;
 mod auth;
+mod cancel;
 mod common;
 mod config_cli;
 mod controls;

@@ -232,7 +232,7 @@ fn pause_survives_a_restart_and_resume_fires_again() {
         human.stdout
     );
     let unknown = cli(&p.api, &["schedule", "pause", "jbo"]);
-    assert_eq!(unknown.code, Some(2));
+    assert_eq!(unknown.code, Some(4));
     assert!(
         unknown.stderr.contains("did you mean `job`?"),
         "{}",

@@ -176,6 +176,7 @@ impl Registry {
             // Nothing more for it: the poll ends now rather than waiting out its expiry.
             let _ = pull.reply.send(Ok(AgentReply::Work {
                 assignments: vec![],
+                stop: vec![],
             }));
         }
         Some(std::mem::take(&mut e.runs).into_iter().collect())

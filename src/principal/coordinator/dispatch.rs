@@ -66,7 +66,13 @@ impl Coordinator {
                     tracing::error!(error = %e, "assignment not stored; sending it anyway");
                 }
                 let runs: Vec<RunId> = assignments.iter().map(|a| a.run_id.clone()).collect();
-                if pull.send(Ok(AgentReply::Work { assignments })).is_err() {
+                if pull
+                    .send(Ok(AgentReply::Work {
+                        assignments,
+                        stop: vec![],
+                    }))
+                    .is_err()
+                {
                     handle.send(Msg::Undelivered(runs));
                 }
             });

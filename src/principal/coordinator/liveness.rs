@@ -4,10 +4,8 @@
 use std::time::{Duration, Instant};
 
 use super::Coordinator;
-use crate::model::{AgentId, AgentState, RunId, RunStatus, TaskStatus};
+use crate::model::{AgentId, AgentState, RunId, RunStatus};
 use crate::protocol::agent::AgentReply;
-use crate::protocol::logs::LogEvent;
-use crate::store::Write;
 
 impl Coordinator {
     /// The earliest moment something may expire: a heartbeat, a long poll or an orphan.
@@ -35,6 +33,7 @@ impl Coordinator {
         for pull in self.agents.expired_pulls(now) {
             let _ = pull.send(Ok(AgentReply::Work {
                 assignments: vec![],
+                stop: vec![],
             }));
         }
         let orphans: Vec<RunId> = self
@@ -72,50 +71,20 @@ impl Coordinator {
     }
 
     /// Ends a run that is not finished by its agent (agent lost, never reconnected): running
-    /// tasks become CRASHED, tasks that never started SKIPPED.
+    /// tasks become CRASHED, tasks that never started SKIPPED. A run that was being cancelled
+    /// ends CANCELLED instead (its agent is told again if it comes back).
     pub(super) fn crash_run(&mut self, run_id: &RunId, reason: &str) {
-        let Some(mut run) = self.runs.remove(run_id) else {
+        let Some(run) = self.runs.get(run_id) else {
             return;
         };
-        self.ended.remember(run_id.clone());
-        if let Some(agent) = &run.agent {
-            self.agents.remove_run(agent, run_id);
-        }
-        let now = self.clock.utc();
-        let mut writes = Vec::new();
-        for (task_id, status) in run.tasks.iter_mut() {
-            let next = match status {
-                TaskStatus::Running => TaskStatus::Crashed,
-                TaskStatus::Pending => TaskStatus::Skipped,
-                _ => continue,
-            };
-            *status = next;
-            writes.push(Write::Task {
-                run_id: run_id.clone(),
-                task_id: task_id.clone(),
-                attempt: run.attempt,
-                status: next,
-                ts: now,
-                exit_code: None,
-                reason: Some(reason.to_owned()),
-                try_no: run.tries.get(task_id).map_or(1, |(k, _)| *k),
-            });
-        }
-        writes.push(Write::Run {
-            run_id: run_id.clone(),
-            status: RunStatus::Crashed,
-            ts: now,
-            agent: None,
-            attempt: run.attempt,
-            token: None,
-            reason: Some(reason.to_owned()),
-        });
-        self.store.write_later(writes);
-        self.publisher.publish(LogEvent::RunEnded {
-            run_id: run_id.clone(),
-            workflow_id: run.workflow.id.clone(),
-            status: RunStatus::Crashed,
-        });
-        tracing::warn!(run = %run_id, reason, "run crashed");
+        let (status, reason) = match &run.cancel {
+            Some(why) => (
+                RunStatus::Cancelled,
+                format!("{why} (its agent did not confirm: {reason})"),
+            ),
+            None => (RunStatus::Crashed, reason.to_owned()),
+        };
+        // Written with the coordinator's next batch; nothing waits for it.
+        drop(self.end_run(run_id, status, &reason));
     }
 }

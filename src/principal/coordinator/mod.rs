@@ -15,6 +15,7 @@
 //! expiry or orphan deadline, never on a fixed tick. Time comes from a [`Clock`].
 
 mod agents;
+pub mod cancel;
 mod dispatch;
 mod ended;
 mod liveness;
@@ -93,6 +94,12 @@ pub enum Msg {
     },
     /// Assignments that never reached their agent (the reply could not be delivered).
     Undelivered(Vec<RunId>),
+    /// Cancel a run; `None` when it is not active here.
+    Cancel {
+        run_id: RunId,
+        why: String,
+        reply: Reply<Option<cancel::CancelOutcome>>,
+    },
 }
 
 /// Cheap, cloneable handle to the coordinator.
@@ -149,6 +156,15 @@ impl CoordinatorHandle {
         self.ask(|reply| Msg::Trigger { request, reply }).await
     }
 
+    /// Cancels a run for `why`; `None` when it is not active (ended, or unknown).
+    pub async fn cancel(
+        &self,
+        run_id: RunId,
+        why: String,
+    ) -> Result<Option<cancel::CancelOutcome>, ErrorReply> {
+        self.ask(|reply| Msg::Cancel { run_id, why, reply }).await
+    }
+
     pub async fn status(&self) -> Result<StatusView, ErrorReply> {
         let (reply, rx) = oneshot::channel();
         self.send(Msg::Status(reply));
@@ -174,6 +190,8 @@ pub struct ActiveRun {
     /// Records of the current attempt with `seq <= last_seq` are stored.
     pub last_seq: u64,
     pub tasks: HashMap<TaskId, TaskStatus>,
+    /// Who cancelled it and why, once a cancel came for it while it ran.
+    pub cancel: Option<String>,
     /// Tasks completed in the run this one reruns: not executed again.
     pub reuse: std::collections::BTreeSet<TaskId>,
     /// Each running task's current try and when it started (for the try's own record).
@@ -316,6 +334,7 @@ impl Coordinator {
             Msg::PanicNext => self.panic_next = true,
             Msg::Agent { request, reply } => self.agent_request(request, reply),
             Msg::Trigger { request, reply } => self.trigger(request, reply),
+            Msg::Cancel { run_id, why, reply } => self.cancel(&run_id, why, reply),
             Msg::Status(reply) => {
                 let _ = reply.send(self.status());
             }

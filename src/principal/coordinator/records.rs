@@ -8,7 +8,7 @@ use super::agents::PullReply;
 use super::{Coordinator, Reply};
 use crate::model::{AgentId, AgentState, RunId, RunStatus, TaskStatus};
 use crate::protocol::agent::{
-    AgentInfo, AgentReply, AgentRequest, AttemptRef, Record, RecordEvent, RunAck,
+    AgentInfo, AgentReply, AgentRequest, AttemptRef, Record, RecordEvent, RunAck, StopOrder,
 };
 use crate::protocol::logs::{LogEvent, LogLine};
 use crate::protocol::{storable, ErrorCode, ErrorReply};
@@ -47,7 +47,12 @@ impl Coordinator {
                     self.clock.now(),
                     self.clock.utc(),
                 );
-                let _ = reply.send(Ok(AgentReply::HeartbeatAck { known }));
+                let stop = if known {
+                    self.stop_orders(&running)
+                } else {
+                    Vec::new()
+                };
+                let _ = reply.send(Ok(AgentReply::HeartbeatAck { known, stop }));
                 if known {
                     // An assignment older than a third of the heartbeat timeout that the agent
                     // does not list never arrived.
@@ -87,8 +92,10 @@ impl Coordinator {
         {
             let _ = old.send(Ok(AgentReply::Work {
                 assignments: vec![],
+                stop: vec![],
             }));
         }
+        self.send_stops(agent_id);
         self.dispatch();
     }
 
@@ -101,6 +108,7 @@ impl Coordinator {
         if let Some(old) = old_pull {
             let _ = old.send(Ok(AgentReply::Work {
                 assignments: vec![],
+                stop: vec![],
             }));
         }
         // Re-adopt attempts this agent still runs (after a principal restart or a reconnect).
@@ -213,8 +221,11 @@ impl Coordinator {
                         run.tasks.insert(task_id.clone(), status);
                         if status == TaskStatus::Running {
                             run.tries.insert(task_id.clone(), (try_no, record.ts));
-                        } else if current == Some(TaskStatus::Running) {
-                            // A try ended: failed and to be retried, or the task's last.
+                        } else if current == Some(TaskStatus::Running)
+                            && (status == TaskStatus::Retrying || try_no > 1)
+                        {
+                            // A try of a retried task ended: failed and to be retried, or the
+                            // task's last. (A task run once has its one try in `task_runs`.)
                             let started = run.tries.remove(&task_id).map(|(_, at)| at);
                             writes.push(Write::TaskTry(TaskTry {
                                 run_id: run.run_id.clone(),
@@ -275,6 +286,15 @@ impl Coordinator {
                     self.publisher.publish(LogEvent::Line(line));
                 }
                 RecordEvent::RunFinished { status } => {
+                    // A cancelled run never ends COMPLETED: the operator asked for it to stop.
+                    let (status, reason) = match &run.cancel {
+                        Some(why)
+                            if matches!(status, RunStatus::Completed | RunStatus::Cancelled) =>
+                        {
+                            (RunStatus::Cancelled, Some(why.clone()))
+                        }
+                        _ => (status, None),
+                    };
                     if status.is_terminal() && run.status.can_become(status) {
                         run.status = status;
                         writes.push(Write::Run {
@@ -284,7 +304,7 @@ impl Coordinator {
                             agent: None,
                             attempt: run.attempt,
                             token: None,
-                            reason: None,
+                            reason,
                         });
                         finished.push(run.run_id.clone());
                     }
@@ -307,7 +327,13 @@ impl Coordinator {
         let freed = !finished.is_empty();
         for run_id in finished {
             if let Some(run) = self.runs.remove(&run_id) {
-                self.ended.remember(run_id.clone());
+                let stop = run.cancel.as_ref().map(|why| StopOrder {
+                    run_id: run_id.clone(),
+                    attempt: run.attempt,
+                    token: run.token.clone(),
+                    reason: why.clone(),
+                });
+                self.ended.remember(run_id.clone(), stop);
                 tracing::info!(run = %run_id, workflow = %run.workflow.id, status = %run.status, "run finished");
                 if let Some(agent) = &run.agent {
                     self.agents.remove_run(agent, &run_id);

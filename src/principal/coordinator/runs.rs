@@ -130,6 +130,7 @@ impl Coordinator {
                     .collect::<HashMap<_, _>>(),
                 tries: HashMap::new(),
                 reuse: Default::default(),
+                cancel: None,
                 workflow: definition.clone(),
                 params,
                 status: RunStatus::Queued,

@@ -185,7 +185,7 @@ fn triggering(workflow: &str, source: Option<String>) -> TriggerRequest {
 /// The assignments a pull was answered with.
 async fn work(answer: Answer) -> Vec<Assignment> {
     match answer.await {
-        Ok(Ok(AgentReply::Work { assignments })) => assignments,
+        Ok(Ok(AgentReply::Work { assignments, .. })) => assignments,
         other => panic!("expected work, got {other:?}"),
     }
 }
