@@ -48,6 +48,27 @@ pub enum Command {
     /// Run history.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Run again what an ended run ran: its definition and parameters, linked to it.
+    ///
+    /// Example: cdktr rerun 01JD8X... --failed-only --param day=mon --wait
+    Rerun {
+        /// The run to repeat.
+        run: String,
+        /// Reuse the tasks that completed in it; run only the failed and skipped ones.
+        #[arg(long)]
+        failed_only: bool,
+        /// Use the workflow file's current definition, not the one the run used.
+        #[arg(long)]
+        latest: bool,
+        /// Override one of its parameters, KEY=VALUE (repeatable).
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Watch the new run until it ends; exit 0 if it COMPLETED, 1 otherwise.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Cancel a run: a queued one leaves the queue, a running one's tasks are stopped.
     ///
     /// Example: cdktr cancel 01JD8X... --reason "wrong input file"

@@ -60,6 +60,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Runs(cmd) => remote(&config()?, async move |c| runs_cmd::run(c, cmd).await),
+        Command::Rerun {
+            run,
+            failed_only,
+            latest,
+            params,
+            wait,
+            json,
+        } => {
+            let params = parse_params(&params)?;
+            remote(&config()?, async move |c| {
+                run_cmd::rerun(c, &run, (failed_only, latest), params, wait, json).await
+            })
+        }
         Command::Cancel {
             run,
             reason,

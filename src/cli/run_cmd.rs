@@ -28,6 +28,35 @@ pub async fn run(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let run_id = client.trigger(&workflow, params, "cli").await?;
+    follow(client, &workflow, run_id.as_str(), wait, json).await
+}
+
+/// `cdktr rerun RUN`: queues a new run of what `run_id` ran, then as `cdktr run`.
+pub async fn rerun(
+    client: &Client,
+    run_id: &str,
+    options: (bool, bool),
+    params: BTreeMap<String, String>,
+    wait: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let (failed_only, latest) = options;
+    let new = client.rerun(run_id, failed_only, latest, params).await?;
+    let workflow = client.run(new.as_str()).await?.summary.workflow_id;
+    if !json {
+        eprintln!("run {new} reruns {run_id}");
+    }
+    follow(client, workflow.as_str(), new.as_str(), wait, json).await
+}
+
+/// Prints a queued run's id, or with `wait` follows it to its end.
+async fn follow(
+    client: &Client,
+    workflow: &str,
+    run_id: &str,
+    wait: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     if !wait {
         if json {
             print_json(&serde_json::json!({ "run_id": run_id }))?;
@@ -39,7 +68,7 @@ pub async fn run(
     if !json {
         eprintln!("run {run_id} of {workflow} queued; waiting for it to finish");
     }
-    let run = watch(client, &workflow, run_id.as_str(), !json).await?;
+    let run = watch(client, workflow, run_id, !json).await?;
     if json {
         print_json(&run)?;
     } else {

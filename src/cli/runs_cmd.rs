@@ -84,6 +84,9 @@ pub fn print_detail(run: &RunDetail, out: &mut impl Write) -> std::io::Result<()
     if let Some(by) = &s.triggered_by {
         writeln!(out, "by:        {by}")?;
     }
+    if let Some(of) = &s.rerun_of {
+        writeln!(out, "rerun of:  {of}")?;
+    }
     writeln!(
         out,
         "agent:     {}",

@@ -167,7 +167,7 @@ fn needs(request: &ControlRequest) -> &'static [Role] {
     use ControlRequest as C;
     match request {
         C::Whoami => &[Role::Agent, Role::Operator, Role::Viewer, Role::Trigger],
-        C::Trigger { .. } => &[Role::Trigger, Role::Operator],
+        C::Trigger { .. } | C::Rerun { .. } => &[Role::Trigger, Role::Operator],
         C::Status
         | C::ListAgents
         | C::ListRuns { .. }

@@ -32,6 +32,19 @@ fn action(request: &ControlRequest) -> Option<(&'static str, Option<String>, Opt
             None,
         )),
         ControlRequest::ReloadWorkflows => Some(("reload", None, None)),
+        ControlRequest::Rerun {
+            run_id,
+            failed_only,
+            latest,
+            params,
+        } => Some((
+            "rerun",
+            Some(run_id.clone()),
+            Some(format!(
+                "failed_only={failed_only} latest={latest} params={}",
+                serde_json::to_string(params).unwrap_or_default()
+            )),
+        )),
         ControlRequest::Cancel { run_id, reason } => {
             Some(("cancel", Some(run_id.clone()), reason.clone()))
         }

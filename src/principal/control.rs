@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use super::actions::{self, store_error};
 use super::coordinator::{unknown_workflow, CoordinatorHandle, Msg, TriggerRequest};
 use super::reload::ReloadHandle;
 use super::scheduler::SchedulerHandle;
@@ -48,10 +49,6 @@ fn gone() -> ErrorReply {
     ErrorReply::new(ErrorCode::Unavailable, "the principal is shutting down")
 }
 
-fn store_error(e: crate::store::StoreError) -> ErrorReply {
-    ErrorReply::new(ErrorCode::Unavailable, format!("store: {e}"))
-}
-
 async fn answer(
     request: ControlRequest,
     services: &Services,
@@ -77,6 +74,26 @@ async fn answer(
                     source: trigger,
                     by: Some(sent.actor),
                     audit: sent.audit,
+                    rerun: None,
+                })
+                .await?;
+            Ok(ControlReply::Triggered { run_id })
+        }
+        ControlRequest::Rerun {
+            run_id,
+            failed_only,
+            latest,
+            params,
+        } => {
+            let rerun = actions::rerun_of(store, catalog, &run_id, failed_only, latest).await?;
+            let run_id = core
+                .trigger(TriggerRequest {
+                    workflow: rerun.definition.id.to_string(),
+                    params,
+                    source: None,
+                    by: Some(sent.actor),
+                    audit: sent.audit,
+                    rerun: Some(Box::new(rerun)),
                 })
                 .await?;
             Ok(ControlReply::Triggered { run_id })
@@ -101,7 +118,7 @@ async fn answer(
             Ok(ControlReply::Runs { runs })
         }
         ControlRequest::Cancel { run_id, reason } => {
-            cancel(core, store, RunId::new(run_id), reason, &sent.actor).await
+            actions::cancel(core, store, RunId::new(run_id), reason, &sent.actor).await
         }
         ControlRequest::ShowRun { run_id } => {
             match store.get_run(&run_id).await.map_err(store_error)? {
@@ -281,56 +298,4 @@ async fn page(store: &Store, filter: LogFilter) -> Result<ControlReply, ErrorRep
         .then(|| lines.last().map(|l| l.id))
         .flatten();
     Ok(ControlReply::LogLines { lines, next })
-}
-
-/// The longest reason a cancel may give.
-const MAX_REASON: usize = 500;
-
-/// Cancels a run: answered by the coordinator while the run is active, else from the store
-/// (an ended run is left as it is; an unknown one is not found).
-async fn cancel(
-    core: &CoordinatorHandle,
-    store: &crate::store::Store,
-    run_id: RunId,
-    reason: Option<String>,
-    actor: &str,
-) -> Result<ControlReply, ErrorReply> {
-    let reason = reason
-        .map(|r| r.trim().to_owned())
-        .filter(|r| !r.is_empty());
-    if let Some(r) = &reason {
-        if r.chars().count() > MAX_REASON || r.chars().any(char::is_control) {
-            return Err(ErrorReply::invalid(
-                "reason",
-                format!("at most {MAX_REASON} characters, on one line"),
-            ));
-        }
-    }
-    let why = match &reason {
-        Some(r) => format!("cancelled by {actor}: {r}"),
-        None => format!("cancelled by {actor}"),
-    };
-    if let Some(outcome) = core.cancel(run_id.clone(), why).await? {
-        return Ok(ControlReply::Cancel {
-            run_id,
-            status: outcome.status,
-            changed: outcome.changed,
-            note: outcome.note,
-        });
-    }
-    match store.get_run(run_id.as_str()).await.map_err(store_error)? {
-        Some(run) => Ok(ControlReply::Cancel {
-            run_id,
-            status: run.summary.status,
-            changed: false,
-            note: format!(
-                "the run had already ended {}: nothing changed",
-                run.summary.status
-            ),
-        }),
-        None => Err(ErrorReply::new(
-            ErrorCode::NotFound,
-            format!("no run `{run_id}`"),
-        )),
-    }
 }

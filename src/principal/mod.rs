@@ -18,6 +18,7 @@
 //! install signal handlers.
 
 mod access;
+mod actions;
 mod audit;
 mod connections;
 mod control;

@@ -38,6 +38,18 @@ pub enum ControlRequest {
     ShowRun {
         run_id: String,
     },
+    /// Queues a new run of the definition an ended run used (the current file's with
+    /// `latest`), with its parameters (`params` override them); with `failed_only`, the
+    /// tasks that completed in it are reused, not run again.
+    Rerun {
+        run_id: String,
+        #[serde(default)]
+        failed_only: bool,
+        #[serde(default)]
+        latest: bool,
+        #[serde(default)]
+        params: BTreeMap<String, String>,
+    },
     /// Stops a run: a queued one leaves the queue, a running one's tasks are terminated.
     Cancel {
         run_id: String,
@@ -196,6 +208,9 @@ pub struct RunSummary {
     /// cron slot; absent for runs recorded before cdktr kept it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triggered_by: Option<String>,
+    /// The run this one reruns (`cdktr rerun`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<RunId>,
 }
 
 /// One control action as the audit log keeps it.

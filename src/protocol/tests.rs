@@ -123,6 +123,7 @@ fn requests() -> Vec<Request> {
 
 fn responses() -> Vec<Response> {
     let summary = RunSummary {
+        rerun_of: None,
         run_id: RunId::new("r"),
         workflow_id: WorkflowId::new("w"),
         status: RunStatus::Running,

@@ -60,6 +60,7 @@ enum Command {
     Write(Vec<Write>, Vec<Reply<()>>),
     ListRuns(RunFilter, Reply<Vec<RunSummary>>),
     GetRun(String, Reply<Option<RunDetail>>),
+    Definition(String, Reply<Option<String>>),
     Logs(LogFilter, Reply<Vec<LogLine>>),
     Unfinished(Reply<Vec<UnfinishedRun>>),
     MaxLogId(Reply<u64>),
@@ -303,6 +304,12 @@ impl Store {
     pub async fn get_run(&self, run_id: &str) -> Result<Option<RunDetail>, StoreError> {
         let id = run_id.to_owned();
         self.ask(|r| Command::GetRun(id, r)).await
+    }
+
+    /// The workflow definition a run was queued with (JSON), as stored with it.
+    pub async fn definition(&self, run_id: &str) -> Result<Option<String>, StoreError> {
+        let id = run_id.to_owned();
+        self.ask(|r| Command::Definition(id, r)).await
     }
 
     pub async fn logs(&self, filter: LogFilter) -> Result<Vec<LogLine>, StoreError> {

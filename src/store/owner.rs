@@ -268,6 +268,9 @@ fn answer(conn: &Connection, cmd: Command) {
         Command::GetRun(id, reply) => {
             let _ = reply.send(queries::get_run(conn, &id));
         }
+        Command::Definition(id, reply) => {
+            let _ = reply.send(queries::definition(conn, &id));
+        }
         Command::Logs(f, reply) => {
             let _ = reply.send(queries::logs(conn, &f));
         }

@@ -34,7 +34,7 @@ fn word<T: std::str::FromStr<Err = crate::model::UnknownWord>>(s: &str) -> Resul
 }
 
 const RUN_COLUMNS: &str = "run_id, workflow_id, status, trigger, epoch_us(queued_at), \
-     epoch_us(started_at), epoch_us(finished_at), agent_id, attempt, triggered_by";
+     epoch_us(started_at), epoch_us(finished_at), agent_id, attempt, triggered_by, rerun_of";
 
 /// Raw columns of a run row, converted after the row borrow ends.
 type RunRow = (
@@ -47,6 +47,7 @@ type RunRow = (
     Option<i64>,
     Option<String>,
     u32,
+    Option<String>,
     Option<String>,
 );
 
@@ -62,6 +63,7 @@ fn run_row(row: &Row<'_>) -> duckdb::Result<RunRow> {
         row.get(7)?,
         row.get(8)?,
         row.get(9)?,
+        row.get(10)?,
     ))
 }
 
@@ -77,6 +79,17 @@ fn summary(r: RunRow) -> Result<RunSummary, StoreError> {
         agent: r.7.map(AgentId::new),
         attempt: r.8,
         triggered_by: r.9,
+        rerun_of: r.10.map(RunId::new),
+    })
+}
+
+/// The definition a run was queued with, as JSON.
+pub fn definition(conn: &Connection, id: &str) -> Result<Option<String>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT definition FROM runs WHERE run_id = ?")?;
+    let mut rows = stmt.query([id])?;
+    Ok(match rows.next()? {
+        Some(row) => Some(row.get(0)?),
+        None => None,
     })
 }
 
@@ -105,7 +118,7 @@ pub fn get_run(conn: &Connection, id: &str) -> Result<Option<RunDetail>, StoreEr
         return Ok(None);
     };
     let raw = run_row(row)?;
-    let params_json: String = row.get(10)?;
+    let params_json: String = row.get(11)?;
     let params: BTreeMap<String, String> = serde_json::from_str(&params_json)
         .map_err(|e| StoreError::Corrupt(format!("params of run {id}: {e}")))?;
     let summary = summary(raw)?;

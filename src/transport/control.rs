@@ -116,6 +116,26 @@ impl Client {
         expect!(self.control(request).await?, ControlReply::Run { run } => *run)
     }
 
+    /// Queues a rerun of `run_id`; returns the new run's id.
+    pub async fn rerun(
+        &self,
+        run_id: &str,
+        failed_only: bool,
+        latest: bool,
+        params: BTreeMap<String, String>,
+    ) -> Result<RunId, ClientError> {
+        let request = ControlRequest::Rerun {
+            run_id: run_id.to_owned(),
+            failed_only,
+            latest,
+            params,
+        };
+        expect!(
+            self.control(request).await?,
+            ControlReply::Triggered { run_id } => run_id
+        )
+    }
+
     /// Cancels a run: its status afterwards, whether anything changed, and a note.
     pub async fn cancel(
         &self,

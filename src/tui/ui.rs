@@ -215,6 +215,7 @@ mod tests {
 
     fn snapshot() -> Snapshot {
         let run = |id: &str, wf: &str, status: RunStatus| RunSummary {
+            rerun_of: None,
             run_id: RunId::new(id),
             workflow_id: WorkflowId::new(wf),
             status,

@@ -19,6 +19,7 @@ mod properties;
 mod protocol;
 mod readme;
 mod regression;
+mod rerun;
 mod schedule;
 mod tui;
 mod wire;

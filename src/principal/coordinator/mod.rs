@@ -69,6 +69,16 @@ pub struct TriggerRequest {
     pub by: Option<String>,
     /// Its audit entry, stored with the queued run.
     pub audit: Option<crate::protocol::control::AuditEntry>,
+    /// A rerun: the run it repeats, the definition that run used (or the current one), its
+    /// parameters (which `params` override) and the tasks it reuses.
+    pub rerun: Option<Box<Rerun>>,
+}
+
+pub struct Rerun {
+    pub of: RunId,
+    pub definition: Workflow,
+    pub params: BTreeMap<String, String>,
+    pub reuse: Vec<TaskId>,
 }
 
 pub enum Msg {

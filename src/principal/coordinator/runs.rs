@@ -2,18 +2,27 @@
 //! schedule fires, where the workflow's overlap policy decides between skipping, queuing
 //! behind the active run, or running alongside it.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
-use super::{ActiveRun, Coordinator, Reply, TriggerRequest};
+use super::{ActiveRun, Coordinator, Reply, Rerun, TriggerRequest};
 use crate::model::{
-    Overlap, RunId, RunStatus, SlotFate, TaskStatus, TriggerSource, Workflow, WorkflowId,
+    Overlap, RunId, RunStatus, SlotFate, TaskId, TaskStatus, TriggerSource, Workflow, WorkflowId,
 };
 use crate::protocol::{ErrorCode, ErrorReply};
 use crate::store::{NewRun, StoreError, Write};
 use crate::workflow::diagnostic::suggest;
 use crate::workflow::{Catalog, FileStatus};
+
+/// Where a queued run comes from: its trigger, who queued it, and for a rerun the run it
+/// repeats and the tasks it reuses.
+struct Origin {
+    trigger: TriggerSource,
+    by: Option<String>,
+    rerun: Option<(RunId, Vec<TaskId>)>,
+}
 
 impl Coordinator {
     pub(super) fn trigger(&mut self, request: TriggerRequest, reply: Reply<RunId>) {
@@ -51,17 +60,31 @@ impl Coordinator {
             source,
             by,
             audit,
+            rerun,
         } = request;
         let workflow = workflow.as_str();
-        let source = match source {
-            None => TriggerSource::Api,
-            Some(t) => t
+        let source = match (source, &rerun) {
+            (_, Some(_)) => TriggerSource::Rerun,
+            (None, None) => TriggerSource::Api,
+            (Some(t), None) => t
                 .parse::<TriggerSource>()
                 .map_err(|e| ErrorReply::invalid("trigger", e))?,
         };
         let catalog = self.catalog.borrow().clone();
-        let Some(definition) = catalog.workflows.get(&WorkflowId::new(workflow)) else {
-            return Err(unknown_workflow(&catalog, workflow));
+        let (definition, params, rerun) = match rerun.map(|r| *r) {
+            Some(Rerun {
+                of,
+                definition,
+                params: mut base,
+                reuse,
+            }) => {
+                base.extend(params);
+                (Cow::Owned(definition), base, Some((of, reuse)))
+            }
+            None => match catalog.workflows.get(&WorkflowId::new(workflow)) {
+                Some(definition) => (Cow::Borrowed(definition), params, None),
+                None => return Err(unknown_workflow(&catalog, workflow)),
+            },
         };
         if let Some(full) = self.queue_full() {
             return Err(ErrorReply::new(ErrorCode::QueueFull, full));
@@ -74,14 +97,12 @@ impl Coordinator {
             .map(|entry| Write::Audit(entry.queued(&run_id)))
             .into_iter()
             .collect();
-        let committed = self.enqueue(
-            run_id.clone(),
-            definition,
-            params,
-            (source, by),
-            false,
-            audited,
-        );
+        let origin = Origin {
+            trigger: source,
+            by,
+            rerun,
+        };
+        let committed = self.enqueue(run_id.clone(), &definition, params, origin, false, audited);
         Ok((run_id, committed))
     }
 
@@ -103,13 +124,17 @@ impl Coordinator {
         run_id: RunId,
         definition: &Workflow,
         params: BTreeMap<String, String>,
-        (trigger, by): (TriggerSource, Option<String>),
+        Origin { trigger, by, rerun }: Origin,
         serial: bool,
         with: Vec<Write>,
     ) -> impl std::future::Future<Output = Result<(), StoreError>> {
+        let (rerun_of, reuse) = match rerun {
+            Some((of, reuse)) => (Some(of), reuse),
+            None => (None, Vec::new()),
+        };
         let new_run = NewRun {
-            rerun_of: None,
-            reuse: Vec::new(),
+            rerun_of,
+            reuse: reuse.clone(),
             run_id: run_id.clone(),
             workflow_id: definition.id.clone(),
             trigger,
@@ -129,7 +154,7 @@ impl Coordinator {
                     .map(|t| (t.id.clone(), TaskStatus::Pending))
                     .collect::<HashMap<_, _>>(),
                 tries: HashMap::new(),
-                reuse: Default::default(),
+                reuse: reuse.into_iter().collect(),
                 cancel: None,
                 workflow: definition.clone(),
                 params,
@@ -201,7 +226,11 @@ impl Coordinator {
             run_id.clone(),
             definition,
             params,
-            (TriggerSource::Schedule, Some("schedule".into())),
+            Origin {
+                trigger: TriggerSource::Schedule,
+                by: Some("schedule".into()),
+                rerun: None,
+            },
             definition.overlap.serialises(catch_up),
             vec![slot_record],
         );

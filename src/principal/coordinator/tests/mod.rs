@@ -179,6 +179,7 @@ fn triggering(workflow: &str, source: Option<String>) -> TriggerRequest {
         source,
         by: Some("ops".into()),
         audit: None,
+        rerun: None,
     }
 }
 
