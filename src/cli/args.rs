@@ -69,6 +69,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Why a run is where it is: what a queued run waits for, where a running one runs.
+    ///
+    /// Example: cdktr explain 01JD8X...
+    Explain {
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Cancel a run: a queued one leaves the queue, a running one's tasks are stopped.
     ///
     /// Example: cdktr cancel 01JD8X... --reason "wrong input file"

@@ -73,6 +73,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 run_cmd::rerun(c, &run, (failed_only, latest), params, wait, json).await
             })
         }
+        Command::Explain { run, json } => remote(&config()?, async move |c| {
+            let (status, reasons) = c.explain(&run).await?;
+            if json {
+                output::print_json(&serde_json::json!({
+                    "run_id": run, "status": status, "reasons": reasons
+                }))?;
+            } else {
+                println!("run {run}: {status}");
+                for reason in reasons {
+                    println!("  {reason}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }),
         Command::Cancel {
             run,
             reason,

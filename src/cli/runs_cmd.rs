@@ -69,8 +69,17 @@ async fn show(client: &Client, run_id: &str, json: bool) -> anyhow::Result<ExitC
     let run = client.run(run_id).await?;
     if json {
         print_json(&run)?;
-    } else {
-        print_detail(&run, &mut std::io::stdout().lock())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = std::io::stdout().lock();
+    print_detail(&run, &mut out)?;
+    // A queued run: what it waits for (as `cdktr explain`).
+    if run.summary.status == RunStatus::Queued {
+        let (_, reasons) = client.explain(run_id).await?;
+        writeln!(out)?;
+        for reason in reasons {
+            writeln!(out, "waiting:   {reason}")?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

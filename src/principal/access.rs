@@ -172,6 +172,7 @@ fn needs(request: &ControlRequest) -> &'static [Role] {
         | C::ListAgents
         | C::ListRuns { .. }
         | C::ShowRun { .. }
+        | C::Explain { .. }
         | C::Logs { .. }
         | C::QueryLogs { .. }
         | C::ListWorkflows

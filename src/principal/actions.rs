@@ -134,3 +134,49 @@ pub(super) async fn rerun_of(
         reuse,
     })
 }
+
+/// Why a run is where it is: from the coordinator while it is active, else its end as stored.
+pub(super) async fn explain(
+    core: &CoordinatorHandle,
+    store: &Store,
+    run_id: RunId,
+) -> Result<ControlReply, ErrorReply> {
+    if let Some((status, reasons)) = core.explain(run_id.clone()).await? {
+        return Ok(ControlReply::Explanation {
+            run_id,
+            status,
+            reasons,
+        });
+    }
+    let run = store
+        .get_run(run_id.as_str())
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ErrorReply::new(ErrorCode::NotFound, format!("no run `{run_id}`")))?;
+    let s = &run.summary;
+    let mut reasons = vec![format!(
+        "ended {}{}",
+        s.status,
+        s.finished_at
+            .map(|t| format!(" at {}", crate::model::time::format(&t)))
+            .unwrap_or_default()
+    )];
+    reasons.extend(
+        run.tasks
+            .iter()
+            .filter(|t| !t.status.counts_as_success())
+            .filter_map(|t| {
+                Some(format!(
+                    "task {}: {} ({})",
+                    t.task_id,
+                    t.status,
+                    t.reason.as_deref()?
+                ))
+            }),
+    );
+    Ok(ControlReply::Explanation {
+        run_id,
+        status: s.status,
+        reasons,
+    })
+}

@@ -117,6 +117,9 @@ async fn answer(
                 .map_err(store_error)?;
             Ok(ControlReply::Runs { runs })
         }
+        ControlRequest::Explain { run_id } => {
+            actions::explain(core, store, RunId::new(run_id)).await
+        }
         ControlRequest::Cancel { run_id, reason } => {
             actions::cancel(core, store, RunId::new(run_id), reason, &sent.actor).await
         }

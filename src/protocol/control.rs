@@ -50,6 +50,10 @@ pub enum ControlRequest {
         #[serde(default)]
         params: BTreeMap<String, String>,
     },
+    /// Why a run is where it is (what a queued run waits for).
+    Explain {
+        run_id: String,
+    },
     /// Stops a run: a queued one leaves the queue, a running one's tasks are terminated.
     Cancel {
         run_id: String,
@@ -172,6 +176,12 @@ pub enum ControlReply {
     FailpointSet,
     Audit {
         entries: Vec<AuditEntry>,
+    },
+    /// Why a run is where it is: one sentence per reason.
+    Explanation {
+        run_id: RunId,
+        status: RunStatus,
+        reasons: Vec<String>,
     },
     /// What a cancel did: `changed` false when the run had already ended (its `status`
     /// then is its final one); a running run is `RUNNING` until its agent has stopped it.

@@ -96,6 +96,13 @@ fn requests() -> Vec<Request> {
             limit: Some(5),
         }),
         Request::Control(ControlRequest::ShowRun { run_id: "r".into() }),
+        Request::Control(ControlRequest::Explain { run_id: "r".into() }),
+        Request::Control(ControlRequest::Rerun {
+            run_id: "r".into(),
+            failed_only: true,
+            latest: false,
+            params: BTreeMap::from([("day".into(), "tue".into())]),
+        }),
         Request::Control(ControlRequest::Cancel {
             run_id: "r".into(),
             reason: Some("wrong input".into()),
@@ -182,6 +189,11 @@ fn responses() -> Vec<Response> {
         Response::Control(ControlReply::Triggered {
             run_id: RunId::new("r"),
         }),
+        Response::Control(ControlReply::Explanation {
+            run_id: RunId::new("r"),
+            status: RunStatus::Queued,
+            reasons: vec!["no agent is connected".into()],
+        }),
         Response::Control(ControlReply::Cancel {
             run_id: RunId::new("r"),
             status: RunStatus::Running,
@@ -263,7 +275,7 @@ fn the_documented_trigger_bytes_decode() {
 
 #[test]
 fn timestamps_have_milliseconds() {
-    let json = String::from_utf8(encode(&responses()[7])).unwrap();
+    let json = String::from_utf8(encode(&responses()[8])).unwrap();
     assert!(
         json.contains("\"queued_at\":\"2025-01-02T03:04:05.678Z\""),
         "{json}"

@@ -116,6 +116,17 @@ impl Client {
         expect!(self.control(request).await?, ControlReply::Run { run } => *run)
     }
 
+    /// Why a run is where it is: its status and one sentence per reason.
+    pub async fn explain(&self, run_id: &str) -> Result<(RunStatus, Vec<String>), ClientError> {
+        let request = ControlRequest::Explain {
+            run_id: run_id.to_owned(),
+        };
+        expect!(
+            self.control(request).await?,
+            ControlReply::Explanation { status, reasons, .. } => (status, reasons)
+        )
+    }
+
     /// Queues a rerun of `run_id`; returns the new run's id.
     pub async fn rerun(
         &self,

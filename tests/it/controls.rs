@@ -385,6 +385,30 @@ fn labelled_workflows_run_only_on_agents_with_the_labels() {
     for run_id in &waiting {
         assert_eq!(api.run(run_id).summary.status, RunStatus::Queued);
     }
+    // Why they wait, by `explain` and `runs show`.
+    let why = ws.run(&["--principal", &p.api, "explain", &waiting[0]]);
+    assert_eq!(why.code, Some(0), "{}", why.stderr);
+    assert!(
+        why.stdout
+            .contains("needs labels gpu, region=eu; 1 agent connected, none has them all")
+            && why.stdout.contains("lacks gpu, region=eu"),
+        "{}",
+        why.stdout
+    );
+    let show = ws.run(&["--principal", &p.api, "runs", "show", &waiting[0]]);
+    assert!(
+        show.stdout.contains("waiting:   needs labels gpu"),
+        "{}",
+        show.stdout
+    );
+    let json = ws.run(&["--principal", &p.api, "explain", &waiting[0], "--json"]);
+    let reply: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(reply["status"], "QUEUED");
+    assert_eq!(
+        ws.run(&["--principal", &p.api, "explain", "01NOSUCHRUN"])
+            .code,
+        Some(4)
+    );
     let _gpu = start_agent(
         &ws,
         &p.api,
@@ -437,6 +461,15 @@ fn max_active_runs_never_lets_a_third_run_start() {
     let _agent = start_agent(&ws, &p.api, "big", 8, &[]);
     let api = Api::connect(&p.api);
     let runs: Vec<String> = (0..6).map(|_| api.trigger("two")).collect();
+    // The sixth waits for one of the two running (or for its turn in the queue).
+    let why = ws.run(&["--principal", &p.api, "explain", &runs[5]]);
+    assert!(
+        why.stdout.contains("max_active_runs 2 reached")
+            || why.stdout.contains("RUNNING")
+            || why.stdout.contains("ended"),
+        "{}",
+        why.stdout
+    );
     // Other workflows pass the waiting runs.
     let other = api.wait_done(&api.trigger("free"), LONG);
     assert_eq!(other.summary.status, RunStatus::Completed);

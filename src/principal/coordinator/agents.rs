@@ -149,6 +149,15 @@ impl Registry {
             .collect()
     }
 
+    /// Each alive agent's info and how many runs it holds here.
+    pub fn alive(&self) -> Vec<(&AgentInfo, usize)> {
+        self.agents
+            .values()
+            .filter(|e| e.state == AgentState::Alive)
+            .map(|e| (&e.info, e.runs.len()))
+            .collect()
+    }
+
     pub fn info(&self, id: &AgentId) -> Option<&AgentInfo> {
         self.agents.get(id).map(|e| &e.info)
     }

@@ -18,6 +18,7 @@ mod agents;
 pub mod cancel;
 mod dispatch;
 mod ended;
+mod explain;
 mod liveness;
 mod records;
 pub mod recovery;
@@ -104,6 +105,11 @@ pub enum Msg {
     },
     /// Assignments that never reached their agent (the reply could not be delivered).
     Undelivered(Vec<RunId>),
+    /// Why a run is where it is; `None` when it is not active here.
+    Explain {
+        run_id: RunId,
+        reply: Reply<Option<(RunStatus, Vec<String>)>>,
+    },
     /// Cancel a run; `None` when it is not active here.
     Cancel {
         run_id: RunId,
@@ -164,6 +170,14 @@ impl CoordinatorHandle {
 
     pub async fn trigger(&self, request: TriggerRequest) -> Result<RunId, ErrorReply> {
         self.ask(|reply| Msg::Trigger { request, reply }).await
+    }
+
+    /// Why a run is where it is; `None` when it is not active (ended, or unknown).
+    pub async fn explain(
+        &self,
+        run_id: RunId,
+    ) -> Result<Option<(RunStatus, Vec<String>)>, ErrorReply> {
+        self.ask(|reply| Msg::Explain { run_id, reply }).await
     }
 
     /// Cancels a run for `why`; `None` when it is not active (ended, or unknown).
@@ -345,6 +359,9 @@ impl Coordinator {
             Msg::Agent { request, reply } => self.agent_request(request, reply),
             Msg::Trigger { request, reply } => self.trigger(request, reply),
             Msg::Cancel { run_id, why, reply } => self.cancel(&run_id, why, reply),
+            Msg::Explain { run_id, reply } => {
+                let _ = reply.send(Ok(self.explain(&run_id)));
+            }
             Msg::Status(reply) => {
                 let _ = reply.send(self.status());
             }
