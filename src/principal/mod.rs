@@ -23,6 +23,7 @@ mod audit;
 mod connections;
 mod control;
 mod coordinator;
+mod labels;
 pub mod local;
 mod publisher;
 mod reload;
@@ -280,6 +281,11 @@ pub async fn run(
         reload,
         shutdown.child_token(),
     );
+    tracker.spawn(labels::watch_unknown(
+        catalog_rx.clone(),
+        store.clone(),
+        shutdown.child_token(),
+    ));
     if let Some(mut changes) = sockets.keys.as_ref().and_then(|k| k.watch_changes()) {
         let store = store.clone();
         let stop = shutdown.child_token();

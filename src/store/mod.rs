@@ -61,6 +61,7 @@ enum Command {
     ListRuns(RunFilter, Reply<Vec<RunSummary>>),
     GetRun(String, Reply<Option<RunDetail>>),
     Definition(String, Reply<Option<String>>),
+    AgentLabels(Reply<Vec<Vec<String>>>),
     Logs(LogFilter, Reply<Vec<LogLine>>),
     Unfinished(Reply<Vec<UnfinishedRun>>),
     MaxLogId(Reply<u64>),
@@ -304,6 +305,11 @@ impl Store {
     pub async fn get_run(&self, run_id: &str) -> Result<Option<RunDetail>, StoreError> {
         let id = run_id.to_owned();
         self.ask(|r| Command::GetRun(id, r)).await
+    }
+
+    /// The labels of every agent ever registered (each agent's list, `key` or `key=value`).
+    pub async fn agent_labels(&self) -> Result<Vec<Vec<String>>, StoreError> {
+        self.ask(Command::AgentLabels).await
     }
 
     /// The workflow definition a run was queued with (JSON), as stored with it.

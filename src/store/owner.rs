@@ -271,6 +271,9 @@ fn answer(conn: &Connection, cmd: Command) {
         Command::Definition(id, reply) => {
             let _ = reply.send(queries::definition(conn, &id));
         }
+        Command::AgentLabels(reply) => {
+            let _ = reply.send(queries::agent_labels(conn));
+        }
         Command::Logs(f, reply) => {
             let _ = reply.send(queries::logs(conn, &f));
         }

@@ -83,6 +83,17 @@ fn summary(r: RunRow) -> Result<RunSummary, StoreError> {
     })
 }
 
+/// Every stored agent's labels (a JSON list each; an unreadable list counts as none).
+pub fn agent_labels(conn: &Connection) -> Result<Vec<Vec<String>>, StoreError> {
+    let mut stmt = conn.prepare("SELECT labels FROM agents WHERE labels IS NOT NULL")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(serde_json::from_str(&row?).unwrap_or_default());
+    }
+    Ok(out)
+}
+
 /// The definition a run was queued with, as JSON.
 pub fn definition(conn: &Connection, id: &str) -> Result<Option<String>, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT definition FROM runs WHERE run_id = ?")?;

@@ -385,6 +385,13 @@ fn labelled_workflows_run_only_on_agents_with_the_labels() {
     for run_id in &waiting {
         assert_eq!(api.run(run_id).summary.status, RunStatus::Queued);
     }
+    // The principal warned that no agent has ever had these labels.
+    wait_for(LONG, "the unknown-label warning", || {
+        let log = std::fs::read_to_string(&p.daemon.stderr).unwrap_or_default();
+        (log.contains("workflow requires a label no agent has ever had")
+            && log.contains("label=region=eu"))
+        .then_some(())
+    });
     // Why they wait, by `explain` and `runs show`.
     let why = ws.run(&["--principal", &p.api, "explain", &waiting[0]]);
     assert_eq!(why.code, Some(0), "{}", why.stderr);

@@ -22,5 +22,6 @@ mod regression;
 mod rerun;
 mod schedule;
 mod tui;
+mod uv;
 mod wire;
 mod workflow_cli;
