@@ -501,3 +501,24 @@ fn max_active_runs_never_lets_a_third_run_start() {
         (api.status().queue_length == 0).then_some(())
     });
 }
+
+/// `agent.prefer` names the agent that takes the runs while it has a free slot, among
+/// agents that all qualify.
+#[test]
+fn a_preferred_agent_takes_the_runs_it_can() {
+    let ws = Workspace::new();
+    ws.write(
+        "wf/pref.yml",
+        "name: Pref\nagent: {labels: [gpu], prefer: second}\ntasks:\n  t: {name: T, config: !Shell {script: 'true'}}\n",
+    );
+    let p = Principal::start(&ws, &[], &[]);
+    let _first = start_agent(&ws, &p.api, "first", 8, &["--label", "gpu"]);
+    let _second = start_agent(&ws, &p.api, "second", 1, &["--label", "gpu"]);
+    let api = Api::connect(&p.api);
+    for _ in 0..5 {
+        let run = api.wait_done(&api.trigger("pref"), LONG);
+        assert_eq!(run.summary.status, RunStatus::Completed);
+        let agent = run.summary.agent.map(|a| a.to_string()).unwrap_or_default();
+        assert!(agent.starts_with("second@"), "ran on {agent}");
+    }
+}
