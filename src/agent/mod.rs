@@ -48,11 +48,7 @@ pub fn identity(config: &AgentConfig) -> AgentInfo {
         name,
         host,
         slots: u32::try_from(config.max_concurrent_workflows).unwrap_or(u32::MAX),
-        labels: config
-            .labels
-            .iter()
-            .map(|l| (l.key.clone(), l.value.clone().unwrap_or_default()))
-            .collect(),
+        labels: crate::model::Label::to_map(&config.labels),
         version: env!("CARGO_PKG_VERSION").into(),
         instance: ulid::Ulid::new().to_string(),
     }

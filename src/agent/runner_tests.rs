@@ -45,15 +45,17 @@ fn workflow(tasks: Vec<Task>) -> Workflow {
 }
 
 async fn run(w: &Workflow) -> (RunStatus, Vec<Record>) {
+    run_with(w, &BTreeSet::new(), &RunStop::default()).await
+}
+
+/// Runs `w` reusing `reused`, stopped by `stop`: its final status and every record.
+async fn run_with(
+    w: &Workflow,
+    reused: &BTreeSet<TaskId>,
+    stop: &RunStop,
+) -> (RunStatus, Vec<Record>) {
     let (recorder, mut rx) = RunRecorder::detached(RunId::new("r"));
-    let status = run_dag(
-        w,
-        &BTreeMap::new(),
-        &BTreeSet::new(),
-        &recorder,
-        &RunStop::default(),
-    )
-    .await;
+    let status = run_dag(w, &BTreeMap::new(), reused, &recorder, stop).await;
     drop(recorder);
     let mut records = Vec::new();
     while let Some(r) = rx.recv().await {
@@ -128,19 +130,13 @@ async fn cancellation_stops_running_tasks_and_cancels_the_rest() {
         shell("long", &[], "sleep 30"),
         shell("next", &["long"], "true"),
     ]);
-    let (recorder, mut rx) = RunRecorder::detached(RunId::new("r"));
     let stop = RunStop::default();
     let stopper = stop.clone();
     tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         stopper.stop(StopCause::Cancelled("cancelled by test".into()));
     });
-    let status = run_dag(&w, &BTreeMap::new(), &BTreeSet::new(), &recorder, &stop).await;
-    drop(recorder);
-    let mut records = Vec::new();
-    while let Some(r) = rx.recv().await {
-        records.push(r);
-    }
+    let (status, records) = run_with(&w, &BTreeSet::new(), &stop).await;
     assert_eq!(status, RunStatus::Cancelled);
     assert_eq!(final_status(&records, "long"), Some(TaskStatus::Cancelled));
     assert_eq!(final_status(&records, "next"), Some(TaskStatus::Cancelled));
@@ -352,21 +348,8 @@ async fn reused_tasks_are_not_run_again() {
         shell("done_before", &[], "exit 1"),
         shell("then", &["done_before"], "true"),
     ]);
-    let (recorder, mut rx) = RunRecorder::detached(RunId::new("r"));
     let reused = BTreeSet::from([TaskId::new("done_before")]);
-    let status = run_dag(
-        &w,
-        &BTreeMap::new(),
-        &reused,
-        &recorder,
-        &RunStop::default(),
-    )
-    .await;
-    drop(recorder);
-    let mut records = Vec::new();
-    while let Some(r) = rx.recv().await {
-        records.push(r);
-    }
+    let (status, records) = run_with(&w, &reused, &RunStop::default()).await;
     assert_eq!(status, RunStatus::Completed);
     assert_eq!(
         statuses_of(&records, "done_before"),

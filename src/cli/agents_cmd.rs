@@ -23,17 +23,7 @@ pub async fn list(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
         "LABELS",
     ]);
     for a in &agents {
-        let labels: Vec<String> = a
-            .labels
-            .iter()
-            .map(|(k, v)| {
-                if v.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{k}={v}")
-                }
-            })
-            .collect();
+        let labels = crate::model::Label::texts(&a.labels);
         table.row(vec![
             a.agent_id.to_string(),
             a.state.to_string(),

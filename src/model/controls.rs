@@ -226,6 +226,28 @@ impl Label {
         })
     }
 
+    /// An agent's labels as it announces them: `key` to value, a flag such as `gpu` mapping
+    /// to an empty value.
+    pub fn to_map<'a>(labels: impl IntoIterator<Item = &'a Label>) -> BTreeMap<String, String> {
+        labels
+            .into_iter()
+            .map(|l| (l.key.clone(), l.value.clone().unwrap_or_default()))
+            .collect()
+    }
+
+    /// The texts (`gpu`, `region=eu`) of an agent's announced labels (see [`Label::to_map`]).
+    pub fn texts(map: &BTreeMap<String, String>) -> Vec<String> {
+        map.iter()
+            .map(|(k, v)| {
+                if v.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{k}={v}")
+                }
+            })
+            .collect()
+    }
+
     /// Whether an agent with `labels` (flags have an empty value) carries this label.
     pub fn held_by(&self, labels: &BTreeMap<String, String>) -> bool {
         match (&self.value, labels.get(&self.key)) {

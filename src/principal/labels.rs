@@ -44,13 +44,8 @@ pub async fn watch_unknown(
 
 /// An agent's stored labels as a map (`key` alone maps to an empty value).
 fn parse(labels: &[String]) -> BTreeMap<String, String> {
-    labels
-        .iter()
-        .map(|l| match l.split_once('=') {
-            Some((k, v)) => (k.to_owned(), v.to_owned()),
-            None => (l.clone(), String::new()),
-        })
-        .collect()
+    let parsed: Vec<Label> = labels.iter().filter_map(|l| Label::parse(l).ok()).collect();
+    Label::to_map(&parsed)
 }
 
 /// Each workflow's required labels that none of `agents` carries.

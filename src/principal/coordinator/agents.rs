@@ -247,18 +247,7 @@ impl Registry {
             version: e.info.version.clone(),
             state: e.state,
             ts: e.last_seen_at,
-            labels: e
-                .info
-                .labels
-                .iter()
-                .map(|(k, v)| {
-                    if v.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{k}={v}")
-                    }
-                })
-                .collect(),
+            labels: crate::model::Label::texts(&e.info.labels),
         })
     }
 

@@ -5,11 +5,23 @@
 //! back from a partition after the principal gave up on it (the run then ended CANCELLED, not
 //! CRASHED) is told again, so it never finishes what was cancelled.
 
-use super::{Coordinator, Reply};
+use super::{ActiveRun, Coordinator, Reply};
 use crate::model::{AgentId, RunId, RunStatus, TaskStatus};
 use crate::protocol::agent::{AgentReply, AttemptRef, StopOrder};
 use crate::protocol::logs::LogEvent;
 use crate::store::Write;
+
+impl ActiveRun {
+    /// The order that stops its current attempt, once it was cancelled.
+    pub(super) fn stop_order(&self) -> Option<StopOrder> {
+        self.cancel.as_ref().map(|why| StopOrder {
+            run_id: self.run_id.clone(),
+            attempt: self.attempt,
+            token: self.token.clone(),
+            reason: why.clone(),
+        })
+    }
+}
 
 /// What a cancel request found: the run's status afterwards, whether it changed anything, and
 /// a note for the operator.
@@ -107,20 +119,10 @@ impl Coordinator {
     pub(super) fn stop_orders(&self, running: &[AttemptRef]) -> Vec<StopOrder> {
         running
             .iter()
-            .filter_map(|a| {
-                let why = match self.runs.get(&a.run_id) {
-                    Some(run) if run.attempt == a.attempt && run.token == a.token => {
-                        run.cancel.clone()
-                    }
-                    Some(_) => None,
-                    None => self.ended.cancelled(a),
-                }?;
-                Some(StopOrder {
-                    run_id: a.run_id.clone(),
-                    attempt: a.attempt,
-                    token: a.token.clone(),
-                    reason: why,
-                })
+            .filter_map(|a| match self.runs.get(&a.run_id) {
+                Some(run) if run.attempt == a.attempt && run.token == a.token => run.stop_order(),
+                Some(_) => None,
+                None => self.ended.cancelled(a),
             })
             .collect()
     }
@@ -141,13 +143,7 @@ impl Coordinator {
         let mut writes = Vec::new();
         let now = self.clock.utc();
         if let Some(mut run) = self.runs.remove(run_id) {
-            let stop = run.cancel.as_ref().map(|why| StopOrder {
-                run_id: run_id.clone(),
-                attempt: run.attempt,
-                token: run.token.clone(),
-                reason: why.clone(),
-            });
-            self.ended.remember(run_id.clone(), stop);
+            self.ended.remember(run_id.clone(), run.stop_order());
             if let Some(agent) = &run.agent {
                 self.agents.remove_run(agent, run_id);
             }

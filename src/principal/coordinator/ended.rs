@@ -34,11 +34,11 @@ impl Ended {
         self.set.contains_key(run_id)
     }
 
-    /// Why `attempt` was cancelled, when it is the cancelled attempt of a run that ended.
-    pub fn cancelled(&self, attempt: &AttemptRef) -> Option<String> {
+    /// The stop order of `attempt`, when it is the cancelled attempt of a run that ended.
+    pub fn cancelled(&self, attempt: &AttemptRef) -> Option<StopOrder> {
         match self.set.get(&attempt.run_id)? {
             Some(order) if order.attempt == attempt.attempt && order.token == attempt.token => {
-                Some(order.reason.clone())
+                Some(order.clone())
             }
             _ => None,
         }

@@ -8,7 +8,7 @@ use super::agents::PullReply;
 use super::{Coordinator, Reply};
 use crate::model::{AgentId, AgentState, RunId, RunStatus, TaskStatus};
 use crate::protocol::agent::{
-    AgentInfo, AgentReply, AgentRequest, AttemptRef, Record, RecordEvent, RunAck, StopOrder,
+    AgentInfo, AgentReply, AgentRequest, AttemptRef, Record, RecordEvent, RunAck,
 };
 use crate::protocol::logs::{LogEvent, LogLine};
 use crate::protocol::{storable, ErrorCode, ErrorReply};
@@ -327,13 +327,7 @@ impl Coordinator {
         let freed = !finished.is_empty();
         for run_id in finished {
             if let Some(run) = self.runs.remove(&run_id) {
-                let stop = run.cancel.as_ref().map(|why| StopOrder {
-                    run_id: run_id.clone(),
-                    attempt: run.attempt,
-                    token: run.token.clone(),
-                    reason: why.clone(),
-                });
-                self.ended.remember(run_id.clone(), stop);
+                self.ended.remember(run_id.clone(), run.stop_order());
                 tracing::info!(run = %run_id, workflow = %run.workflow.id, status = %run.status, "run finished");
                 if let Some(agent) = &run.agent {
                     self.agents.remove_run(agent, &run_id);
