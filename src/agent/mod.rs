@@ -119,8 +119,11 @@ impl Running {
                 .get(&order.run_id)
                 .cloned();
             if let (true, Some(stop)) = (current, stop) {
-                tracing::info!(run = %order.run_id, reason = %order.reason, "stopping the run");
-                stop.stop(stop::StopCause::Cancelled(order.reason));
+                // The principal repeats the order until the run has ended: say it once.
+                let reason = order.reason.clone();
+                if stop.stop(stop::StopCause::Cancelled(order.reason)) {
+                    tracing::info!(run = %order.run_id, %reason, "stopping the run");
+                }
             }
         }
     }

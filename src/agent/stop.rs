@@ -66,10 +66,13 @@ impl RunStop {
         }
     }
 
-    /// Stops the run for `cause`, unless it is already stopping.
-    pub fn stop(&self, cause: StopCause) {
-        let _ = self.cause.set(cause);
+    /// Stops the run for `cause`, unless it is already stopping; true when this call stopped
+    /// it.
+    pub fn stop(&self, cause: StopCause) -> bool {
+        let stopping = self.token.is_cancelled();
+        let first_cause = self.cause.set(cause).is_ok();
         self.token.cancel();
+        first_cause && !stopping
     }
 
     pub fn is_stopped(&self) -> bool {
