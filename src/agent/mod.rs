@@ -12,6 +12,7 @@ pub mod reporter;
 pub mod runner;
 pub mod spool;
 pub mod stop;
+mod stopping;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -134,16 +135,13 @@ impl Running {
 pub async fn run(
     config: AgentConfig,
     shutdown: CancellationToken,
-    on_ready: impl FnOnce(&AgentId),
-) {
+    on_ready: impl FnOnce(&AgentId, Option<std::net::SocketAddr>),
+) -> Result<(), String> {
     let info = identity(&config);
     let agent_id = info.id.clone();
     let credential = match crate::auth::Credential::optional(&config.credential) {
         Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read the agent's credential");
-            return;
-        }
+        Err(e) => return Err(format!("cannot read the agent's credential: {e}")),
     };
     let client = Client::connect_as(&config.principal, REQUEST_TIMEOUT, credential);
     let reporter_stop = CancellationToken::new();
@@ -163,16 +161,29 @@ pub async fn run(
     let running = Running::default();
     let runs_cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let metrics_stop = CancellationToken::new();
+    let _stop_metrics = metrics_stop.clone().drop_guard();
+    let metrics = match config.metrics_listen.as_str() {
+        "" => None,
+        address => {
+            let refresh = stopping::gauges(reporter.clone(), running.clone(), info.slots);
+            let served = crate::runtime::metrics::serve(address, refresh, metrics_stop).await;
+            Some(served.map_err(|e| e.to_string())?)
+        }
+    };
 
     let Some(suggested) = register(&client, &info, &running, &shutdown).await else {
-        return;
+        return Ok(());
     };
     // Beat at least as often as the principal asks, so its timeout never fires on a live agent.
     let interval = config.heartbeat_interval.min(suggested);
     tracing::info!(agent = %agent_id, principal = %config.principal, slots = info.slots, "registered");
-    on_ready(&agent_id);
+    on_ready(&agent_id, metrics);
 
     let reregister = Arc::new(Notify::new());
+    // Told when the heartbeat registered again (the principal restarted): the pull waiting
+    // at the old principal will never be answered, so a new one goes out at once.
+    let registered = Arc::new(Notify::new());
     // Beats until deregistration (not just until shutdown starts): draining can take longer
     // than the principal's timeout, and a silent agent would have its runs crashed.
     let heartbeat_stop = CancellationToken::new();
@@ -181,7 +192,7 @@ pub async fn run(
         info.clone(),
         running.clone(),
         interval,
-        reregister.clone(),
+        (reregister.clone(), registered.clone()),
         heartbeat_stop.clone(),
     ));
 
@@ -195,6 +206,7 @@ pub async fn run(
         });
         let reply = tokio::select! {
             r = client.request_within(request, Duration::from_secs(60)) => r,
+            _ = registered.notified() => continue,
             _ = shutdown.cancelled() => break,
         };
         match reply {
@@ -229,14 +241,8 @@ pub async fn run(
             free_slots: 0,
         }))
         .await;
-    runs_cancel.cancel();
     tracker.close();
-    if tokio::time::timeout(DRAIN_LIMIT, tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("runs did not end within {}s", DRAIN_LIMIT.as_secs());
-    }
+    stopping::end_runs(&config, &running, &runs_cancel, &tracker).await;
     if !reporter.flush(DRAIN_LIMIT).await {
         tracing::warn!("not every record reached the principal before shutdown");
     }
@@ -246,6 +252,7 @@ pub async fn run(
         .await;
     heartbeat_stop.cancel();
     let _ = heartbeat_task.await;
+    Ok(())
 }
 
 async fn pause(shutdown: &CancellationToken, d: Duration) {
@@ -289,7 +296,7 @@ async fn heartbeat(
     info: AgentInfo,
     running: Running,
     interval: Duration,
-    reregister: Arc<Notify>,
+    (reregister, registered): (Arc<Notify>, Arc<Notify>),
     shutdown: CancellationToken,
 ) {
     loop {
@@ -298,6 +305,7 @@ async fn heartbeat(
             _ = running.beat.notified() => {}
             _ = reregister.notified() => {
                 register(&client, &info, &running, &shutdown).await;
+                registered.notify_one();
                 continue;
             }
             _ = shutdown.cancelled() => return,
@@ -318,6 +326,7 @@ async fn heartbeat(
                     "principal does not know this agent (or is unreachable): registering again"
                 );
                 register(&client, &info, &running, &shutdown).await;
+                registered.notify_one();
             }
         }
     }

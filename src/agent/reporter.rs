@@ -169,6 +169,12 @@ impl Reporter {
         }
     }
 
+    /// Records produced that the principal has not acknowledged yet (in memory or spooled).
+    pub fn unacknowledged(&self) -> u64 {
+        let produced = self.produced.load(Ordering::SeqCst);
+        produced.saturating_sub(*self.acked.borrow())
+    }
+
     /// Waits until every record produced so far is acknowledged, or `limit` passes. True if
     /// flushed.
     pub async fn flush(&self, limit: Duration) -> bool {

@@ -69,6 +69,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Arm a fault injection point on a principal started with CDKTR_FAILPOINTS=1 (for tests
+    /// of a deployment: `store_wedge` stops the store's writer, and systemd's watchdog should
+    /// restart the principal).
+    ///
+    /// Example: cdktr failpoint store_wedge --for 60s
+    #[command(hide = true)]
+    Failpoint {
+        name: String,
+        /// How long it lasts, e.g. 30s.
+        #[arg(long = "for", value_name = "DURATION", default_value = "10s")]
+        duration: String,
+    },
     /// Why a run is where it is: what a queued run waits for, where a running one runs.
     ///
     /// Example: cdktr explain 01JD8X...
@@ -362,6 +374,14 @@ pub enum KeysCommand {
         /// Where to write the credential (never overwritten).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+    },
+    /// Create the principal's key pair (`[auth] principal_key`) if it does not exist, and
+    /// print its public key. The package runs it once, as the service user.
+    ///
+    /// Example: runuser -u cdktr -- cdktr keys init
+    Init {
+        #[arg(long)]
+        json: bool,
     },
     /// The clients in the keys file.
     List {

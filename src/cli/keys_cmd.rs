@@ -1,4 +1,4 @@
-//! `cdktr keys new|list|revoke`: client credentials for a principal that requires CURVE
+//! `cdktr keys init|new|list|revoke`: client credentials for a principal that requires CURVE
 //! authentication (`[auth] keys`).
 
 use std::io::Write;
@@ -67,6 +67,21 @@ pub fn run(cmd: KeysCommand, config: &Config) -> anyhow::Result<ExitCode> {
                     )?;
                     writeln!(out, "{} {} {}", entry.name, entry.role, entry.public)?;
                 }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::Init { json } => {
+            let path = &auth.principal_key;
+            let existed = path.exists();
+            let key = PrincipalKey::load_or_create(path)?;
+            if json {
+                print_json(&serde_json::json!({
+                    "file": path, "public": key.pair.public, "created": !existed
+                }))?;
+            } else {
+                let what = if existed { "exists" } else { "created" };
+                writeln!(out, "principal key {what}: {}", path.display())?;
+                writeln!(out, "public key: {}", key.pair.public)?;
             }
             Ok(ExitCode::SUCCESS)
         }

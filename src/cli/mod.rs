@@ -73,6 +73,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 run_cmd::rerun(c, &run, (failed_only, latest), params, wait, json).await
             })
         }
+        Command::Failpoint { name, duration } => {
+            let duration = humantime::parse_duration(&duration)
+                .map_err(|e| anyhow::anyhow!("--for `{duration}`: {e}"))?;
+            let ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+            remote(&config()?, async move |c| {
+                c.failpoint(&name, ms).await?;
+                println!(
+                    "failpoint {name} armed for {}",
+                    humantime::format_duration(duration)
+                );
+                Ok(ExitCode::SUCCESS)
+            })
+        }
         Command::Explain { run, json } => remote(&config()?, async move |c| {
             let (status, reasons) = c.explain(&run).await?;
             if json {

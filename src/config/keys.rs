@@ -30,11 +30,16 @@ pub const KEYS: &[&str] = &[
     "agent.max_buffered_records",
     "agent.credential",
     "agent.labels",
+    "agent.shutdown",
+    "agent.shutdown_timeout",
+    "agent.metrics_listen",
     "client.principal",
     "client.timeout",
     "client.credential",
     "auth.keys",
     "auth.principal_key",
+    "log.level",
+    "metrics.listen",
 ];
 
 /// `principal.listen` is set by `CDKTR_PRINCIPAL_LISTEN`.
@@ -52,6 +57,7 @@ pub fn hint(key: &str) -> String {
 /// Parses `value` into the field behind `key`.
 pub fn set(c: &mut Config, key: &str, v: Value<'_>) -> Result<(), String> {
     let (p, a, cl, au) = (&mut c.principal, &mut c.agent, &mut c.client, &mut c.auth);
+    let (log, metrics) = (&mut c.log, &mut c.metrics);
     match key {
         "principal.listen" => p.listen = value::endpoint(v)?,
         "principal.logs_listen" => p.logs_listen = value::endpoint(v)?,
@@ -76,6 +82,11 @@ pub fn set(c: &mut Config, key: &str, v: Value<'_>) -> Result<(), String> {
         "agent.data_dir" => a.data_dir = value::path(v)?,
         "agent.max_buffered_records" => a.max_buffered_records = value::count(v, 1)?,
         "agent.labels" => a.labels = value::labels(v)?,
+        "agent.shutdown" => a.shutdown = value::shutdown_mode(v)?,
+        "agent.shutdown_timeout" => a.shutdown_timeout = value::duration(v)?,
+        "agent.metrics_listen" => a.metrics_listen = value::loopback_address(v)?,
+        "log.level" => log.level = value::log_filter(v)?,
+        "metrics.listen" => metrics.listen = value::loopback_address(v)?,
         "client.principal" => cl.principal = value::endpoint(v)?,
         "client.timeout" => cl.timeout = value::duration(v)?,
         "agent.credential" => a.credential = value::path(v)?,
@@ -116,6 +127,11 @@ pub fn get(c: &Config, key: &str) -> String {
         "agent.heartbeat_interval" => duration(&a.heartbeat_interval),
         "agent.data_dir" => path(&a.data_dir),
         "agent.max_buffered_records" => a.max_buffered_records.to_string(),
+        "agent.shutdown" => text(a.shutdown.as_str()),
+        "agent.shutdown_timeout" => duration(&a.shutdown_timeout),
+        "agent.metrics_listen" => text(&a.metrics_listen),
+        "log.level" => text(&c.log.level),
+        "metrics.listen" => text(&c.metrics.listen),
         "client.principal" => text(&cl.principal),
         "client.timeout" => duration(&cl.timeout),
         "agent.credential" => path(&a.credential),

@@ -28,6 +28,43 @@ pub struct Config {
     pub agent: AgentConfig,
     pub client: ClientConfig,
     pub auth: AuthConfig,
+    pub log: LogConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// The daemons' own log.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LogConfig {
+    /// A tracing filter: `info`, `debug`, `warn,cdktr::principal=debug`. Read again on SIGHUP.
+    pub level: String,
+}
+
+/// The Prometheus text endpoint (`GET /metrics`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MetricsConfig {
+    /// `HOST:PORT` the principal serves metrics on; empty (the default) for none. Loopback
+    /// addresses only: the figures name workflows and agents.
+    pub listen: String,
+}
+
+/// What an agent does with its running tasks when asked to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShutdownMode {
+    /// Takes no new work and lets running tasks finish (up to `shutdown_timeout`, then
+    /// cancels what is left).
+    Drain,
+    /// Stops running tasks at once (SIGTERM, then SIGKILL after their kill grace).
+    Cancel,
+}
+
+impl ShutdownMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShutdownMode::Drain => "drain",
+            ShutdownMode::Cancel => "cancel",
+        }
+    }
 }
 
 /// TCP authentication (see `crate::auth`). Off while `keys` is empty: then the principal
@@ -106,6 +143,14 @@ pub struct AgentConfig {
     /// What this agent offers (`gpu`, `region=eu`): workflows that require labels run only on
     /// agents carrying all of them.
     pub labels: Vec<crate::model::Label>,
+    /// `drain` or `cancel`: what a stop (SIGTERM, `systemctl stop`) does to running tasks.
+    pub shutdown: ShutdownMode,
+    /// The longest a stop waits for running tasks: drained tasks still running then are
+    /// cancelled; cancelled ones still running are left to the kill that follows.
+    #[serde(with = "value::duration_text")]
+    pub shutdown_timeout: Duration,
+    /// `HOST:PORT` the agent serves metrics on (loopback only); empty for none.
+    pub metrics_listen: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -149,6 +194,9 @@ impl Default for Config {
                 max_buffered_records: 100_000,
                 credential: PathBuf::new(),
                 labels: Vec::new(),
+                shutdown: ShutdownMode::Cancel,
+                shutdown_timeout: Duration::from_secs(30),
+                metrics_listen: String::new(),
             },
             client: ClientConfig {
                 principal: "tcp://127.0.0.1:5561".into(),
@@ -158,6 +206,12 @@ impl Default for Config {
             auth: AuthConfig {
                 keys: PathBuf::new(),
                 principal_key: PathBuf::new(),
+            },
+            log: LogConfig {
+                level: "info".into(),
+            },
+            metrics: MetricsConfig {
+                listen: String::new(),
             },
         }
     }

@@ -103,7 +103,7 @@ impl Resolver {
                 return Err(ConfigError::UnknownKey {
                     key: section.clone(),
                     source_: source,
-                    hint: " (expected sections [principal], [agent] and [client])".into(),
+                    hint: " (expected sections [principal], [agent], [client], [auth], [log] and [metrics])".into(),
                 });
             };
             for (name, value) in body {
@@ -147,6 +147,7 @@ impl Resolver {
             ("CDKTR_WORKFLOW_DIR", "principal.workflow_dir"),
             ("CDKTR_APP_DATA_DIRECTORY", "principal.data_dir"),
             ("CDKTR_DB_PATH", "principal.db_path"),
+            ("CDKTR_LOG", "log.level"),
             (
                 "CDKTR_AGENT_MAX_CONCURRENCY",
                 "agent.max_concurrent_workflows",
@@ -185,6 +186,7 @@ impl Resolver {
             "CDKTR_PRINCIPAL_PORT",
             "CDKTR_AGENT_MAX_CONCURRENCY",
             "CDKTR_AGENT_HEARTBEAT_TIMEOUT_MS",
+            "CDKTR_LOG",
         ];
         for var in env.keys() {
             let scoped = [
@@ -192,6 +194,8 @@ impl Resolver {
                 "CDKTR_AGENT_",
                 "CDKTR_CLIENT_",
                 "CDKTR_AUTH_",
+                "CDKTR_LOG_",
+                "CDKTR_METRICS_",
             ]
             .iter()
             .any(|p| var.starts_with(p));

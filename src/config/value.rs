@@ -48,6 +48,44 @@ pub fn endpoint(v: Value<'_>) -> Result<String, String> {
     }
 }
 
+/// `drain` or `cancel`.
+pub fn shutdown_mode(v: Value<'_>) -> Result<super::ShutdownMode, String> {
+    match text(v, "a shutdown mode")?.trim() {
+        "drain" => Ok(super::ShutdownMode::Drain),
+        "cancel" => Ok(super::ShutdownMode::Cancel),
+        other => Err(format!(
+            "`{other}` is not a shutdown mode (expected drain or cancel)"
+        )),
+    }
+}
+
+/// A tracing filter (`info`, `warn,cdktr::principal=debug`).
+pub fn log_filter(v: Value<'_>) -> Result<String, String> {
+    let s = text(v, "a log filter")?.trim();
+    tracing_subscriber::EnvFilter::try_new(s).map_err(|e| {
+        format!("`{s}` is not a log filter ({e}); e.g. info, debug, warn,cdktr=debug")
+    })?;
+    Ok(s.to_owned())
+}
+
+/// `HOST:PORT` on a loopback address, or empty for none.
+pub fn loopback_address(v: Value<'_>) -> Result<String, String> {
+    let s = text(v, "an address")?.trim();
+    if s.is_empty() {
+        return Ok(String::new());
+    }
+    let addr: std::net::SocketAddr = s.parse().map_err(|_| {
+        format!("`{s}` is not an address (expected HOST:PORT, e.g. 127.0.0.1:9464)")
+    })?;
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "`{s}` is not a loopback address: metrics are served on this host only (127.0.0.1 \
+             or [::1]); let Prometheus reach them through a local proxy or its node's own scrape"
+        ));
+    }
+    Ok(s.to_owned())
+}
+
 pub fn path(v: Value<'_>) -> Result<PathBuf, String> {
     let s = text(v, "a path")?;
     if s.contains('\0') {

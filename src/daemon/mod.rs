@@ -36,6 +36,49 @@ pub struct AgentArgs {
     /// A label this agent offers: `gpu` or `region=eu`; repeat for more (agent.labels).
     #[arg(long = "label", value_name = "LABEL")]
     pub labels: Vec<String>,
+    /// What a stop does to running tasks: drain or cancel (agent.shutdown).
+    #[arg(long, value_name = "MODE")]
+    pub shutdown: Option<String>,
+    /// The longest a stop waits for running tasks, e.g. 5m (agent.shutdown_timeout).
+    #[arg(long, value_name = "DURATION")]
+    pub shutdown_timeout: Option<String>,
+    /// Serve Prometheus metrics on this loopback HOST:PORT (agent.metrics_listen).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    #[command(flatten)]
+    pub detach: DetachArgs,
+}
+
+/// How a daemon runs outside systemd (under systemd it stays in the foreground, `Type=notify`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DetachArgs {
+    /// Run in the background: returns once the daemon is ready (or with its error).
+    #[arg(long, requires = "log_file")]
+    pub daemon: bool,
+    /// With --daemon: write the daemon's pid here (locked while it runs, removed on exit).
+    #[arg(long, value_name = "FILE", requires = "daemon")]
+    pub pid_file: Option<PathBuf>,
+    /// Append the log (and the ready line) to this file instead of stderr; reopened on SIGHUP,
+    /// for logrotate.
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+}
+
+impl DetachArgs {
+    /// Makes the paths absolute: the daemon runs on in the same directory, but a pid file
+    /// named relative to it is easy to lose.
+    fn absolute(mut self) -> Self {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        for p in [&mut self.pid_file, &mut self.log_file]
+            .into_iter()
+            .flatten()
+        {
+            if p.is_relative() {
+                *p = cwd.join(&*p);
+            }
+        }
+        self
+    }
 }
 
 pub(crate) type Flags = Vec<(&'static str, String, String)>;
@@ -71,25 +114,28 @@ impl AgentArgs {
         if !self.labels.is_empty() {
             flag(&mut f, "agent.labels", Some(self.labels.join(",")), "label");
         }
+        flag(&mut f, "agent.shutdown", self.shutdown.clone(), "shutdown");
+        flag(
+            &mut f,
+            "agent.shutdown_timeout",
+            self.shutdown_timeout.clone(),
+            "shutdown-timeout",
+        );
+        flag(
+            &mut f,
+            "agent.metrics_listen",
+            self.metrics_listen.clone(),
+            "metrics-listen",
+        );
         f
     }
 }
 
 fn resolve(config_file: Option<PathBuf>, flags: Flags) -> Result<config::Resolved, ExitCode> {
-    let mut inputs = Inputs::from_process(config_file);
-    inputs.flags = flags;
-    match config::resolve(&inputs) {
-        Ok(r) => {
-            for w in &r.warnings {
-                tracing::warn!("{w}");
-            }
-            Ok(r)
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Err(ExitCode::from(2))
-        }
-    }
+    resolve_quietly(config_file, flags).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
@@ -102,18 +148,43 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
-/// Shared set-up of both daemons: logging, configuration, runtime, signal handling; then
-/// `body` with the resolved configuration, the shutdown token and the reload signal.
-pub(crate) fn run_daemon<F, Fut>(config_file: Option<PathBuf>, flags: Flags, body: F) -> ExitCode
+/// Shared set-up of both daemons: configuration, detaching (`--daemon`), logging, runtime,
+/// signal handling; then `body` with the resolved configuration, the shutdown token and the
+/// reload signal. SIGHUP re-reads the configuration's log level and reopens the log file.
+pub(crate) fn run_daemon<F, Fut>(
+    name: &str,
+    config_file: Option<PathBuf>,
+    flags: Flags,
+    detach: DetachArgs,
+    body: F,
+) -> ExitCode
 where
     F: FnOnce(config::Config, CancellationToken, Arc<Notify>) -> Fut,
     Fut: std::future::Future<Output = ExitCode>,
 {
-    runtime::init_logging();
-    let resolved = match resolve(config_file, flags) {
+    let detach = detach.absolute();
+    let resolved = match resolve(config_file.clone(), flags.clone()) {
         Ok(r) => r,
         Err(code) => return code,
     };
+    if detach.daemon {
+        let log_file = detach
+            .log_file
+            .as_deref()
+            .unwrap_or(std::path::Path::new(""));
+        match runtime::detach::detach(name, detach.pid_file.as_deref(), log_file) {
+            runtime::detach::Detached::Daemon => {}
+            runtime::detach::Detached::Exit(code) => return ExitCode::from(code),
+        }
+    }
+    if let Err(e) = runtime::logging::init(&resolved.config.log.level, detach.log_file.as_deref()) {
+        eprintln!("error: {e}");
+        runtime::detach::failed(&e.to_string());
+        return ExitCode::FAILURE;
+    }
+    for w in &resolved.warnings {
+        tracing::warn!("{w}");
+    }
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -121,34 +192,63 @@ where
     let code = rt.block_on(async move {
         let shutdown = CancellationToken::new();
         let reload = Arc::new(Notify::new());
-        if let Err(e) = runtime::handle_signals(shutdown.clone(), reload.clone()) {
+        let on_hangup = move || {
+            runtime::logging::reopen();
+            match resolve_quietly(config_file.clone(), flags.clone()) {
+                Ok(r) => runtime::logging::set_level(&r.config.log.level),
+                Err(e) => tracing::warn!(error = %e, "configuration not re-read; the log level is unchanged"),
+            }
+        };
+        if let Err(e) = runtime::handle_signals(shutdown.clone(), reload.clone(), on_hangup) {
             eprintln!("error: cannot install signal handlers: {e}");
             return ExitCode::FAILURE;
         }
         let code = body(resolved.config, shutdown, reload).await;
-        runtime::notify_stopping();
+        runtime::systemd::stopping();
         code
     });
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    if let Some(p) = &detach.pid_file {
+        let _ = std::fs::remove_file(p);
+    }
     code
+}
+
+fn resolve_quietly(
+    config_file: Option<PathBuf>,
+    flags: Flags,
+) -> Result<config::Resolved, config::ConfigError> {
+    let mut inputs = Inputs::from_process(config_file);
+    inputs.flags = flags;
+    config::resolve(&inputs)
 }
 
 /// `cdktr-agent`.
 pub fn agent_main(config_file: Option<PathBuf>, args: AgentArgs) -> ExitCode {
     run_daemon(
+        "cdktr-agent",
         config_file,
         args.flags(),
+        args.detach,
         |cfg, shutdown, _reload| async move {
             if let Err(e) = crate::auth::Credential::optional(&cfg.agent.credential) {
                 eprintln!("error: agent.credential: {e}");
                 return ExitCode::FAILURE;
             }
-            agent::run(cfg.agent, shutdown, |id| {
-                runtime::ready_line(format!("cdktr-agent ready id={id}"));
-                runtime::notify_ready();
+            let ran = agent::run(cfg.agent, shutdown, |id, metrics| {
+                let metrics = metrics.map_or("none".to_owned(), |m| m.to_string());
+                runtime::ready_line(format!("cdktr-agent ready id={id} metrics={metrics}"));
+                runtime::systemd::ready();
             })
             .await;
-            ExitCode::SUCCESS
+            match ran {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    runtime::detach::failed(&e);
+                    ExitCode::FAILURE
+                }
+            }
         },
     )
 }

@@ -31,6 +31,11 @@ pub struct PrincipalArgs {
     /// Slots of the embedded agent (agent.max_concurrent_workflows).
     #[arg(long, value_name = "N")]
     pub max_concurrent_workflows: Option<String>,
+    /// Serve Prometheus metrics on this loopback HOST:PORT (metrics.listen).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    #[command(flatten)]
+    pub detach: super::DetachArgs,
 }
 
 impl PrincipalArgs {
@@ -68,6 +73,12 @@ impl PrincipalArgs {
             self.max_concurrent_workflows.clone(),
             "max-concurrent-workflows",
         );
+        flag(
+            &mut f,
+            "metrics.listen",
+            self.metrics_listen.clone(),
+            "metrics-listen",
+        );
         f
     }
 }
@@ -79,10 +90,22 @@ pub fn principal_main(config_file: Option<PathBuf>, args: PrincipalArgs) -> Exit
     // given, so its tasks inherit it and start through posix_spawn (no fork of the daemon).
     runtime::files::private_umask();
     let with_agent = args.with_agent;
+    let flags = args.flags();
     run_daemon(
+        "cdktr-principal",
         config_file,
-        args.flags(),
+        flags,
+        args.detach,
         move |cfg, shutdown, reload| async move {
+            // First: a second principal must not touch the first one's control socket or file.
+            let _lock = match runtime::files::lock_data_dir(&cfg.principal.data_dir) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    runtime::detach::failed(&e);
+                    return ExitCode::FAILURE;
+                }
+            };
             let (listen, publish) = (&cfg.principal.listen, &cfg.principal.logs_publish);
             let security = match principal::secure(&cfg.auth, &[listen, publish]) {
                 Ok(s) => s,
@@ -109,14 +132,19 @@ pub fn principal_main(config_file: Option<PathBuf>, args: PrincipalArgs) -> Exit
             let agent_task = with_agent.then(|| {
                 let mut agent_cfg = cfg.agent.clone();
                 agent_cfg.principal = api.clone();
+                // The principal's own endpoint serves the embedded agent's figures too.
+                agent_cfg.metrics_listen.clear();
                 let agent_stop = CancellationToken::new();
                 let agent = {
                     let agent_stop = agent_stop.clone();
                     tokio::spawn(async move {
-                        agent::run(agent_cfg, agent_stop, |id| {
+                        let ran = agent::run(agent_cfg, agent_stop, |id, _| {
                             runtime::ready_line(format!("cdktr-agent ready id={id}"))
                         })
-                        .await
+                        .await;
+                        if let Err(e) = ran {
+                            tracing::error!(error = %e, "the embedded agent stopped");
+                        }
                     })
                 };
                 (agent, agent_stop)
@@ -137,15 +165,18 @@ pub fn principal_main(config_file: Option<PathBuf>, args: PrincipalArgs) -> Exit
                 sockets,
                 principal_stop,
                 reload,
+                &cfg.metrics.listen,
                 |ready| {
                     runtime::ready_line(format!(
-                        "cdktr-principal ready api={} logs_publish={} control={} workflows={}",
+                        "cdktr-principal ready api={} logs_publish={} control={} workflows={} metrics={}",
                         ready.api,
                         ready.logs_publish,
                         ready.control.as_deref().unwrap_or("none"),
-                        ready.workflows
+                        ready.workflows,
+                        ready.metrics.as_deref().unwrap_or("none"),
                     ));
-                    runtime::notify_ready();
+                    runtime::systemd::ready();
+                    runtime::systemd::status(&format!("serving {} workflows", ready.workflows));
                     runtime::memory::release_when_idle(ready.store_progress.clone());
                 },
             )

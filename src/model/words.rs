@@ -142,6 +142,8 @@ words! {
         StoreWrites = "store_writes",
         /// The next store write waits for the duration.
         StoreStall = "store_stall",
+        /// The store's writer thread stops for the duration (the watchdog's test).
+        StoreWedge = "store_wedge",
         /// The coordinator panics handling its next control request.
         CorePanic = "core_panic",
     }

@@ -221,6 +221,7 @@ async fn answer(
             match failpoint {
                 Failpoint::StoreWrites => store.fail_writes_for(duration),
                 Failpoint::StoreStall => store.stall_next_write(duration),
+                Failpoint::StoreWedge => store.wedge_writer_for(duration),
                 Failpoint::CorePanic => core.send(Msg::PanicNext),
             }
             Ok(ControlReply::FailpointSet)

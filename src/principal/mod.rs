@@ -30,6 +30,7 @@ mod reload;
 mod scheduler;
 mod server;
 mod slots;
+mod watchdog;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +64,8 @@ pub enum PrincipalError {
     Auth(#[from] crate::auth::AuthError),
     #[error("refusing to start: {0}")]
     Insecure(String),
+    #[error("{0}")]
+    Metrics(std::io::Error),
     #[error("control socket {}: {why}", path.display())]
     Local {
         path: std::path::PathBuf,
@@ -208,6 +211,8 @@ pub struct Ready {
     /// The local control socket's endpoint, when there is one.
     pub control: Option<String>,
     pub workflows: usize,
+    /// The metrics endpoint's address, when metrics are served.
+    pub metrics: Option<String>,
     /// How far the store has written: unchanged while the principal is idle.
     pub store_progress: crate::store::Progress,
 }
@@ -219,6 +224,7 @@ pub async fn run(
     sockets: Sockets,
     shutdown: CancellationToken,
     reload: Arc<Notify>,
+    metrics_listen: &str,
     on_ready: impl FnOnce(&Ready),
 ) -> Result<(), PrincipalError> {
     let (db_path, memory_mb) = (config.db_path.clone(), config.store_memory_mb);
@@ -301,12 +307,13 @@ pub async fn run(
             }
         });
     }
+    let ctx_scheduler = scheduler.clone();
     let server_stop = CancellationToken::new();
     let ctx = Arc::new(server::Context {
         core: core.clone(),
         store: store.clone(),
         catalog: catalog_rx,
-        scheduler,
+        scheduler: scheduler.clone(),
         reloader,
         max_message_bytes: config.max_message_bytes,
         access: access::Access::new(sockets.keys.clone()),
@@ -332,12 +339,31 @@ pub async fn run(
         _local_files = Some(files);
     }
 
+    let metrics = if metrics_listen.is_empty() {
+        None
+    } else {
+        let refresh = watchdog::gauges(core.clone(), store.clone());
+        let bound = crate::runtime::metrics::serve(metrics_listen, refresh, shutdown.child_token())
+            .await
+            .map_err(PrincipalError::Metrics)?;
+        Some(bound.to_string())
+    };
+    watchdog::spawn(
+        &tracker,
+        watchdog::Parts {
+            core: core.clone(),
+            scheduler: ctx_scheduler,
+            store: store.clone(),
+        },
+        shutdown.child_token(),
+    );
     on_ready(&Ready {
         store_progress: store.progress(),
         api: sockets.api_endpoint,
         logs_publish: sockets.publish_endpoint,
         control,
         workflows,
+        metrics,
     });
     shutdown.cancelled().await;
     tracing::info!("shutting down: no longer accepting requests");

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::PrincipalConfig;
+use crate::runtime::systemd;
 use crate::workflow::{load_dir, Catalog, Diagnostic, Fingerprint};
 
 /// How long file events settle before a reload (editors write in several steps).
@@ -144,6 +145,10 @@ pub fn spawn(
                     None => return,
                 },
             };
+            let signalled = matches!(cause, Cause::Asked(None));
+            if signalled {
+                systemd::reloading();
+            }
             let now = fingerprint(&config).await;
             let reply = match cause {
                 Cause::Asked(reply) => reply,
@@ -153,6 +158,9 @@ pub fn spawn(
             rescan.reset();
             let Some(fresh) = try_load(&config).await else {
                 // The directory could not be read: keep everything as it is.
+                if signalled {
+                    systemd::reloaded("reload failed: the workflow directory cannot be read");
+                }
                 if let Some(reply) = reply {
                     let current = catalog.borrow();
                     let _ = reply.send((current.workflows.len(), current.invalid_count()));
@@ -163,6 +171,12 @@ pub fn spawn(
             let merged = keep_last_valid(&catalog.borrow(), fresh);
             let counts = (merged.workflows.len(), merged.invalid_count());
             catalog.send_replace(Arc::new(merged));
+            if signalled {
+                systemd::reloaded(&format!(
+                    "reloaded: {} workflows, {} invalid",
+                    counts.0, counts.1
+                ));
+            }
             if let Some(reply) = reply {
                 let _ = reply.send(counts);
             }

@@ -49,6 +49,55 @@ pub fn without_bits(path: &Path, bits: u32) -> std::io::Result<bool> {
     Ok(true)
 }
 
+/// An exclusive lock on a data directory, held for the life of the process (the lock goes with
+/// the process, however it ends).
+#[derive(Debug)]
+pub struct DirLock {
+    _file: nix::fcntl::Flock<std::fs::File>,
+}
+
+/// Locks `dir/principal.lock` (creating `dir`), or says which process holds it.
+pub fn lock_data_dir(dir: &Path) -> Result<DirLock, String> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join("principal.lock");
+    let fail = |e: &dyn std::fmt::Display| format!("cannot lock {}: {e}", path.display());
+    private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|e| fail(&e))?;
+    let mut locked =
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(l) => l,
+            Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                let holder = if holder.is_empty() {
+                    "another process".to_owned()
+                } else {
+                    format!("pid {holder}")
+                };
+                return Err(format!(
+                    "another principal ({holder}) already uses the data directory {} (it holds \
+                     {}): stop it first, or give this one another principal.data_dir",
+                    dir.display(),
+                    path.display()
+                ));
+            }
+            Err((_, e)) => return Err(fail(&e)),
+        };
+    locked.set_len(0).map_err(|e| fail(&e))?;
+    locked.rewind().map_err(|e| fail(&e))?;
+    writeln!(locked, "{}", std::process::id()).map_err(|e| fail(&e))?;
+    Ok(DirLock { _file: locked })
+}
+
 /// The user (and group) the package runs the daemons as.
 pub const SERVICE_USER: &str = "cdktr";
 

@@ -1,35 +1,32 @@
-//! Process plumbing shared by the daemons: logging, signals, systemd readiness, the clock.
+//! Process plumbing shared by the daemons: logging, signals, systemd's notifications, the clock.
 
 mod clock;
+pub mod detach;
 pub mod files;
+pub mod logging;
 pub mod memory;
+pub mod metrics;
+pub mod systemd;
 
 pub use clock::Clock;
 
-use std::io::IsTerminal;
 use std::sync::Arc;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// Daemon logs go to stderr, without colour when stderr is not a terminal. The filter comes
-/// from `CDKTR_LOG` (or `RUST_LOG`), default `info`.
+/// Logging for a process with no daemon configuration: `CDKTR_LOG`, else `info`.
 pub fn init_logging() {
-    let filter = std::env::var("CDKTR_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".into());
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(filter)
-        .try_init();
+    logging::init_default();
 }
 
 /// Maps signals to actions: SIGTERM and SIGINT cancel `shutdown` (a second one exits at once),
-/// SIGHUP wakes `reload`. Must run inside a tokio runtime.
-pub fn handle_signals(shutdown: CancellationToken, reload: Arc<Notify>) -> std::io::Result<()> {
+/// SIGHUP calls `on_hangup` and wakes `reload`. Must run inside a tokio runtime.
+pub fn handle_signals(
+    shutdown: CancellationToken,
+    reload: Arc<Notify>,
+    on_hangup: impl Fn() + Send + 'static,
+) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -41,6 +38,7 @@ pub fn handle_signals(shutdown: CancellationToken, reload: Arc<Notify>) -> std::
                 _ = int.recv() => {}
                 _ = hup.recv() => {
                     tracing::info!("SIGHUP: reload requested");
+                    on_hangup();
                     reload.notify_one();
                     continue;
                 }
@@ -50,6 +48,7 @@ pub fn handle_signals(shutdown: CancellationToken, reload: Arc<Notify>) -> std::
                 std::process::exit(130);
             }
             tracing::info!("signal received: shutting down (send again to force)");
+            systemd::stopping();
             shutdown.cancel();
         }
     });
@@ -63,22 +62,6 @@ pub fn ready_line(line: String) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
-}
-
-/// Tells systemd (Type=notify) the daemon is ready, when started by it.
-pub fn notify_ready() {
-    if std::env::var_os("NOTIFY_SOCKET").is_some_and(|s| !s.is_empty()) {
-        if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
-            tracing::warn!(error = %e, "sd_notify READY failed");
-        }
-    }
-}
-
-/// Tells systemd the daemon is stopping.
-pub fn notify_stopping() {
-    if std::env::var_os("NOTIFY_SOCKET").is_some_and(|s| !s.is_empty()) {
-        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-    }
 }
 
 /// Runs one unit of a component's work; a panic in it is logged with the component's name and

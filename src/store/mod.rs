@@ -8,6 +8,7 @@
 //! records the last batch applied in it; every SQL statement is parameterised.
 
 mod apply;
+mod failpoints;
 mod journal;
 mod legacy_journal;
 mod owner;
@@ -68,6 +69,10 @@ enum Command {
     ScheduleStates(Reply<Vec<ScheduleState>>),
     SlotHistory(String, u32, Reply<Vec<SlotRecord>>),
     Count(String, Reply<i64>),
+    /// Answered by the owner thread without touching the database: it is taking work.
+    Ping(Reply<()>),
+    /// Failpoint: the owner thread stops for this long (answers and applies nothing).
+    Wedge(std::time::Duration),
     Audit(
         AuditFilter,
         Reply<Vec<crate::protocol::control::AuditEntry>>,
@@ -364,21 +369,10 @@ impl Store {
         }
     }
 
-    /// Failpoint for tests: every write fails for `duration` (they are journaled and retried).
-    pub fn fail_writes_for(&self, duration: std::time::Duration) {
-        let now = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
-        let until = now.saturating_add(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX));
-        self.health
-            .fail_until_ms
-            .store(until, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Failpoint for tests: the next write waits `duration` before it is acknowledged.
-    pub fn stall_next_write(&self, duration: std::time::Duration) {
-        let ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
-        self.health
-            .stall_ms
-            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    /// Answers once the owner thread (the writer) has taken everything sent before: the
+    /// watchdog's proof that the store makes progress.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.ask(Command::Ping).await
     }
 
     /// Rows in one of the store's tables (for tests and status).

@@ -250,7 +250,13 @@ impl Owner {
             seq,
             prune: self.transactions.is_multiple_of(PRUNE_EVERY),
         };
-        match crate::runtime::contained("store", "a write", || apply(&self.conn, &[writes], mark)) {
+        let started = Instant::now();
+        let applied =
+            crate::runtime::contained("store", "a write", || apply(&self.conn, &[writes], mark));
+        crate::runtime::metrics::METRICS
+            .store_write
+            .observe(started.elapsed().as_secs_f64());
+        match applied {
             Some(result) => result.map_err(|e| StoreError::Write(e.to_string())),
             None => Err(StoreError::Write(
                 "the write panicked (see the log); it is retried".into(),
@@ -279,6 +285,16 @@ fn answer(conn: &Connection, cmd: Command) {
         }
         Command::Unfinished(reply) => {
             let _ = reply.send(queries::unfinished(conn));
+        }
+        Command::Ping(reply) => {
+            let _ = reply.send(Ok(()));
+        }
+        Command::Wedge(duration) => {
+            tracing::warn!(
+                ms = duration.as_millis() as u64,
+                "failpoint store_wedge: the store's writer stops"
+            );
+            std::thread::sleep(duration);
         }
         Command::MaxLogId(reply) => {
             let _ = reply.send(queries::max_log_id(conn));

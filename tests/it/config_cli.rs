@@ -88,3 +88,45 @@ fn bad_values_exit_2_naming_key_and_source() {
         run.stderr
     );
 }
+
+/// The configuration file the package installs as /etc/cdktr/cdktr.toml: as shipped, and with
+/// every commented-out setting switched on (what an operator does to it).
+#[test]
+fn the_packaged_config_file_resolves_as_shipped_and_with_every_example_uncommented() {
+    let shipped = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/cdktr.toml"),
+    )
+    .unwrap();
+    let ws = Workspace::new();
+    ws.write("shipped.toml", &shipped);
+    let run = ws.run(&["--config", "shipped.toml", "config"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    for line in [
+        "workflow_dir = \"/etc/cdktr/workflows\"",
+        "data_dir = \"/var/lib/cdktr\"",
+        "control_socket = \"/run/cdktr/control.sock\"",
+        "principal_key = \"/var/lib/cdktr/principal.key\"",
+    ] {
+        assert!(run.stdout.contains(line), "{line} missing:\n{}", run.stdout);
+    }
+    // `# key = value` lines are examples; switched on, each must be valid.
+    let example = regex::Regex::new(r"^# ([a-z_]+ = .*)$").unwrap();
+    let mut switched = 0;
+    let everything: String = shipped
+        .lines()
+        .map(|l| match example.captures(l) {
+            Some(c) => {
+                switched += 1;
+                c[1].to_owned()
+            }
+            None => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(switched >= 15, "only {switched} examples");
+    ws.write("everything.toml", &everything);
+    let run = ws.run(&["--config", "everything.toml", "config"]);
+    assert_eq!(run.code, Some(0), "{}\n{everything}", run.stderr);
+    assert!(run.stdout.contains("shutdown = \"cancel\""));
+    assert!(run.stdout.contains("listen = \"127.0.0.1:9464\""));
+}

@@ -126,11 +126,13 @@ fn without_its_group_the_control_socket_is_the_principals_users_alone() {
 fn a_second_principal_on_the_same_socket_refuses_and_a_stale_one_is_replaced() {
     let ws = secured();
     let mut first = Principal::start(&ws, &[], &[]);
+    // Another data directory (the same one is refused earlier, by its lock), the same socket.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cdktr-principal"))
         .current_dir(ws.path())
+        .env("CDKTR_PRINCIPAL_CONTROL_SOCKET", "data/control.sock")
         .args(["--listen", "tcp://127.0.0.1:0"])
         .args(["--logs-publish", "tcp://127.0.0.1:0"])
-        .args(["--workflow-dir", "wf", "--data-dir", "data"])
+        .args(["--workflow-dir", "wf", "--data-dir", "data2"])
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -15,6 +15,7 @@ mod injection;
 mod layout;
 mod listeners;
 mod local;
+mod operations;
 mod properties;
 mod protocol;
 mod readme;

@@ -9,6 +9,7 @@ use super::{ActiveRun, Coordinator, Reply};
 use crate::model::{AgentId, RunId, RunStatus, TaskStatus};
 use crate::protocol::agent::{AgentReply, AttemptRef, StopOrder};
 use crate::protocol::logs::LogEvent;
+use crate::runtime::metrics::METRICS;
 use crate::store::Write;
 
 impl ActiveRun {
@@ -174,6 +175,7 @@ impl Coordinator {
                 token: None,
                 reason: Some(reason.to_owned()),
             });
+            METRICS.run_ended(status.as_str());
             self.publisher.publish(LogEvent::RunEnded {
                 run_id: run_id.clone(),
                 workflow_id: run.workflow.id.clone(),

@@ -226,6 +226,9 @@ pub struct ActiveRun {
     pub serial: bool,
     /// When the current attempt was handed to an agent.
     pub assigned_at: Option<Instant>,
+    /// When it was queued, until its first task started (for the trigger-to-start metric;
+    /// unknown for a run recovered after a restart).
+    pub queued_at: Option<Instant>,
 }
 
 /// What the coordinator talks to.

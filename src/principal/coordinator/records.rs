@@ -1,6 +1,7 @@
 //! What agents say: registration, heartbeats, long polls for work, reports (applied exactly
 //! once per record, fenced by attempt and token) and deregistration.
 
+use crate::runtime::metrics::METRICS;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -220,6 +221,10 @@ impl Coordinator {
                     if current.is_some_and(|c| c.can_become(status)) {
                         run.tasks.insert(task_id.clone(), status);
                         if status == TaskStatus::Running {
+                            if let Some(queued) = run.queued_at.take() {
+                                let waited = self.clock.now().duration_since(queued);
+                                METRICS.trigger_to_start.observe(waited.as_secs_f64());
+                            }
                             run.tries.insert(task_id.clone(), (try_no, record.ts));
                         } else if current == Some(TaskStatus::Running)
                             && (status == TaskStatus::Retrying || try_no > 1)
@@ -282,6 +287,7 @@ impl Coordinator {
                         try_no,
                     };
                     self.next_log_id += 1;
+                    METRICS.log_lines.inc();
                     writes.push(Write::Log(line.clone()));
                     self.publisher.publish(LogEvent::Line(line));
                 }
@@ -332,6 +338,7 @@ impl Coordinator {
                 if let Some(agent) = &run.agent {
                     self.agents.remove_run(agent, &run_id);
                 }
+                METRICS.run_ended(run.status.as_str());
                 self.publisher.publish(LogEvent::RunEnded {
                     run_id,
                     workflow_id: run.workflow.id,

@@ -84,5 +84,6 @@ fn active_run(r: &UnfinishedRun, orphan_deadline: Instant) -> Result<ActiveRun, 
         orphan_deadline: (r.status == RunStatus::Running).then_some(orphan_deadline),
         serial,
         assigned_at: None,
+        queued_at: None,
     })
 }

@@ -2,6 +2,7 @@
 //! schedule fires, where the workflow's overlap policy decides between skipping, queuing
 //! behind the active run, or running alongside it.
 
+use crate::runtime::metrics::METRICS;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
@@ -166,6 +167,7 @@ impl Coordinator {
                 orphan_deadline: None,
                 serial,
                 assigned_at: None,
+                queued_at: Some(self.clock.now()),
             },
         );
         self.queue.push_back(run_id);
@@ -178,6 +180,10 @@ impl Coordinator {
     /// it (`queue`) or run alongside (`allow`). The slot's fate is recorded either way.
     pub(super) fn fire(&mut self, workflow: WorkflowId, slot: DateTime<Utc>, catch_up: bool) {
         let now = self.clock.utc();
+        if !catch_up {
+            let lag = (now - slot).to_std().unwrap_or_default();
+            METRICS.fire_lag.observe(lag.as_secs_f64());
+        }
         let record = |fate, note| Write::slot(&workflow, slot, fate, None, note, now);
         let catalog = self.catalog.borrow().clone();
         let Some(definition) = catalog.workflows.get(&workflow) else {

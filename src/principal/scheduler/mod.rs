@@ -26,6 +26,8 @@ use crate::workflow::Catalog;
 
 pub enum SchedulerMsg {
     List(oneshot::Sender<Vec<ScheduleView>>),
+    /// Answered at once: the scheduler's loop is turning (the watchdog asks).
+    Ping(oneshot::Sender<()>),
     /// Pause (true) or resume (false); answers false for a workflow without a schedule.
     SetPaused {
         workflow: String,
@@ -43,6 +45,13 @@ impl SchedulerHandle {
     pub async fn list(&self) -> Option<Vec<ScheduleView>> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(SchedulerMsg::List(reply)).ok()?;
+        rx.await.ok()
+    }
+
+    /// Some(()) once the scheduler's loop answered.
+    pub async fn ping(&self) -> Option<()> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(SchedulerMsg::Ping(reply)).ok()?;
         rx.await.ok()
     }
 
@@ -268,6 +277,9 @@ impl Scheduler {
 
     fn command(&mut self, msg: SchedulerMsg) {
         match msg {
+            SchedulerMsg::Ping(reply) => {
+                let _ = reply.send(());
+            }
             SchedulerMsg::List(reply) => {
                 let views = self
                     .entries

@@ -1,0 +1,157 @@
+//! The daemons' own log: one line per event (level, component, message, fields) on stderr or a
+//! log file, colour only on a terminal, and a syslog priority prefix for journald, which then
+//! files each line under its level (`journalctl -p warning`). The filter (`log.level`,
+//! `CDKTR_LOG`) and the log file are taken again on SIGHUP, so logrotate can move the file away.
+
+use std::io::IsTerminal;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::{Format, Full, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, EnvFilter, Registry};
+
+type FilterHandle = reload::Handle<EnvFilter, Registry>;
+
+static FILTER: OnceLock<FilterHandle> = OnceLock::new();
+static LOG_FILE: OnceLock<PathBuf> = OnceLock::new();
+
+/// Sets up the log with `level` (a tracing filter). With `file`, stdout and stderr are both
+/// pointed at it (appending), so the ready line and anything printed land there too.
+pub fn init(level: &str, file: Option<&Path>) -> std::io::Result<()> {
+    if let Some(path) = file {
+        redirect_output(path)?;
+        let _ = LOG_FILE.set(path.to_path_buf());
+    }
+    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, handle) = reload::Layer::new(filter);
+    let journald = to_journald();
+    let base = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(!journald && std::io::stderr().is_terminal());
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(CountEvents);
+    // The journal stamps every line itself; anywhere else each line carries its own time.
+    let _ = if journald {
+        let format = Journald(Format::default().with_ansi(false).without_time());
+        registry.with(base.event_format(format)).try_init()
+    } else {
+        registry.with(base).try_init()
+    };
+    let _ = FILTER.set(handle);
+    Ok(())
+}
+
+/// Logging for short-lived tools and tests that have no configuration yet: `CDKTR_LOG`, else
+/// `info`.
+pub fn init_default() {
+    let level = std::env::var("CDKTR_LOG").unwrap_or_else(|_| "info".into());
+    let _ = init(&level, None);
+}
+
+/// Applies a new filter (SIGHUP); a no-op before [`init`].
+pub fn set_level(level: &str) {
+    let Some(handle) = FILTER.get() else { return };
+    match EnvFilter::try_new(level) {
+        Ok(filter) => match handle.reload(filter) {
+            Ok(()) => tracing::info!(level, "log level set"),
+            Err(e) => tracing::warn!(error = %e, "cannot change the log level"),
+        },
+        Err(e) => tracing::warn!(level, error = %e, "not a log filter; the level is unchanged"),
+    }
+}
+
+/// Opens the log file again (after logrotate moved it) and points stdout and stderr at it.
+pub fn reopen() {
+    let Some(path) = LOG_FILE.get() else { return };
+    match redirect_output(path) {
+        Ok(()) => tracing::info!(file = %path.display(), "log file reopened"),
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "cannot reopen the log file; logging on to the old one")
+        }
+    }
+}
+
+/// Appends stdout and stderr to `path` (created 0640).
+fn redirect_output(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("log file {}: {e}", path.display())))?;
+    nix::unistd::dup2_stdout(&file)?;
+    nix::unistd::dup2_stderr(&file)?;
+    Ok(())
+}
+
+/// Whether stderr is the journal's stream (systemd sets `JOURNAL_STREAM=DEV:INODE` of it).
+fn to_journald() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(value) = std::env::var("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = value.split_once(':') else {
+        return false;
+    };
+    let stderr = std::io::stderr();
+    let fd = stderr.as_raw_fd();
+    let Ok(meta) = std::fs::metadata(format!("/proc/self/fd/{fd}")) else {
+        return false;
+    };
+    dev.parse() == Ok(meta.dev()) && ino.parse() == Ok(meta.ino())
+}
+
+/// syslog's priority for a level (`<3>` error ... `<7>` debug), which journald reads off the
+/// start of a line.
+fn priority(level: &Level) -> u8 {
+    match *level {
+        Level::ERROR => 3,
+        Level::WARN => 4,
+        Level::INFO => 6,
+        Level::DEBUG | Level::TRACE => 7,
+    }
+}
+
+/// The default line, without its time, behind a syslog priority prefix.
+struct Journald(Format<Full, ()>);
+
+impl<S, N> FormatEvent<S, N> for Journald
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        write!(writer, "<{}>", priority(event.metadata().level()))?;
+        self.0.format_event(ctx, writer, event)
+    }
+}
+
+/// Counts the warnings and errors logged (`cdktr_log_events_total{level}`).
+struct CountEvents;
+
+impl<S: Subscriber> tracing_subscriber::Layer<S> for CountEvents {
+    fn on_event(&self, event: &Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let level = match *event.metadata().level() {
+            Level::ERROR => "error",
+            Level::WARN => "warn",
+            _ => return,
+        };
+        super::metrics::METRICS
+            .log_events
+            .get_or_create(&vec![("level", level.to_owned())])
+            .inc();
+    }
+}
