@@ -77,7 +77,7 @@ until_ok 2 listed dropped || fail "the dropped workflow is not loaded within 2 s
 echo "loaded after $((SECONDS - dropped)) s"
 
 step "systemctl start cdktr-agent@1 registers"
-systemctl start cdktr-agent@1 || fail "agent start"
+systemctl enable --now cdktr-agent@1 || fail "agent start"
 until_ok 10 sh -c 'runuser -u op -- cdktr agents list | grep -q "^1@"' || fail "agent 1 did not register"
 [ -d /var/lib/cdktr/agent-1 ] || fail "no agent spool directory"
 
@@ -93,6 +93,15 @@ systemctl reload cdktr-principal || fail "reload"
 [ "$(systemctl is-active cdktr-principal)" = active ] || fail "not active after reload"
 until_ok 10 listed reloaded || fail "not reloaded"
 journalctl --no-pager -u cdktr-principal | grep -q 'SIGHUP' || fail "no SIGHUP in the journal"
+
+step "an upgrade (the package installed again) restarts the running agents on the new binary"
+agent_pid=$(systemctl show -p MainPID --value cdktr-agent@1)
+DEBIAN_FRONTEND=noninteractive apt-get install --reinstall -y -q /cdktr_ci.deb >/tmp/apt.log 2>&1 ||
+  { cat /tmp/apt.log; fail "reinstall"; }
+[ "$(systemctl is-active cdktr-principal)" = active ] || fail "the principal is down after the upgrade"
+[ "$(systemctl is-active cdktr-agent@1)" = active ] || fail "the agent is down after the upgrade"
+[ "$(systemctl show -p MainPID --value cdktr-agent@1)" != "$agent_pid" ] || fail "the agent was not restarted"
+until_ok 20 sh -c 'runuser -u op -- cdktr agents list | grep -q "^1@.*alive"' || fail "the agent did not come back"
 
 step "journald: one line per event, with its priority"
 journalctl --no-pager -u cdktr-principal -p info -o cat | grep -q 'cdktr::principal' || fail "no component in the lines"
@@ -117,14 +126,15 @@ as_operator cdktr run hello --wait >/dev/null || fail "run after the restart"
 echo "a run after the restart completed in $((SECONDS - restarted)) s (the agent registered again)"
 
 step "systemctl stop exits cleanly"
-systemctl stop cdktr-agent@1
 systemctl stop cdktr-principal
 [ "$(systemctl show -p Result --value cdktr-principal)" = success ] || fail "principal stop: $(systemctl show -p Result --value cdktr-principal)"
 [ "$(systemctl show -p ExecMainStatus --value cdktr-principal)" = 0 ] || fail "principal exit status"
-[ "$(systemctl show -p Result --value cdktr-agent@1)" = success ] || fail "agent stop"
 
-step "apt remove keeps the data; apt purge leaves nothing of cdktr"
+step "apt remove stops the agents it started (enabled, still running); keeps the data"
+[ "$(systemctl is-active cdktr-agent@1)" = active ] || fail "the agent is not running"
 DEBIAN_FRONTEND=noninteractive apt-get remove -y -q cdktr >/dev/null
+[ "$(systemctl is-active cdktr-agent@1)" = active ] && fail "the agent runs on after remove"
+[ "$(systemctl show -p Result --value cdktr-agent@1)" = success ] || fail "agent stop: $(systemctl show -p Result --value cdktr-agent@1)"
 [ -e /var/lib/cdktr/cdktr.duckdb ] || fail "remove deleted the history"
 [ -e /etc/cdktr/cdktr.toml ] || fail "remove deleted the configuration"
 DEBIAN_FRONTEND=noninteractive apt-get purge -y -q cdktr >/dev/null

@@ -64,9 +64,22 @@ struct Running {
     /// Wakes the heartbeat when a slot frees, so the principal learns it at once and fills
     /// the poll that is waiting.
     beat: Arc<Notify>,
+    /// Set once the agent stops taking work (shutdown): it then reports no free slot.
+    closed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Running {
+    /// Slots free for new work: none once closed.
+    fn free(&self, slots: u32) -> u32 {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return 0;
+        }
+        slots.saturating_sub(u32::try_from(self.len()).unwrap_or(u32::MAX))
+    }
+    fn close(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
     fn list(&self) -> Vec<AttemptRef> {
         self.inner
             .lock()
@@ -130,12 +143,19 @@ impl Running {
     }
 }
 
+/// What the agent tells its caller: that it runs, before it registers (which waits as long as
+/// the principal is unreachable), then that it registered (with its metrics address).
+pub struct Hooks<S, R> {
+    pub started: S,
+    pub registered: R,
+}
+
 /// Runs the agent until `shutdown`; then takes no more work, stops its running tasks
 /// (SIGTERM, then SIGKILL after a grace period), reports their final states and deregisters.
 pub async fn run(
     config: AgentConfig,
     shutdown: CancellationToken,
-    on_ready: impl FnOnce(&AgentId, Option<std::net::SocketAddr>),
+    hooks: Hooks<impl FnOnce(), impl FnOnce(&AgentId, Option<std::net::SocketAddr>)>,
 ) -> Result<(), String> {
     let info = identity(&config);
     let agent_id = info.id.clone();
@@ -167,23 +187,25 @@ pub async fn run(
         "" => None,
         address => {
             let refresh = stopping::gauges(reporter.clone(), running.clone(), info.slots);
-            let served = crate::runtime::metrics::serve(address, refresh, metrics_stop).await;
+            let served =
+                crate::runtime::metrics::bind_and_serve(address, refresh, metrics_stop).await;
             Some(served.map_err(|e| e.to_string())?)
         }
     };
 
+    (hooks.started)();
     let Some(suggested) = register(&client, &info, &running, &shutdown).await else {
         return Ok(());
     };
     // Beat at least as often as the principal asks, so its timeout never fires on a live agent.
     let interval = config.heartbeat_interval.min(suggested);
     tracing::info!(agent = %agent_id, principal = %config.principal, slots = info.slots, "registered");
-    on_ready(&agent_id, metrics);
+    (hooks.registered)(&agent_id, metrics);
 
     let reregister = Arc::new(Notify::new());
-    // Told when the heartbeat registered again (the principal restarted): the pull waiting
-    // at the old principal will never be answered, so a new one goes out at once.
-    let registered = Arc::new(Notify::new());
+    // Counts the heartbeat's registrations. One during a pull (the principal restarted) means
+    // the pull waiting at the old principal will never be answered: a new one goes out at once.
+    let (registered, mut registrations) = tokio::sync::watch::channel(0u64);
     // Beats until deregistration (not just until shutdown starts): draining can take longer
     // than the principal's timeout, and a silent agent would have its runs crashed.
     let heartbeat_stop = CancellationToken::new();
@@ -192,21 +214,23 @@ pub async fn run(
         info.clone(),
         running.clone(),
         interval,
-        (reregister.clone(), registered.clone()),
+        (reregister.clone(), registered),
         heartbeat_stop.clone(),
     ));
 
     loop {
         // A poll is kept waiting even with no slot free: the principal answers it with stop
         // orders (cancels) at once, and its heartbeats tell it when a slot frees.
-        let free = info.slots.saturating_sub(running.len() as u32);
+        let free = running.free(info.slots);
+        // Registrations before this pull are for it; only one during it abandons it.
+        registrations.borrow_and_update();
         let request = Request::Agent(AgentRequest::PullWork {
             agent_id: agent_id.clone(),
             free_slots: free,
         });
         let reply = tokio::select! {
             r = client.request_within(request, Duration::from_secs(60)) => r,
-            _ = registered.notified() => continue,
+            Ok(()) = registrations.changed() => continue,
             _ = shutdown.cancelled() => break,
         };
         match reply {
@@ -232,6 +256,7 @@ pub async fn run(
         }
     }
 
+    running.close();
     tracing::info!(runs = running.len(), "shutting down: taking no more work");
     // A pull may still be waiting at the principal: tell it nothing is free before draining.
     let _ = client
@@ -296,7 +321,7 @@ async fn heartbeat(
     info: AgentInfo,
     running: Running,
     interval: Duration,
-    (reregister, registered): (Arc<Notify>, Arc<Notify>),
+    (reregister, registered): (Arc<Notify>, tokio::sync::watch::Sender<u64>),
     shutdown: CancellationToken,
 ) {
     loop {
@@ -305,13 +330,13 @@ async fn heartbeat(
             _ = running.beat.notified() => {}
             _ = reregister.notified() => {
                 register(&client, &info, &running, &shutdown).await;
-                registered.notify_one();
+                registered.send_modify(|n| *n += 1);
                 continue;
             }
             _ = shutdown.cancelled() => return,
         }
         let list = running.list();
-        let free = info.slots.saturating_sub(list.len() as u32);
+        let free = running.free(info.slots);
         let request = Request::Agent(AgentRequest::Heartbeat {
             agent_id: info.id.clone(),
             running: list,
@@ -326,7 +351,7 @@ async fn heartbeat(
                     "principal does not know this agent (or is unreachable): registering again"
                 );
                 register(&client, &info, &running, &shutdown).await;
-                registered.notify_one();
+                registered.send_modify(|n| *n += 1);
             }
         }
     }

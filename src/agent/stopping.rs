@@ -25,9 +25,7 @@ pub(super) async fn end_runs(
     let within = |d: Duration| tokio::time::timeout(d, tracker.wait());
     match config.shutdown {
         ShutdownMode::Drain => {
-            if running.len() > 0 {
-                tracing::info!(runs = running.len(), limit = %humantime::format_duration(limit), "draining: the running tasks finish, no new work is taken");
-            }
+            tracing::info!(runs = running.len(), limit = %humantime::format_duration(limit), "draining: the running tasks finish, no new work is taken");
             if within(limit).await.is_err() {
                 tracing::warn!(
                     runs = running.len(),

@@ -235,12 +235,21 @@ pub fn agent_main(config_file: Option<PathBuf>, args: AgentArgs) -> ExitCode {
                 eprintln!("error: agent.credential: {e}");
                 return ExitCode::FAILURE;
             }
-            let ran = agent::run(cfg.agent, shutdown, |id, metrics| {
-                let metrics = metrics.map_or("none".to_owned(), |m| m.to_string());
-                runtime::ready_line(format!("cdktr-agent ready id={id} metrics={metrics}"));
-                runtime::systemd::ready();
-            })
-            .await;
+            let principal = cfg.agent.principal.clone();
+            let hooks = agent::Hooks {
+                // Ready for systemd (and `--daemon`) once running: registering waits for the
+                // principal however long it is away, and must not hold up a boot.
+                started: move || {
+                    runtime::systemd::ready();
+                    runtime::systemd::status(&format!("registering with {principal}"));
+                },
+                registered: |id: &crate::model::AgentId, metrics: Option<std::net::SocketAddr>| {
+                    let metrics = metrics.map_or("none".to_owned(), |m| m.to_string());
+                    runtime::ready_line(format!("cdktr-agent ready id={id} metrics={metrics}"));
+                    runtime::systemd::status(&format!("registered as {id}"));
+                },
+            };
+            let ran = agent::run(cfg.agent, shutdown, hooks).await;
             match ran {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -114,7 +114,8 @@ pub fn principal_main(config_file: Option<PathBuf>, args: PrincipalArgs) -> Exit
                     return ExitCode::FAILURE;
                 }
             };
-            let bound = principal::bind(&cfg.principal, security.as_ref()).await;
+            let bound =
+                principal::bind(&cfg.principal, security.as_ref(), &cfg.metrics.listen).await;
             let sockets = match bound {
                 Ok(s) => s,
                 Err(e) => {
@@ -138,10 +139,13 @@ pub fn principal_main(config_file: Option<PathBuf>, args: PrincipalArgs) -> Exit
                 let agent = {
                     let agent_stop = agent_stop.clone();
                     tokio::spawn(async move {
-                        let ran = agent::run(agent_cfg, agent_stop, |id, _| {
-                            runtime::ready_line(format!("cdktr-agent ready id={id}"))
-                        })
-                        .await;
+                        let hooks = agent::Hooks {
+                            started: || {},
+                            registered: |id: &crate::model::AgentId, _| {
+                                runtime::ready_line(format!("cdktr-agent ready id={id}"))
+                            },
+                        };
+                        let ran = agent::run(agent_cfg, agent_stop, hooks).await;
                         if let Err(e) = ran {
                             tracing::error!(error = %e, "the embedded agent stopped");
                         }
@@ -165,7 +169,6 @@ pub fn principal_main(config_file: Option<PathBuf>, args: PrincipalArgs) -> Exit
                 sockets,
                 principal_stop,
                 reload,
-                &cfg.metrics.listen,
                 |ready| {
                     runtime::ready_line(format!(
                         "cdktr-principal ready api={} logs_publish={} control={} workflows={} metrics={}",

@@ -84,6 +84,8 @@ pub struct Sockets {
     pub keys: Option<Arc<KeysFile>>,
     /// The local control socket and its stream (no CURVE: file permissions decide).
     pub local: Option<local::LocalSockets>,
+    /// The metrics listener, bound with the rest (`metrics.listen`).
+    pub metrics: Option<tokio::net::TcpListener>,
 }
 
 /// The principal's side of authentication: its key pair and the keys file of its clients.
@@ -132,7 +134,16 @@ fn reachable_from_other_hosts(endpoint: &str) -> bool {
 pub async fn bind(
     config: &PrincipalConfig,
     security: Option<&Security>,
+    metrics_listen: &str,
 ) -> Result<Sockets, PrincipalError> {
+    let metrics = match metrics_listen {
+        "" => None,
+        address => Some(
+            crate::runtime::metrics::bind(address)
+                .await
+                .map_err(PrincipalError::Metrics)?,
+        ),
+    };
     let (api, publish) = (config.listen.as_str(), config.logs_publish.as_str());
     let max_message_bytes = config.max_message_bytes;
     let handshake = i32::try_from(config.handshake_timeout.as_millis())
@@ -180,6 +191,7 @@ pub async fn bind(
         publish_endpoint,
         keys: security.map(|s| s.keys.clone()),
         local,
+        metrics,
     })
 }
 
@@ -224,7 +236,6 @@ pub async fn run(
     sockets: Sockets,
     shutdown: CancellationToken,
     reload: Arc<Notify>,
-    metrics_listen: &str,
     on_ready: impl FnOnce(&Ready),
 ) -> Result<(), PrincipalError> {
     let (db_path, memory_mb) = (config.db_path.clone(), config.store_memory_mb);
@@ -339,14 +350,13 @@ pub async fn run(
         _local_files = Some(files);
     }
 
-    let metrics = if metrics_listen.is_empty() {
-        None
-    } else {
-        let refresh = watchdog::gauges(core.clone(), store.clone());
-        let bound = crate::runtime::metrics::serve(metrics_listen, refresh, shutdown.child_token())
-            .await
-            .map_err(PrincipalError::Metrics)?;
-        Some(bound.to_string())
+    let metrics = match sockets.metrics {
+        None => None,
+        Some(listener) => {
+            let refresh = watchdog::gauges(core.clone(), store.clone());
+            let served = crate::runtime::metrics::serve(listener, refresh, shutdown.child_token());
+            Some(served.map_err(PrincipalError::Metrics)?.to_string())
+        }
     };
     watchdog::spawn(
         &tracker,

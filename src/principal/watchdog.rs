@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use super::coordinator::CoordinatorHandle;
 use super::scheduler::SchedulerHandle;
+use crate::model::AgentState;
 use crate::protocol::control::StatusView;
 use crate::runtime::metrics::METRICS;
 use crate::runtime::systemd;
@@ -19,6 +20,7 @@ use crate::store::Store;
 
 /// The status line is refreshed at least this often.
 const STATUS_EVERY: Duration = Duration::from_secs(5);
+const STORE: &str = "store writer";
 
 pub struct Parts {
     pub core: CoordinatorHandle,
@@ -36,16 +38,27 @@ pub fn spawn(tracker: &TaskTracker, parts: Parts, stop: CancellationToken) {
     if let Some(every) = watchdog {
         tracing::info!(interval = %humantime::format_duration(every), "systemd watchdog on");
     }
-    // systemd's advice: ping at half the interval. Each part must answer within one period.
+    // systemd's advice: ping at half the interval. A probe gets half a period, so two pings
+    // are never more than one and a half periods (three quarters of the interval) apart.
     let period = watchdog.map_or(STATUS_EVERY, |w| (w / 2).min(STATUS_EVERY));
     tracker.spawn(async move {
         let mut stuck = false;
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut applied = parts.store.progress().position();
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(period) => {}
+                _ = ticks.tick() => {}
             }
-            let (status, blocked) = probe(&parts, period).await;
+            let (status, mut blocked) = probe(&parts, period / 2).await;
+            // A writer busy applying a long backlog (after a full disk) answers late but moves:
+            // that is progress, not a wedge.
+            let now_applied = parts.store.progress().position();
+            if now_applied != applied {
+                blocked.retain(|p| *p != STORE);
+            }
+            applied = now_applied;
             if blocked.is_empty() {
                 if watchdog.is_some() {
                     systemd::watchdog_ping();
@@ -86,7 +99,7 @@ async fn probe(parts: &Parts, within: Duration) -> (Option<StatusView>, Vec<&'st
         blocked.push("scheduler");
     }
     if !matches!(store, Ok(Ok(()))) {
-        blocked.push("store writer");
+        blocked.push(STORE);
     }
     (status, blocked)
 }
@@ -100,14 +113,21 @@ pub fn gauges(core: CoordinatorHandle, store: Store) -> crate::runtime::metrics:
             if let Ok(s) = core.status().await {
                 set_gauges(&s);
             }
-            let m = &METRICS;
-            let (degraded, journaled) = match store.health() {
-                crate::store::StoreHealth::Ok => (0, 0),
-                crate::store::StoreHealth::Degraded { journaled, .. } => (1, journaled),
-            };
-            m.store_degraded.set(degraded);
-            m.journal_depth
-                .set(i64::try_from(journaled).unwrap_or(i64::MAX));
+            if let Ok(agents) = core.agents().await {
+                for state in AgentState::ALL {
+                    let n = agents.iter().filter(|a| a.state == *state).count();
+                    METRICS
+                        .agents
+                        .get_or_create(&vec![("state", state.as_str().to_owned())])
+                        .set(i64::try_from(n).unwrap_or(i64::MAX));
+                }
+            }
+            let degraded = matches!(store.health(), crate::store::StoreHealth::Degraded { .. });
+            METRICS.store_degraded.set(i64::from(degraded));
+            let depth = store.unapplied();
+            METRICS
+                .journal_depth
+                .set(i64::try_from(depth).unwrap_or(i64::MAX));
         })
     })
 }
@@ -117,12 +137,6 @@ fn set_gauges(s: &StatusView) {
     let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
     m.queue_length.set(n(s.queue_length));
     m.runs_running.set(n(s.runs_active));
-    m.agents
-        .get_or_create(&vec![("state", "alive".to_owned())])
-        .set(n(s.agents_alive));
-    m.agents
-        .get_or_create(&vec![("state", "lost".to_owned())])
-        .set(n(s.agents_total.saturating_sub(s.agents_alive)));
     m.workflows
         .get_or_create(&vec![("state", "valid".to_owned())])
         .set(n(s.workflows_loaded));

@@ -369,6 +369,11 @@ impl Store {
         }
     }
 
+    /// Writes acknowledged (journaled) that DuckDB has not applied yet.
+    pub fn unapplied(&self) -> u64 {
+        self.health.unapplied()
+    }
+
     /// Answers once the owner thread (the writer) has taken everything sent before: the
     /// watchdog's proof that the store makes progress.
     pub async fn ping(&self) -> Result<(), StoreError> {
