@@ -1,25 +1,13 @@
 //! `cdktr-tui`: the terminal cockpit.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 
-#[derive(Parser)]
-#[command(name = "cdktr-tui", version, about = "cdktr terminal cockpit")]
-struct Args {
-    /// Configuration file (else $CDKTR_CONFIG, ./cdktr.toml, /etc/cdktr/cdktr.toml).
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Principal to watch (client.principal).
-    #[arg(long, value_name = "ENDPOINT")]
-    principal: Option<String>,
-}
-
 cdktr::without_duckdb!();
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = cdktr::tui::TuiCli::parse();
     let flags = args
         .principal
         .map(|p| vec![("client.principal", p, "--principal".to_owned())])

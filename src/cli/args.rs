@@ -4,13 +4,16 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use super::subcommands::*;
+
 use crate::model::RunStatus;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "cdktr",
     version,
-    about = "cdktr: a distributed workflow orchestrator"
+    about = "cdktr: a distributed workflow orchestrator",
+    after_help = "Example: cdktr run etl.daily --wait    (every command: cdktr COMMAND --help)"
 )]
 pub struct Cli {
     /// Configuration file (else $CDKTR_CONFIG, ./cdktr.toml, /etc/cdktr/cdktr.toml).
@@ -26,6 +29,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print the resolved configuration as TOML.
+    ///
+    /// Example: cdktr config --sources
     Config {
         /// Say where each value came from (default, file, env or flag).
         #[arg(long)]
@@ -35,17 +40,27 @@ pub enum Command {
         json: bool,
     },
     /// Validate, list and inspect workflow definitions.
+    ///
+    /// Example: cdktr workflow validate /etc/cdktr/workflows
     #[command(subcommand)]
     Workflow(WorkflowCommand),
     /// Start a daemon in the foreground.
+    ///
+    /// Example: cdktr start principal --with-agent
     #[command(subcommand)]
     Start(StartCommand),
     /// Trigger a run of a workflow.
+    ///
+    /// Example: cdktr run etl.daily --param day=mon --wait
     Run(RunArgs),
     /// Tasks (`cdktr task run W` is `cdktr run W`).
+    ///
+    /// Example: cdktr task run etl.daily --wait
     #[command(subcommand)]
     Task(TaskCommand),
     /// Run history.
+    ///
+    /// Example: cdktr runs list --workflow etl.daily --status FAILED
     #[command(subcommand)]
     Runs(RunsCommand),
     /// Run again what an ended run ran: its definition and parameters, linked to it.
@@ -68,6 +83,17 @@ pub enum Command {
         wait: bool,
         #[arg(long)]
         json: bool,
+    },
+    /// Print a completion script for a shell.
+    ///
+    /// Example: cdktr completions bash > /etc/bash_completion.d/cdktr
+    Completions { shell: clap_complete::Shell },
+    /// Write man pages for cdktr, each of its commands and the daemons into a directory.
+    ///
+    /// Example: cdktr man --out /usr/local/share/man/man1
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
     /// Arm a fault injection point on a principal started with CDKTR_FAILPOINTS=1 (for tests
     /// of a deployment: `store_wedge` stops the store's writer, and systemd's watchdog should
@@ -105,25 +131,39 @@ pub enum Command {
         json: bool,
     },
     /// Task output: a run's logs, queries across runs, the live tail.
+    ///
+    /// Example: cdktr logs 01JD8X... --task extract --follow
     Logs(LogsArgs),
     /// Agents known to the principal.
+    ///
+    /// Example: cdktr agents list --json
     #[command(subcommand)]
     Agents(AgentsCommand),
     /// Schedules: list, pause and resume, explain the next fires, slot history.
+    ///
+    /// Example: cdktr schedule pause etl.daily
     #[command(subcommand)]
     Schedule(ScheduleCommand),
     /// Event listeners that trigger runs: an HTTP webhook, file arrival.
+    ///
+    /// Example: cdktr listen webhook --bind 127.0.0.1:8080 --token-file /etc/cdktr/webhook.token
     #[command(subcommand)]
     Listen(ListenCommand),
     /// Who the principal takes this client for: its credential's name and role.
+    ///
+    /// Example: cdktr whoami --principal tcp://10.0.0.5:5561
     Whoami {
         #[arg(long)]
         json: bool,
     },
     /// Client credentials for an authenticated principal (CURVE keys, one per client).
+    ///
+    /// Example: cdktr keys new web1 --role agent --out web1.credential
     #[command(subcommand)]
     Keys(KeysCommand),
     /// The audit log: who triggered, paused, resumed, reloaded, and key changes; newest first.
+    ///
+    /// Example: cdktr audit --since 1d --action trigger
     Audit {
         /// Only entries since then: a duration ago (`1h`, `7d`) or an RFC 3339 time.
         #[arg(long)]
@@ -140,136 +180,11 @@ pub enum Command {
         json: bool,
     },
     /// The principal's health: version, uptime, workflows, queue, agents, store.
+    ///
+    /// Example: cdktr status --json
     Status {
         #[arg(long)]
         json: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum WorkflowCommand {
-    /// Check workflow files and report every problem as file:line:col.
-    Validate {
-        /// Files or directories (default: the configured workflow directory).
-        paths: Vec<PathBuf>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// List workflows with their schedules and next fire times (from the principal when it is
-    /// reachable and no --dir is given, else from the files).
-    List {
-        /// Read this workflow directory instead of asking the principal.
-        #[arg(long, value_name = "DIR")]
-        dir: Option<PathBuf>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Make the principal re-read the workflow directory now (it also watches it).
-    Reload {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show one workflow: schedule, next fire times and tasks in execution order.
-    Show {
-        id: String,
-        #[arg(long, value_name = "DIR")]
-        dir: Option<PathBuf>,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ScheduleCommand {
-    /// Scheduled workflows: cron, zone, next fire, paused, policies.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Pause a workflow's schedule (persisted across principal restarts).
-    Pause {
-        workflow: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Resume a paused schedule.
-    Resume {
-        workflow: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// The next fire times in the workflow's zone and in UTC, with DST changes marked.
-    Explain {
-        workflow: String,
-        #[arg(long, default_value_t = 10)]
-        count: usize,
-        #[arg(long)]
-        json: bool,
-    },
-    /// What happened to each slot: fired, skipped-overlap, missed, caught-up, paused.
-    History {
-        workflow: String,
-        #[arg(long, default_value_t = 50)]
-        limit: u32,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ListenCommand {
-    /// HTTP: `POST /trigger/<workflow>` with a JSON object of parameters queues a run.
-    Webhook {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        bind: String,
-        /// File holding the shared token callers must send (Authorization: Bearer <token>);
-        /// or set CDKTR_WEBHOOK_TOKEN. Never on the command line, where `ps` shows it.
-        #[arg(long, value_name = "FILE", conflicts_with = "no_auth")]
-        token_file: Option<PathBuf>,
-        /// Refused: a token on the command line is visible to every local user.
-        #[arg(long, hide = true)]
-        token: Option<String>,
-        /// Accept requests without a token (only sensible on a trusted loopback).
-        #[arg(long)]
-        no_auth: bool,
-    },
-    /// A file arriving in a directory (created or moved in) triggers a workflow.
-    Files {
-        #[arg(long, value_name = "DIR")]
-        dir: PathBuf,
-        /// Glob on the file name, e.g. '*.csv'.
-        #[arg(long, default_value = "*")]
-        pattern: String,
-        #[arg(long)]
-        workflow: String,
-        /// The parameter that receives the file's absolute path (declare it in the workflow).
-        #[arg(long, default_value = "file")]
-        param: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum StartCommand {
-    /// The principal: runs `cdktr-principal` with the flags that follow (see its --help).
-    #[command(disable_help_flag = true, disable_version_flag = true)]
-    Principal {
-        #[arg(
-            trailing_var_arg = true,
-            allow_hyphen_values = true,
-            value_name = "FLAGS"
-        )]
-        flags: Vec<std::ffi::OsString>,
-    },
-    /// An agent: runs `cdktr-agent` with the flags that follow (see its --help).
-    #[command(disable_help_flag = true, disable_version_flag = true)]
-    Agent {
-        #[arg(
-            trailing_var_arg = true,
-            allow_hyphen_values = true,
-            value_name = "FLAGS"
-        )]
-        flags: Vec<std::ffi::OsString>,
     },
 }
 
@@ -290,12 +205,16 @@ pub struct RunArgs {
 #[derive(Debug, Subcommand)]
 pub enum TaskCommand {
     /// Trigger a run of a workflow (same as `cdktr run`).
+    ///
+    /// Example: cdktr task run etl.daily --wait
     Run(RunArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum RunsCommand {
     /// Recent runs, newest first.
+    ///
+    /// Example: cdktr runs list --status FAILED --limit 20
     List {
         #[arg(long)]
         workflow: Option<String>,
@@ -308,6 +227,8 @@ pub enum RunsCommand {
         json: bool,
     },
     /// One run and its tasks.
+    ///
+    /// Example: cdktr runs show 01JD8X...
     Show {
         run: String,
         #[arg(long)]
@@ -340,6 +261,8 @@ pub struct LogsArgs {
 #[derive(Debug, Subcommand)]
 pub enum LogsCommand {
     /// Stored output across runs.
+    ///
+    /// Example: cdktr logs query --workflow etl.daily --since 1h
     Query {
         #[arg(long)]
         workflow: Option<String>,
@@ -353,49 +276,11 @@ pub enum LogsCommand {
         json: bool,
     },
     /// Live output of every run (or one workflow's) until interrupted.
+    ///
+    /// Example: cdktr logs tail --workflow etl.daily
     Tail {
         #[arg(long)]
         workflow: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum KeysCommand {
-    /// Create a credential: writes it to FILE (0600, with the principal's public key) and
-    /// adds the client to the keys file named by `[auth] keys` (or prints the line to add).
-    New {
-        /// The client's name: an agent's credential names its agent (`web1` acts for
-        /// `web1@HOST`).
-        name: String,
-        #[arg(long)]
-        role: crate::model::Role,
-        /// Where to write the credential (never overwritten).
-        #[arg(long, value_name = "FILE")]
-        out: PathBuf,
-    },
-    /// Create the principal's key pair (`[auth] principal_key`) if it does not exist, and
-    /// print its public key. The package runs it once, as the service user.
-    ///
-    /// Example: runuser -u cdktr -- cdktr keys init
-    Init {
-        #[arg(long)]
-        json: bool,
-    },
-    /// The clients in the keys file.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Remove a client: its requests are refused from the next one on.
-    Revoke { name: String },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum AgentsCommand {
-    /// Agents with their state, capacity and last heartbeat.
-    List {
         #[arg(long)]
         json: bool,
     },

@@ -7,6 +7,7 @@
 mod agents_cmd;
 mod args;
 mod config_cmd;
+mod docs_cmd;
 pub mod format;
 mod keys_cmd;
 mod listen_cmd;
@@ -16,6 +17,7 @@ mod run_cmd;
 mod runs_cmd;
 mod schedule_cmd;
 mod start_cmd;
+mod subcommands;
 mod workflow_cmd;
 
 use std::collections::BTreeMap;
@@ -73,6 +75,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 run_cmd::rerun(c, &run, (failed_only, latest), params, wait, json).await
             })
         }
+        Command::Completions { shell } => docs_cmd::completions(shell),
+        Command::Man { out } => docs_cmd::man_pages(&out),
         Command::Failpoint { name, duration } => {
             let duration = humantime::parse_duration(&duration)
                 .map_err(|e| anyhow::anyhow!("--for `{duration}`: {e}"))?;

@@ -17,7 +17,23 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, Inputs};
 use crate::{agent, runtime};
 
-pub use principal_main::{principal_main, PrincipalArgs};
+pub use principal_main::{principal_main, PrincipalArgs, PrincipalCli};
+
+/// `cdktr-agent`'s command line.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "cdktr-agent",
+    version,
+    about = "cdktr agent daemon: registers with the principal, pulls runs when it has a free slot, executes their task DAGs",
+    after_help = "Example: cdktr-agent --principal tcp://10.0.0.5:5561 --name web1 --label gpu --shutdown drain"
+)]
+pub struct AgentCli {
+    /// Configuration file (else $CDKTR_CONFIG, ./cdktr.toml, /etc/cdktr/cdktr.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
 
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct AgentArgs {

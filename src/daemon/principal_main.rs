@@ -8,6 +8,22 @@ use tokio_util::sync::CancellationToken;
 use super::{flag, run_daemon, Flags};
 use crate::{agent, principal, runtime};
 
+/// `cdktr-principal`'s command line.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "cdktr-principal",
+    version,
+    about = "cdktr principal daemon: loads workflows, schedules and queues runs, answers agents and clients, keeps the history in DuckDB",
+    after_help = "Example: cdktr-principal --workflow-dir /etc/cdktr/workflows --data-dir /var/lib/cdktr --with-agent"
+)]
+pub struct PrincipalCli {
+    /// Configuration file (else $CDKTR_CONFIG, ./cdktr.toml, /etc/cdktr/cdktr.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub principal: PrincipalArgs,
+}
+
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct PrincipalArgs {
     /// API endpoint to bind (principal.listen); port 0 picks a free port.

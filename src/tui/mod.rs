@@ -103,3 +103,20 @@ async fn fetch(client: &Client, selected: Option<String>) -> Result<Snapshot, Cl
         detail,
     })
 }
+
+/// `cdktr-tui`'s command line.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "cdktr-tui",
+    version,
+    about = "cdktr terminal cockpit: workflows, runs, logs and agents of a principal, live",
+    after_help = "Example: cdktr-tui --principal tcp://10.0.0.5:5561"
+)]
+pub struct TuiCli {
+    /// Configuration file (else $CDKTR_CONFIG, ./cdktr.toml, /etc/cdktr/cdktr.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+    /// Principal to watch (client.principal).
+    #[arg(long, value_name = "ENDPOINT")]
+    pub principal: Option<String>,
+}

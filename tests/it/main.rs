@@ -3,6 +3,7 @@
 mod audit;
 mod auth;
 mod cancel;
+mod cli_docs;
 mod common;
 mod config_cli;
 mod controls;
