@@ -84,6 +84,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a commented cdktr.toml and a workflows/ folder with an example of each task type
+    /// (never overwriting a file without --force).
+    ///
+    /// Example: cdktr init my-project
+    Init {
+        /// The folder to write into (created if missing).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Overwrite files that exist.
+        #[arg(long)]
+        force: bool,
+    },
     /// Print a completion script for a shell.
     ///
     /// Example: cdktr completions bash > /etc/bash_completion.d/cdktr

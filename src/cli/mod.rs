@@ -2,13 +2,15 @@
 //! file each), and exit codes.
 //!
 //! Exit codes: 0 success; 1 the command ran and found a failure (invalid workflows, a failed
-//! run); 2 bad usage or configuration; 3 the principal cannot be reached; 4 not found.
+//! run); 2 bad usage or configuration; 3 the principal cannot be reached; 4 not found; 5
+//! refused (the credential may not do it, or the control socket is not this user's to open).
 
 mod agents_cmd;
 mod args;
 mod config_cmd;
 mod docs_cmd;
 pub mod format;
+mod init_cmd;
 mod keys_cmd;
 mod listen_cmd;
 mod logs_cmd;
@@ -75,6 +77,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 run_cmd::rerun(c, &run, (failed_only, latest), params, wait, json).await
             })
         }
+        Command::Init { dir, force } => init_cmd::run(&dir, force),
         Command::Completions { shell } => docs_cmd::completions(shell),
         Command::Man { out } => docs_cmd::man_pages(&out),
         Command::Failpoint { name, duration } => {
@@ -162,11 +165,33 @@ fn remote(
     command: impl AsyncFnOnce(&Client) -> anyhow::Result<ExitCode>,
 ) -> anyhow::Result<ExitCode> {
     let config = &resolved.config.client;
+    may_open_control_socket(&config.principal)?;
     with_runtime(async move {
         let client = Client::from_config(config)?;
         command(&client).await
     })
 }
+
+/// A control socket this user may not open would only time out (its connection is made in the
+/// background): say so at once, as a refusal.
+fn may_open_control_socket(endpoint: &str) -> anyhow::Result<()> {
+    let Some(path) = endpoint.strip_prefix("ipc://") else {
+        return Ok(());
+    };
+    match nix::unistd::access(path, nix::unistd::AccessFlags::W_OK) {
+        Err(nix::errno::Errno::EACCES) => Err(anyhow::Error::new(Refused(format!(
+            "permission denied: the control socket {path} is for its owner and group only \
+             (principal.control_group, `cdktr` when installed as a package); join that group, \
+             or use a credential over TCP (--principal tcp://HOST:PORT with client.credential)"
+        )))),
+        _ => Ok(()),
+    }
+}
+
+/// A request this client may not make (exit code 5).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
 
 fn with_runtime(
     work: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
@@ -217,16 +242,22 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
             Some(ClientError::Unreachable { .. })
         )
     });
-    let not_found = err.chain().any(|c| {
-        matches!(
-            c.downcast_ref::<ClientError>(),
-            Some(ClientError::Remote(e)) if e.code == crate::protocol::ErrorCode::NotFound
-        )
-    });
+    let remote = |code: crate::protocol::ErrorCode| {
+        err.chain().any(|c| {
+            matches!(
+                c.downcast_ref::<ClientError>(),
+                Some(ClientError::Remote(e)) if e.code == code
+            )
+        })
+    };
+    let refused = err.chain().any(|c| c.downcast_ref::<Refused>().is_some())
+        || remote(crate::protocol::ErrorCode::Forbidden);
     if unreachable {
         ExitCode::from(3)
-    } else if not_found {
+    } else if remote(crate::protocol::ErrorCode::NotFound) {
         ExitCode::from(4)
+    } else if refused {
+        ExitCode::from(5)
     } else {
         ExitCode::from(2)
     }

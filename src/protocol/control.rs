@@ -317,6 +317,10 @@ pub struct AgentView {
     pub host: String,
     pub slots: u32,
     pub running: u32,
+    /// Slots it can take work in now: what its waiting pull offers (0 while no pull waits,
+    /// as between two runs while the agent frees the slot).
+    #[serde(default)]
+    pub ready_slots: u32,
     pub state: AgentState,
     #[serde(with = "crate::model::time")]
     pub registered_at: DateTime<Utc>,

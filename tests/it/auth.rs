@@ -77,7 +77,7 @@ fn without_a_credential_nothing_is_answered_and_each_role_does_only_its_part() {
         me.stderr
     );
     let refused = as_client(&ws, "viewer", &p.api, &["run", "hello"]);
-    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
+    assert_eq!(refused.code, Some(5), "{}", refused.stderr);
     assert!(
         refused.stderr.contains("forbidden") && refused.stderr.contains("may not send `trigger`"),
         "{}",
@@ -89,7 +89,7 @@ fn without_a_credential_nothing_is_answered_and_each_role_does_only_its_part() {
     let logs = as_client(&ws, "hook", &p.api, &["logs", &run_id]);
     assert_eq!(
         logs.code,
-        Some(2),
+        Some(5),
         "a trigger credential cannot read logs: {}",
         logs.stderr
     );

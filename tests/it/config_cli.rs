@@ -130,3 +130,47 @@ fn the_packaged_config_file_resolves_as_shipped_and_with_every_example_uncomment
     assert!(run.stdout.contains("shutdown = \"cancel\""));
     assert!(run.stdout.contains("listen = \"127.0.0.1:9464\""));
 }
+
+#[test]
+fn init_writes_a_config_and_valid_examples_and_never_overwrites_without_force() {
+    let ws = Workspace::new();
+    let run = ws.run(&["init", "proj"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let proj = ws.path().join("proj");
+    for file in [
+        "cdktr.toml",
+        "workflows/hello.yml",
+        "workflows/etl/daily.yml",
+        "workflows/python/uv_script.yml",
+        "workflows/python/stats.py",
+        "workflows/examples/retries.yml",
+    ] {
+        assert!(proj.join(file).is_file(), "{file} missing");
+    }
+    // Every example is valid, and the config points at the project's own folders.
+    let in_proj = |args: &[&str]| {
+        let out = ws.cdktr().current_dir(&proj).args(args).output().unwrap();
+        crate::common::Run::from(out)
+    };
+    let valid = in_proj(&["workflow", "validate"]);
+    assert_eq!(valid.code, Some(0), "{}{}", valid.stdout, valid.stderr);
+    let config = in_proj(&["config"]);
+    assert_eq!(config.code, Some(0), "{}", config.stderr);
+    let expect = |key: &str, path: &str| {
+        let line = format!("{key} = \"{}\"", proj.join(path).display());
+        assert!(config.stdout.contains(&line), "{line}:\n{}", config.stdout);
+    };
+    expect("workflow_dir", "workflows");
+    expect("data_dir", ".cdktr");
+    // A second init refuses and writes nothing; --force overwrites.
+    std::fs::write(proj.join("workflows/hello.yml"), "# mine\n").unwrap();
+    let again = ws.run(&["init", "proj"]);
+    assert_eq!(again.code, Some(2), "{}", again.stderr);
+    assert!(again.stderr.contains("hello.yml") && again.stderr.contains("--force"));
+    let mine = std::fs::read_to_string(proj.join("workflows/hello.yml")).unwrap();
+    assert_eq!(mine, "# mine\n");
+    let forced = ws.run(&["init", "proj", "--force"]);
+    assert_eq!(forced.code, Some(0), "{}", forced.stderr);
+    let back = std::fs::read_to_string(proj.join("workflows/hello.yml")).unwrap();
+    assert!(back.contains("name: Hello"));
+}

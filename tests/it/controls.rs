@@ -516,6 +516,14 @@ fn a_preferred_agent_takes_the_runs_it_can() {
     let _second = start_agent(&ws, &p.api, "second", 1, &["--label", "gpu"]);
     let api = Api::connect(&p.api);
     for _ in 0..5 {
+        // A run is done once its last record is stored; its agent frees the slot a moment
+        // later and tells the principal: only then is the preferred agent free again.
+        wait_for(LONG, "the preferred agent's slot to be free", || {
+            api.agents()
+                .iter()
+                .any(|a| a.agent_id.to_string().starts_with("second@") && a.ready_slots == 1)
+                .then_some(())
+        });
         let run = api.wait_done(&api.trigger("pref"), LONG);
         assert_eq!(run.summary.status, RunStatus::Completed);
         let agent = run.summary.agent.map(|a| a.to_string()).unwrap_or_default();

@@ -149,3 +149,37 @@ fn a_second_principal_on_the_same_socket_refuses_and_a_stale_one_is_replaced() {
     let me = ws.run(&["whoami"]);
     assert_eq!(me.code, Some(0), "{}", me.stderr);
 }
+
+#[test]
+fn a_user_who_may_not_open_the_control_socket_is_refused_at_once_with_exit_5() {
+    use std::os::unix::process::CommandExt;
+    let ws = crate::common::Workspace::new();
+    ws.write("wf/hello.yml", &crate::common::valid_workflow("Hello"));
+    let _p = Principal::start(&ws, &[], &[]);
+    let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_cdktr"));
+    cli.current_dir("/").env("CDKTR_CONFIG", "/dev/null");
+    let socket = if nix::unistd::geteuid().is_root() {
+        // root may open anything: run as nobody, for whom the workspace (0700) is closed.
+        cli.uid(65534).gid(65534);
+        ws.path().join("data/control.sock")
+    } else {
+        let locked = ws.path().join("locked");
+        std::fs::create_dir(&locked).unwrap();
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+        locked.join("control.sock")
+    };
+    let out = cli
+        .env(
+            "CDKTR_CLIENT_PRINCIPAL",
+            format!("ipc://{}", socket.display()),
+        )
+        .args(["run", "hello"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.contains("permission denied") && stderr.contains("group"),
+        "{stderr}"
+    );
+}

@@ -259,6 +259,7 @@ impl Registry {
                 host: e.info.host.clone(),
                 slots: e.info.slots,
                 running: u32::try_from(e.runs.len()).unwrap_or(u32::MAX),
+                ready_slots: e.pull.as_ref().map_or(0, |p| p.free_slots),
                 state: e.state,
                 registered_at: e.registered_at,
                 last_heartbeat: e.last_seen_at,
