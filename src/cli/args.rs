@@ -233,6 +233,19 @@ pub enum RunsCommand {
         /// QUEUED, RUNNING, COMPLETED, FAILED, CRASHED or CANCELLED.
         #[arg(long)]
         status: Option<RunStatus>,
+        /// What queued them: cli, tui, api, schedule, retry, rerun, event:NAME (event: any).
+        #[arg(long)]
+        trigger: Option<String>,
+        /// The agent that ran them: an id (web1@host) or a name (web1).
+        #[arg(long)]
+        agent: Option<String>,
+        /// Queued since: a duration ago (30m, 7d) or an RFC 3339 time.
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Queued until: a duration ago or an RFC 3339 time.
+        #[arg(long, value_name = "WHEN")]
+        until: Option<String>,
+        /// At most this many, newest first (up to 10000).
         #[arg(long, default_value_t = 20)]
         limit: u32,
         #[arg(long)]

@@ -7,7 +7,7 @@ use super::format::{clock, duration};
 use super::output::{print_json, Table};
 use super::RunsCommand;
 use crate::model::RunStatus;
-use crate::protocol::control::{RunDetail, RunSummary};
+use crate::protocol::control::{ControlRequest, RunDetail, RunSummary};
 use crate::transport::Client;
 
 pub async fn run(client: &Client, cmd: RunsCommand) -> anyhow::Result<ExitCode> {
@@ -15,21 +15,34 @@ pub async fn run(client: &Client, cmd: RunsCommand) -> anyhow::Result<ExitCode> 
         RunsCommand::List {
             workflow,
             status,
+            trigger,
+            agent,
+            since,
+            until,
             limit,
             json,
-        } => list(client, workflow, status, limit, json).await,
+        } => {
+            let when = |t: Option<String>, flag| {
+                t.map(|t| super::logs_cmd::parse_instant(&t, flag))
+                    .transpose()
+            };
+            let request = ControlRequest::ListRuns {
+                workflow,
+                status,
+                limit: Some(limit),
+                trigger,
+                agent,
+                since: when(since, "--since")?,
+                until: when(until, "--until")?,
+            };
+            list(client, request, json).await
+        }
         RunsCommand::Show { run, json } => show(client, &run, json).await,
     }
 }
 
-async fn list(
-    client: &Client,
-    workflow: Option<String>,
-    status: Option<RunStatus>,
-    limit: u32,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let runs = client.runs(workflow, status, limit).await?;
+async fn list(client: &Client, request: ControlRequest, json: bool) -> anyhow::Result<ExitCode> {
+    let runs = client.runs_where(request).await?;
     if json {
         print_json(&runs)?;
         return Ok(ExitCode::SUCCESS);

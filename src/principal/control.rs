@@ -106,12 +106,20 @@ async fn answer(
             workflow,
             status,
             limit,
+            trigger,
+            agent,
+            since,
+            until,
         } => {
             let runs = store
                 .list_runs(RunFilter {
                     workflow,
                     status,
                     limit: limit.unwrap_or(50).min(10_000),
+                    trigger,
+                    agent,
+                    since,
+                    until,
                 })
                 .await
                 .map_err(store_error)?;

@@ -27,6 +27,7 @@ pub enum ControlRequest {
         #[serde(default)]
         trigger: Option<String>,
     },
+    /// Runs, newest first, filtered by every field given.
     ListRuns {
         #[serde(default)]
         workflow: Option<String>,
@@ -34,6 +35,18 @@ pub enum ControlRequest {
         status: Option<RunStatus>,
         #[serde(default)]
         limit: Option<u32>,
+        /// `cli`, `schedule`, `rerun`, `event:NAME`... (`event` matches every event).
+        #[serde(default)]
+        trigger: Option<String>,
+        /// An agent id (`web1@host`) or name (`web1`).
+        #[serde(default)]
+        agent: Option<String>,
+        /// Queued at or after.
+        #[serde(default, with = "crate::model::time::option")]
+        since: Option<DateTime<Utc>>,
+        /// Queued at or before.
+        #[serde(default, with = "crate::model::time::option")]
+        until: Option<DateTime<Utc>>,
     },
     ShowRun {
         run_id: String,

@@ -11,6 +11,7 @@ mod apply;
 mod failpoints;
 mod journal;
 mod legacy_journal;
+mod log_queries;
 mod owner;
 mod queries;
 mod records;

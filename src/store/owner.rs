@@ -10,7 +10,7 @@ use chrono::Utc;
 use duckdb::Connection;
 
 use super::apply::{apply, Mark};
-use super::{journal, queries, Command, StoreError, Write};
+use super::{journal, log_queries, queries, Command, StoreError, Write};
 
 /// How many queued queries are answered after one transaction at most.
 const MAX_BATCH: usize = 512;
@@ -281,7 +281,7 @@ fn answer(conn: &Connection, cmd: Command) {
             let _ = reply.send(queries::agent_labels(conn));
         }
         Command::Logs(f, reply) => {
-            let _ = reply.send(queries::logs(conn, &f));
+            let _ = reply.send(log_queries::logs(conn, &f));
         }
         Command::Unfinished(reply) => {
             let _ = reply.send(queries::unfinished(conn));
@@ -297,7 +297,7 @@ fn answer(conn: &Connection, cmd: Command) {
             std::thread::sleep(duration);
         }
         Command::MaxLogId(reply) => {
-            let _ = reply.send(queries::max_log_id(conn));
+            let _ = reply.send(log_queries::max_log_id(conn));
         }
         Command::ScheduleStates(reply) => {
             let _ = reply.send(queries::schedule_states(conn));

@@ -6,10 +6,9 @@ use chrono::{DateTime, Utc};
 use duckdb::{params_from_iter, Connection, Row};
 
 use super::apply::ts;
-use super::{AuditFilter, LogFilter, RunFilter, ScheduleState, StoreError, UnfinishedRun};
+use super::{AuditFilter, RunFilter, ScheduleState, StoreError, UnfinishedRun};
 use crate::model::{AgentId, RunId, RunStatus, TaskId, TaskStatus, TriggerSource, WorkflowId};
 use crate::protocol::control::{AuditEntry, RunDetail, RunSummary, SlotRecord};
-use crate::protocol::logs::LogLine;
 
 pub(super) fn time(us: Option<i64>) -> Option<DateTime<Utc>> {
     us.and_then(DateTime::from_timestamp_micros)
@@ -106,14 +105,34 @@ pub fn definition(conn: &Connection, id: &str) -> Result<Option<String>, StoreEr
 
 pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunSummary>, StoreError> {
     let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1");
-    let mut args: Vec<String> = Vec::new();
+    let mut args: Vec<duckdb::types::Value> = Vec::new();
     if let Some(w) = &f.workflow {
         sql.push_str(" AND workflow_id = ?");
-        args.push(w.clone());
+        args.push(w.clone().into());
     }
     if let Some(s) = f.status {
         sql.push_str(" AND status = ?");
-        args.push(s.as_str().to_owned());
+        args.push(s.as_str().to_owned().into());
+    }
+    if let Some(t) = &f.trigger {
+        // `event` stands for every event listener's trigger (`event:NAME`).
+        sql.push_str(" AND (trigger = ? OR (? = 'event' AND starts_with(trigger, 'event:')))");
+        args.push(t.clone().into());
+        args.push(t.clone().into());
+    }
+    if let Some(a) = &f.agent {
+        // An id, or a name standing for that name on any host.
+        sql.push_str(" AND (agent_id = ? OR starts_with(agent_id, ? || '@'))");
+        args.push(a.clone().into());
+        args.push(a.clone().into());
+    }
+    if let Some(since) = &f.since {
+        sql.push_str(" AND queued_at >= ?");
+        args.push(ts(since));
+    }
+    if let Some(until) = &f.until {
+        sql.push_str(" AND queued_at <= ?");
+        args.push(ts(until));
     }
     sql.push_str(&format!(" ORDER BY run_id DESC LIMIT {}", f.limit.max(1)));
     let mut stmt = conn.prepare(&sql)?;
@@ -145,70 +164,6 @@ pub fn get_run(conn: &Connection, id: &str) -> Result<Option<RunDetail>, StoreEr
         tasks,
         late_records: late.max(0) as u64,
     }))
-}
-
-pub fn logs(conn: &Connection, f: &LogFilter) -> Result<Vec<LogLine>, StoreError> {
-    let mut sql = String::from(
-        "SELECT id, run_id, workflow_id, task_id, attempt, stream, seq, epoch_us(ts), line, \
-         try_no FROM logs WHERE id > ?",
-    );
-    let mut args: Vec<duckdb::types::Value> = vec![i64::try_from(f.after.unwrap_or(0))
-        .unwrap_or(i64::MAX)
-        .into()];
-    for (column, value) in [
-        ("run_id", &f.run_id),
-        ("workflow_id", &f.workflow),
-        ("task_id", &f.task),
-    ] {
-        if let Some(v) = value {
-            sql.push_str(&format!(" AND {column} = ?"));
-            args.push(v.clone().into());
-        }
-    }
-    if let Some(try_no) = f.try_no {
-        sql.push_str(" AND try_no = ?");
-        args.push(i64::from(try_no).into());
-    }
-    if let Some(since) = &f.since {
-        sql.push_str(" AND ts >= ?");
-        args.push(ts(since));
-    }
-    if let Some(until) = &f.until {
-        sql.push_str(" AND ts <= ?");
-        args.push(ts(until));
-    }
-    sql.push_str(&format!(" ORDER BY id LIMIT {}", f.limit.max(1)));
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(params_from_iter(args.iter()), |row| {
-        Ok((
-            row.get::<_, i64>(0)?,
-            row.get::<_, String>(1)?,
-            row.get::<_, String>(2)?,
-            row.get::<_, String>(3)?,
-            row.get::<_, u32>(4)?,
-            row.get::<_, String>(5)?,
-            row.get::<_, i64>(6)?,
-            row.get::<_, i64>(7)?,
-            row.get::<_, String>(8)?,
-            row.get::<_, Option<u32>>(9)?,
-        ))
-    })?;
-    rows.map(|r| {
-        let (id, run_id, workflow_id, task_id, attempt, stream, seq, at, line, try_no) = r?;
-        Ok(LogLine {
-            id: id as u64,
-            run_id: RunId::new(run_id),
-            workflow_id: WorkflowId::new(workflow_id),
-            task_id: TaskId::new(task_id),
-            attempt,
-            stream: stream.parse().map_err(StoreError::Corrupt)?,
-            seq: seq as u64,
-            ts: required_time(at)?,
-            line,
-            try_no: try_no.unwrap_or(1).max(1),
-        })
-    })
-    .collect()
 }
 
 pub fn unfinished(conn: &Connection) -> Result<Vec<UnfinishedRun>, StoreError> {
@@ -291,11 +246,6 @@ pub fn unfinished(conn: &Connection) -> Result<Vec<UnfinishedRun>, StoreError> {
         });
     }
     Ok(out)
-}
-
-pub fn max_log_id(conn: &Connection) -> Result<u64, StoreError> {
-    let max: i64 = conn.query_row("SELECT coalesce(max(id), 0) FROM logs", [], |r| r.get(0))?;
-    Ok(max.max(0) as u64)
 }
 
 pub fn count(conn: &Connection, table: &str) -> Result<i64, StoreError> {

@@ -168,6 +168,10 @@ pub struct RunFilter {
     pub workflow: Option<String>,
     pub status: Option<RunStatus>,
     pub limit: u32,
+    pub trigger: Option<String>,
+    pub agent: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone, Debug, Default)]

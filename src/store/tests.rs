@@ -164,6 +164,7 @@ async fn list_filters_and_orders_newest_first() {
             workflow: Some("etl".into()),
             status: Some(RunStatus::Queued),
             limit: 1,
+            ..RunFilter::default()
         })
         .await
         .unwrap();

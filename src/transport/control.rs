@@ -94,7 +94,7 @@ impl Client {
         expect!(reply, ControlReply::Agents { agents } => agents)
     }
 
-    /// Runs, newest first.
+    /// Runs of `workflow` (all when None), newest first.
     pub async fn runs(
         &self,
         workflow: Option<String>,
@@ -105,7 +105,19 @@ impl Client {
             workflow,
             status,
             limit: Some(limit),
+            trigger: None,
+            agent: None,
+            since: None,
+            until: None,
         };
+        self.runs_where(request).await
+    }
+
+    /// Runs matching a `ListRuns` request, newest first.
+    pub async fn runs_where(
+        &self,
+        request: ControlRequest,
+    ) -> Result<Vec<RunSummary>, ClientError> {
         expect!(self.control(request).await?, ControlReply::Runs { runs } => runs)
     }
 

@@ -11,6 +11,7 @@ mod daemon;
 mod durability;
 mod execution;
 mod fuzz;
+mod history_cli;
 mod hostile;
 mod injection;
 mod layout;

@@ -1,0 +1,123 @@
+//! `cdktr runs list` filters, as an operator scripts them: the real binary against a real
+//! principal, JSON parsed.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::common::cluster::{start_agent, Api, Principal};
+use crate::common::{valid_workflow, Workspace};
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// `cdktr runs list ARGS --json` against `api`: the run ids, newest first.
+fn listed(ws: &Workspace, api: &str, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["--principal", api, "runs", "list", "--json"];
+    all.extend_from_slice(args);
+    let run = ws.run(&all);
+    assert_eq!(run.code, Some(0), "{args:?}: {}", run.stderr);
+    run.json()
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {}", run.stdout))
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn runs_list_filters_by_trigger_agent_status_workflow_and_time_newest_first() {
+    let ws = Workspace::new();
+    ws.write("wf/hello.yml", &valid_workflow("Hello"));
+    ws.write(
+        "wf/broken.yml",
+        "name: Broken\ntasks:\n  a: {name: A, config: !Shell {script: 'exit 3'}}\n",
+    );
+    let p = Principal::start(&ws, &[], &[]);
+    let api = Api::connect(&p.api);
+    let mut one = start_agent(&ws, &p.api, "one", 1, &[]);
+    // On agent one: a run by the API, one by the CLI, a failing one.
+    let by_api = api.trigger("hello");
+    api.wait_done(&by_api, LONG);
+    let cli = ws.run(&["--principal", &p.api, "run", "hello"]);
+    assert_eq!(cli.code, Some(0), "{}", cli.stderr);
+    let by_cli = cli.stdout.trim().to_owned();
+    api.wait_done(&by_cli, LONG);
+    let failed = api.trigger("broken");
+    api.wait_done(&failed, LONG);
+    let first_queued = api.run(&by_api).summary.queued_at;
+    // Then on agent two.
+    one.signal(Signal::SIGTERM);
+    one.wait_exit(LONG);
+    let _two = start_agent(&ws, &p.api, "two", 1, &[]);
+    let on_two = api.trigger("hello");
+    api.wait_done(&on_two, LONG);
+
+    let all = listed(&ws, &p.api, &[]);
+    assert_eq!(
+        all,
+        vec![
+            on_two.clone(),
+            failed.clone(),
+            by_cli.clone(),
+            by_api.clone()
+        ]
+    );
+    assert_eq!(
+        listed(&ws, &p.api, &["--trigger", "cli"]),
+        vec![by_cli.clone()]
+    );
+    assert_eq!(listed(&ws, &p.api, &["--trigger", "api"]).len(), 3);
+    assert_eq!(listed(&ws, &p.api, &["--agent", "one"]).len(), 3);
+    assert_eq!(
+        listed(&ws, &p.api, &["--agent", "two"]),
+        vec![on_two.clone()]
+    );
+    let two_id = api
+        .run(&on_two)
+        .summary
+        .agent
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    assert_eq!(
+        listed(&ws, &p.api, &["--agent", &two_id]),
+        vec![on_two.clone()]
+    );
+    assert_eq!(
+        listed(&ws, &p.api, &["--status", "FAILED"]),
+        vec![failed.clone()]
+    );
+    assert_eq!(
+        listed(&ws, &p.api, &["--workflow", "broken"]),
+        vec![failed.clone()]
+    );
+    assert_eq!(listed(&ws, &p.api, &["--limit", "1"]), vec![on_two.clone()]);
+    assert_eq!(listed(&ws, &p.api, &["--since", "1h"]).len(), 4);
+    assert!(listed(&ws, &p.api, &["--until", "1h"]).is_empty());
+    // Times on the wire are in milliseconds, in the store in microseconds: a millisecond after
+    // the first run was queued, and the millisecond it was.
+    let until = (first_queued + chrono::Duration::milliseconds(1)).to_rfc3339();
+    let since = first_queued.to_rfc3339();
+    assert_eq!(
+        listed(&ws, &p.api, &["--until", &until]),
+        vec![by_api.clone()]
+    );
+    assert_eq!(
+        listed(
+            &ws,
+            &p.api,
+            &["--since", &since, "--trigger", "api", "--agent", "one"]
+        ),
+        vec![failed, by_api]
+    );
+    // A time that is neither: exit 2, naming the flag.
+    let bad = ws.run(&[
+        "--principal",
+        &p.api,
+        "runs",
+        "list",
+        "--since",
+        "yesterday",
+    ]);
+    assert_eq!(bad.code, Some(2), "{}", bad.stderr);
+    assert!(bad.stderr.contains("--since `yesterday`"), "{}", bad.stderr);
+}
