@@ -276,11 +276,24 @@ pub struct LogsArgs {
     /// After the history, keep printing live output until the run ends.
     #[arg(long)]
     pub follow: bool,
+    #[command(flatten)]
+    pub lines: LineArgs,
     /// One JSON object per line: run_id, task_id, try, stream, seq, ts, line.
     #[arg(long)]
     pub json: bool,
     #[command(subcommand)]
     pub command: Option<LogsCommand>,
+}
+
+/// Which lines to print.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LineArgs {
+    /// Only this stream's lines.
+    #[arg(long, value_parser = ["stdout", "stderr"])]
+    pub stream: Option<String>,
+    /// Only lines matching this regular expression (RE2 syntax, e.g. 'ERROR|WARN').
+    #[arg(long, value_name = "REGEX")]
+    pub grep: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -297,6 +310,8 @@ pub enum LogsCommand {
         /// A duration ago or an RFC 3339 time.
         #[arg(long)]
         until: Option<String>,
+        #[command(flatten)]
+        lines: LineArgs,
         #[arg(long)]
         json: bool,
     },

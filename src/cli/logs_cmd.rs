@@ -7,9 +7,10 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 
 use super::run_cmd::exit_for;
-use super::{LogsArgs, LogsCommand};
+use super::{LineArgs, LogsArgs, LogsCommand};
+use crate::protocol::agent::Stream;
 use crate::protocol::logs::{topic_prefix, LogEvent, LogLine};
-use crate::transport::{Client, LogQuery};
+use crate::transport::{Client, LineFilter, LogQuery};
 
 pub async fn run(client: &Client, args: LogsArgs) -> anyhow::Result<ExitCode> {
     match args {
@@ -19,13 +20,21 @@ pub async fn run(client: &Client, args: LogsArgs) -> anyhow::Result<ExitCode> {
                     workflow,
                     since,
                     until,
+                    lines,
                     json,
                 }),
             ..
         } => {
             let since = since.map(|s| parse_instant(&s, "--since")).transpose()?;
             let until = until.map(|s| parse_instant(&s, "--until")).transpose()?;
-            query(client, workflow, since, until, json).await
+            let request = LogQuery::Across {
+                workflow,
+                since,
+                until,
+            };
+            let filter = Lines::new(&lines)?;
+            page_through(client, &request, &filter, None, json, &BTreeSet::new()).await?;
+            Ok(ExitCode::SUCCESS)
         }
         LogsArgs {
             command: Some(LogsCommand::Tail { workflow, json }),
@@ -36,9 +45,13 @@ pub async fn run(client: &Client, args: LogsArgs) -> anyhow::Result<ExitCode> {
             task,
             try_no,
             follow,
+            lines,
             json,
             command: None,
-        } => run_logs(client, &run, task, try_no, follow, json).await,
+        } => {
+            let filter = Lines::new(&lines)?;
+            run_logs(client, &run, (task, try_no), &filter, follow, json).await
+        }
         LogsArgs { .. } => {
             anyhow::bail!("name a run: cdktr logs RUN (or `logs query`, `logs tail`)")
         }
@@ -74,18 +87,53 @@ fn print(out: &mut impl Write, line: &LogLine, json: bool) -> std::io::Result<()
     }
 }
 
+/// `--stream` and `--grep`: sent to the principal for stored lines, applied here to live ones.
+struct Lines {
+    filter: LineFilter,
+    pattern: Option<regex::Regex>,
+}
+
+impl Lines {
+    fn new(args: &LineArgs) -> anyhow::Result<Lines> {
+        let stream = match args.stream.as_deref() {
+            Some("stderr") => Some(Stream::Stderr),
+            Some(_) => Some(Stream::Stdout),
+            None => None,
+        };
+        let pattern = args
+            .grep
+            .as_deref()
+            .map(regex::Regex::new)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--grep: not a regular expression: {e}"))?;
+        Ok(Lines {
+            filter: LineFilter {
+                stream,
+                grep: args.grep.clone(),
+            },
+            pattern,
+        })
+    }
+
+    fn admits(&self, line: &LogLine) -> bool {
+        self.filter.stream.is_none_or(|s| s == line.stream)
+            && self.pattern.as_ref().is_none_or(|p| p.is_match(&line.line))
+    }
+}
+
 /// Prints every stored page of `request` (re-sent with the cursor), except lines already
 /// printed; returns the store cursor (the last id read).
 async fn page_through(
     client: &Client,
     query: &LogQuery,
+    lines: &Lines,
     mut after: Option<u64>,
     json: bool,
     printed: &BTreeSet<u64>,
 ) -> anyhow::Result<Option<u64>> {
     let mut out = std::io::stdout().lock();
     loop {
-        let page = client.logs(query, after).await?;
+        let page = client.logs_matching(query, &lines.filter, after).await?;
         for line in &page.lines {
             if !printed.contains(&line.id) {
                 print(&mut out, line, json)?;
@@ -102,8 +150,8 @@ async fn page_through(
 async fn run_logs(
     client: &Client,
     run_id: &str,
-    task: Option<String>,
-    try_no: Option<u32>,
+    (task, try_no): (Option<String>, Option<u32>),
+    lines: &Lines,
     follow: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -120,7 +168,7 @@ async fn run_logs(
     };
     let mut printed = BTreeSet::new();
     if !follow {
-        page_through(client, &request, None, json, &printed).await?;
+        page_through(client, &request, lines, None, json, &printed).await?;
         return Ok(ExitCode::SUCCESS);
     }
     let run = client.run(run_id).await?;
@@ -131,14 +179,15 @@ async fn run_logs(
         .await?;
     // Live lines print at once; the store is re-read after each pause in the stream so any
     // line the stream dropped is printed too (once: `printed` remembers what the stream showed).
-    let mut cursor = page_through(client, &request, None, json, &printed).await?;
+    let mut cursor = page_through(client, &request, lines, None, json, &printed).await?;
     let mut status = run.summary.status;
     while !status.is_terminal() {
         events
             .until_run_end_or_recheck(|event| {
                 if let LogEvent::Line(line) = event {
                     let wanted = task.as_deref().is_none_or(|t| t == line.task_id.as_str())
-                        && try_no.is_none_or(|k| k == line.try_no);
+                        && try_no.is_none_or(|k| k == line.try_no)
+                        && lines.admits(&line);
                     if wanted && Some(line.id) > cursor && printed.insert(line.id) {
                         print(&mut std::io::stdout().lock(), &line, json)?;
                     }
@@ -147,7 +196,7 @@ async fn run_logs(
             })
             .await?;
         status = client.run(run_id).await?.summary.status;
-        cursor = page_through(client, &request, cursor, json, &printed)
+        cursor = page_through(client, &request, lines, cursor, json, &printed)
             .await?
             .or(cursor);
         printed.retain(|id| Some(*id) > cursor);
@@ -165,22 +214,6 @@ pub fn parse_instant(text: &str, flag: &str) -> anyhow::Result<DateTime<Utc>> {
     })?;
     let ago = chrono::Duration::from_std(ago)?;
     Ok(Utc::now() - ago)
-}
-
-async fn query(
-    client: &Client,
-    workflow: Option<String>,
-    since: Option<DateTime<Utc>>,
-    until: Option<DateTime<Utc>>,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let request = LogQuery::Across {
-        workflow,
-        since,
-        until,
-    };
-    page_through(client, &request, None, json, &BTreeSet::new()).await?;
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn tail(client: &Client, workflow: Option<String>, json: bool) -> anyhow::Result<ExitCode> {

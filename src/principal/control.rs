@@ -10,6 +10,7 @@ use super::coordinator::{unknown_workflow, CoordinatorHandle, Msg, TriggerReques
 use super::reload::ReloadHandle;
 use super::scheduler::SchedulerHandle;
 use crate::model::{Failpoint, RunId, WorkflowId};
+use crate::protocol::checked_pattern;
 use crate::protocol::control::{ControlReply, ControlRequest};
 use crate::protocol::{storable, ErrorCode, ErrorReply, Response};
 use crate::store::{AuditFilter, LogFilter, RunFilter, Store};
@@ -146,8 +147,11 @@ async fn answer(
             after,
             limit,
             try_no,
+            stream,
+            grep,
         } => {
             let after = after.map(|a| storable("after", a)).transpose()?;
+            let grep = grep.map(checked_pattern).transpose()?;
             if try_no.is_some() && task.is_none() {
                 return Err(ErrorReply::invalid(
                     "try",
@@ -171,6 +175,8 @@ async fn answer(
                     after,
                     limit: limit.unwrap_or(MAX_PAGE).min(MAX_PAGE),
                     try_no,
+                    stream,
+                    grep,
                     ..Default::default()
                 },
             )
@@ -182,8 +188,11 @@ async fn answer(
             until,
             after,
             limit,
+            stream,
+            grep,
         } => {
             let after = after.map(|a| storable("after", a)).transpose()?;
+            let grep = grep.map(checked_pattern).transpose()?;
             page(
                 store,
                 LogFilter {
@@ -192,6 +201,8 @@ async fn answer(
                     until,
                     after,
                     limit: limit.unwrap_or(MAX_PAGE).min(MAX_PAGE),
+                    stream,
+                    grep,
                     ..Default::default()
                 },
             )

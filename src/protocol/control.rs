@@ -85,6 +85,12 @@ pub enum ControlRequest {
         /// Only this try's lines (with `task`).
         #[serde(default, rename = "try", skip_serializing_if = "Option::is_none")]
         try_no: Option<u32>,
+        /// Only lines of this stream.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stream: Option<crate::protocol::agent::Stream>,
+        /// Only lines matching this regular expression (RE2 syntax, at most 1,000 bytes).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grep: Option<String>,
     },
     /// Stored output across runs, filtered by workflow and time.
     QueryLogs {
@@ -98,6 +104,12 @@ pub enum ControlRequest {
         after: Option<u64>,
         #[serde(default)]
         limit: Option<u32>,
+        /// Only lines of this stream.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stream: Option<crate::protocol::agent::Stream>,
+        /// Only lines matching this regular expression (RE2 syntax, at most 1,000 bytes).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grep: Option<String>,
     },
     ListAgents,
     Status,

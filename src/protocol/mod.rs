@@ -105,6 +105,28 @@ impl ErrorReply {
 pub const MAX_STORED_INT: u64 = i64::MAX as u64;
 
 /// `value` if the store can hold it, else an `invalid` error naming `field`.
+/// The longest `grep` pattern a request may carry.
+pub const MAX_PATTERN_BYTES: usize = 1000;
+
+/// Checks a `grep` pattern before the store runs it (DuckDB's RE2 and Rust's `regex` read the
+/// same syntax, both in linear time): its length, and that it compiles within a size limit.
+pub fn checked_pattern(pattern: String) -> Result<String, ErrorReply> {
+    if pattern.len() > MAX_PATTERN_BYTES {
+        return Err(ErrorReply::invalid(
+            "grep",
+            format!(
+                "the pattern is {} bytes; at most {MAX_PATTERN_BYTES}",
+                pattern.len()
+            ),
+        ));
+    }
+    regex::RegexBuilder::new(&pattern)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| ErrorReply::invalid("grep", format!("not a regular expression: {e}")))?;
+    Ok(pattern)
+}
+
 pub fn storable(field: &str, value: u64) -> Result<u64, ErrorReply> {
     if value <= MAX_STORED_INT {
         Ok(value)

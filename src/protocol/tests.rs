@@ -117,6 +117,8 @@ fn requests() -> Vec<Request> {
             task: Some("a".into()),
             after: Some(10),
             limit: None,
+            stream: Some(crate::protocol::agent::Stream::Stderr),
+            grep: Some("ERROR|WARN".into()),
         }),
         Request::Control(ControlRequest::QueryLogs {
             workflow: None,
@@ -124,6 +126,8 @@ fn requests() -> Vec<Request> {
             until: None,
             after: None,
             limit: Some(3),
+            stream: None,
+            grep: None,
         }),
         Request::Control(ControlRequest::ListAgents),
         Request::Control(ControlRequest::Status),

@@ -26,6 +26,14 @@ pub fn logs(conn: &Connection, f: &LogFilter) -> Result<Vec<LogLine>, StoreError
             args.push(v.clone().into());
         }
     }
+    if let Some(stream) = f.stream {
+        sql.push_str(" AND stream = ?");
+        args.push(stream.as_str().to_owned().into());
+    }
+    if let Some(grep) = &f.grep {
+        sql.push_str(" AND regexp_matches(line, ?)");
+        args.push(grep.clone().into());
+    }
     if let Some(try_no) = f.try_no {
         sql.push_str(" AND try_no = ?");
         args.push(i64::from(try_no).into());

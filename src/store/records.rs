@@ -193,4 +193,7 @@ pub struct LogFilter {
     pub limit: u32,
     /// Only lines of this try.
     pub try_no: Option<u32>,
+    pub stream: Option<crate::protocol::agent::Stream>,
+    /// A regular expression the line must match (checked by the principal first).
+    pub grep: Option<String>,
 }

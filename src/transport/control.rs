@@ -47,6 +47,13 @@ pub enum LogQuery {
     },
 }
 
+/// Which lines of a query: one stream's, those matching a pattern.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LineFilter {
+    pub stream: Option<crate::protocol::agent::Stream>,
+    pub grep: Option<String>,
+}
+
 /// One page of stored lines; `next` is the cursor of the following page (None on the last).
 #[derive(Clone, Debug, PartialEq)]
 pub struct LogPage {
@@ -177,6 +184,18 @@ impl Client {
 
     /// One page of stored lines after the cursor `after`.
     pub async fn logs(&self, query: &LogQuery, after: Option<u64>) -> Result<LogPage, ClientError> {
+        self.logs_matching(query, &LineFilter::default(), after)
+            .await
+    }
+
+    /// One page of the stored lines that pass `filter`, after the cursor `after`.
+    pub async fn logs_matching(
+        &self,
+        query: &LogQuery,
+        filter: &LineFilter,
+        after: Option<u64>,
+    ) -> Result<LogPage, ClientError> {
+        let (stream, grep) = (filter.stream, filter.grep.clone());
         let request = match query.clone() {
             LogQuery::Run { run_id, task } => ControlRequest::Logs {
                 run_id,
@@ -184,6 +203,8 @@ impl Client {
                 after,
                 limit: None,
                 try_no: None,
+                stream,
+                grep,
             },
             LogQuery::Try {
                 run_id,
@@ -195,6 +216,8 @@ impl Client {
                 after,
                 limit: None,
                 try_no: Some(try_no),
+                stream,
+                grep,
             },
             LogQuery::Across {
                 workflow,
@@ -206,6 +229,8 @@ impl Client {
                 until,
                 after,
                 limit: None,
+                stream,
+                grep,
             },
         };
         expect!(

@@ -12,5 +12,5 @@ pub mod socket;
 mod stream;
 
 pub use client::{Client, ClientError};
-pub use control::{LogPage, LogQuery, Reloaded, WorkflowListing};
+pub use control::{LineFilter, LogPage, LogQuery, Reloaded, WorkflowListing};
 pub use stream::Subscription;

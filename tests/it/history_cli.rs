@@ -121,3 +121,80 @@ fn runs_list_filters_by_trigger_agent_status_workflow_and_time_newest_first() {
     assert_eq!(bad.code, Some(2), "{}", bad.stderr);
     assert!(bad.stderr.contains("--since `yesterday`"), "{}", bad.stderr);
 }
+
+/// The `line` of each JSON line of `cdktr logs ... --json`.
+fn lines_of(run: &crate::common::Run) -> Vec<String> {
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    run.stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            v["line"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn logs_filter_by_stream_and_pattern_in_history_across_runs_and_live() {
+    let ws = Workspace::new();
+    ws.write(
+        "wf/noisy.yml",
+        "name: Noisy\ntasks:\n  a: {name: A, config: !Shell {script: \"echo ok 1; echo ERROR disk >&2; echo ok 2; echo WARN slow\"}}\n",
+    );
+    ws.write(
+        "wf/slowly.yml",
+        "name: Slowly\ntasks:\n  a: {name: A, config: !Shell {script: \"echo a1; sleep 1; echo ERROR late; echo a2\"}}\n",
+    );
+    let p = Principal::start(&ws, &["--with-agent"], &[]);
+    let api = Api::connect(&p.api);
+    let first = api.trigger("noisy");
+    api.wait_done(&first, LONG);
+    api.wait_done(&api.trigger("noisy"), LONG);
+    let logs = |args: &[&str]| {
+        let mut all = vec!["--principal", p.api.as_str(), "logs"];
+        all.extend_from_slice(args);
+        all.push("--json");
+        lines_of(&ws.run(&all))
+    };
+    assert_eq!(logs(&[&first, "--stream", "stderr"]), ["ERROR disk"]);
+    assert_eq!(
+        logs(&[&first, "--stream", "stdout"]),
+        ["ok 1", "ok 2", "WARN slow"]
+    );
+    // stdout and stderr are read side by side: their lines interleave in arrival order.
+    let mut matched = logs(&[&first, "--grep", "ERROR|WARN"]);
+    matched.sort();
+    assert_eq!(matched, ["ERROR disk", "WARN slow"]);
+    assert_eq!(
+        logs(&[&first, "--grep", "^ok", "--stream", "stdout"]),
+        ["ok 1", "ok 2"]
+    );
+    // Across runs.
+    let across = logs(&["query", "--workflow", "noisy", "--grep", "ERROR"]);
+    assert_eq!(across, ["ERROR disk", "ERROR disk"]);
+    // Live: history and the stream, filtered alike, until the run ends.
+    let live = api.trigger("slowly");
+    assert_eq!(
+        logs(&[&live, "--follow", "--grep", "ERROR"]),
+        ["ERROR late"]
+    );
+    // A pattern that is not one: the CLI says so (exit 2); so does the principal.
+    let bad = ws.run(&["--principal", &p.api, "logs", &first, "--grep", "(unclosed"]);
+    assert_eq!(bad.code, Some(2), "{}", bad.stderr);
+    assert!(bad.stderr.contains("--grep"), "{}", bad.stderr);
+    for pattern in ["(unclosed".to_owned(), "a".repeat(2000)] {
+        let refused = api.ask(cdktr::protocol::control::ControlRequest::QueryLogs {
+            workflow: None,
+            since: None,
+            until: None,
+            after: None,
+            limit: None,
+            stream: None,
+            grep: Some(pattern),
+        });
+        assert!(format!("{refused:?}").contains("grep"), "{refused:?}");
+    }
+    // The principal goes on serving.
+    assert_eq!(api.status().workflows_loaded, 2);
+}
