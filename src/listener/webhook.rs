@@ -8,7 +8,6 @@
 //! lives at most 60 s; at most 64 connections are served at once (more are closed at once).
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,12 +15,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use crate::protocol::ErrorCode;
+use crate::runtime::http;
 use crate::transport::{Client, ClientError};
 
 /// Larger request bodies are refused.
@@ -55,29 +53,34 @@ impl Webhook {
 
     /// Serves until the process ends. `token`: the shared secret, or None for no auth.
     pub async fn serve(self, client: Client, token: Option<String>) {
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let token: Option<Arc<str>> = token.map(Into::into);
-        loop {
-            let (stream, peer) = match self.listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
-                tracing::warn!(%peer, "too many webhook connections: closing this one");
-                continue;
-            };
-            let (client, token) = (client.clone(), token.clone());
-            tokio::spawn(async move {
-                if let Err(e) = serve_connection(stream, client, token).await {
-                    tracing::debug!(%peer, error = %e, "webhook connection ended");
-                }
-                drop(slot);
-            });
-        }
+        let never = tokio_util::sync::CancellationToken::new();
+        http::serve(
+            self.listener,
+            LIMITS,
+            "webhook",
+            never,
+            handler(client, token),
+        )
+        .await;
+    }
+}
+
+/// Every bound above.
+const LIMITS: http::Limits = http::Limits {
+    max_connections: MAX_CONNECTIONS,
+    read_timeout: READ_TIMEOUT,
+    lifetime: CONNECTION_LIFETIME,
+};
+
+/// What answers each request.
+fn handler(
+    client: Client,
+    token: Option<Arc<str>>,
+) -> impl Fn(Request<Incoming>) -> http::Reply + Clone + Send + Sync + 'static {
+    move |request| {
+        let (client, token) = (client.clone(), token.clone());
+        Box::pin(async move { handle(request, &client, token.as_deref()).await })
     }
 }
 
@@ -91,19 +94,7 @@ pub async fn serve_connection<I>(
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |request| {
-        let (client, token) = (client.clone(), token.clone());
-        async move { Ok::<_, Infallible>(handle(request, &client, token.as_deref()).await) }
-    });
-    let connection = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(READ_TIMEOUT)
-        .serve_connection(TokioIo::new(io), service);
-    match tokio::time::timeout(CONNECTION_LIFETIME, connection).await {
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("closed: open too long".into()),
-        Ok(Ok(())) => Ok(()),
-    }
+    http::serve_connection(io, LIMITS, handler(client, token)).await
 }
 
 fn reply(status: u16, body: Value) -> Response<Full<Bytes>> {

@@ -3,7 +3,6 @@
 //! snapshot of the gauges taken at each scrape. Served on a loopback address only
 //! (`metrics.listen`, `agent.metrics_listen`): the figures name workflows and agents.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -12,7 +11,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -20,7 +18,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 type Labels = Vec<(&'static str, String)>;
@@ -206,39 +203,18 @@ pub fn serve(
 ) -> std::io::Result<std::net::SocketAddr> {
     let bound = listener.local_addr()?;
     tracing::info!(address = %bound, "metrics served at /metrics");
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    tokio::spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                _ = stop.cancelled() => return,
-                a = listener.accept() => a,
-            };
-            let Ok((stream, _)) = accepted else {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            };
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
-                continue;
-            };
-            let refresh = refresh.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
-                    let refresh = refresh.clone();
-                    async move {
-                        Ok::<_, Infallible>(
-                            answer(request.method(), request.uri().path(), &refresh).await,
-                        )
-                    }
-                });
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(READ_TIMEOUT)
-                    .serve_connection(TokioIo::new(stream), service);
-                let _ = tokio::time::timeout(READ_TIMEOUT * 3, connection).await;
-                drop(slot);
-            });
-        }
-    });
+    let limits = super::http::Limits {
+        max_connections: MAX_CONNECTIONS,
+        read_timeout: READ_TIMEOUT,
+        lifetime: READ_TIMEOUT * 3,
+    };
+    let handler = move |request: hyper::Request<hyper::body::Incoming>| {
+        let refresh = refresh.clone();
+        async move { answer(request.method(), request.uri().path(), &refresh).await }
+    };
+    tokio::spawn(super::http::serve(
+        listener, limits, "metrics", stop, handler,
+    ));
     Ok(bound)
 }
 

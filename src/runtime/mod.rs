@@ -3,6 +3,7 @@
 mod clock;
 pub mod detach;
 pub mod files;
+pub mod http;
 pub mod logging;
 pub mod memory;
 pub mod metrics;
