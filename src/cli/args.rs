@@ -84,6 +84,32 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Read-only SQL over the run history: views runs, task_runs, task_tries, transitions,
+    /// logs, schedule_slots, agents and audit (see the README, "Querying history").
+    ///
+    /// The principal answers it within its row and time limits (principal.query_max_rows,
+    /// principal.query_timeout) and refuses anything that is not a SELECT. With --offline it
+    /// reads a database file itself: a copy, or a stopped principal's file.
+    ///
+    /// Example: cdktr query "SELECT workflow_id, count(*) AS runs FROM runs GROUP BY 1" --csv
+    Query {
+        /// One SQL SELECT statement.
+        sql: String,
+        #[command(flatten)]
+        out: OutputArgs,
+        /// Lower row limit for this query (the principal's applies when lower).
+        #[arg(long, value_name = "N")]
+        max_rows: Option<u32>,
+        /// Lower time limit for this query, e.g. 2s (the principal's applies when lower).
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
+        /// Read the database file directly, without a principal.
+        #[arg(long)]
+        offline: bool,
+        /// The database file for --offline (default: principal.db_path).
+        #[arg(long, value_name = "FILE", requires = "offline")]
+        db: Option<PathBuf>,
+    },
     /// Write a commented cdktr.toml and a workflows/ folder with an example of each task type
     /// (never overwriting a file without --force).
     ///
@@ -324,4 +350,36 @@ pub enum LogsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// How a listing is printed: a table (the default), JSON or CSV.
+#[derive(Debug, Clone, Default, Args)]
+pub struct OutputArgs {
+    /// Print JSON (as --output json).
+    #[arg(long, conflicts_with_all = ["output", "csv"])]
+    pub json: bool,
+    /// Print CSV with a header row (as --output csv).
+    #[arg(long, conflicts_with = "output")]
+    pub csv: bool,
+    /// table, json or csv.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+impl OutputArgs {
+    pub fn format(&self) -> OutputFormat {
+        match (self.json, self.csv, self.output) {
+            (true, _, _) => OutputFormat::Json,
+            (_, true, _) => OutputFormat::Csv,
+            (_, _, Some(format)) => format,
+            _ => OutputFormat::Table,
+        }
+    }
 }

@@ -15,6 +15,7 @@ mod keys_cmd;
 mod listen_cmd;
 mod logs_cmd;
 mod output;
+mod query_cmd;
 mod run_cmd;
 mod runs_cmd;
 mod schedule_cmd;
@@ -30,6 +31,34 @@ use crate::config::{self, Inputs, Resolved};
 use crate::transport::{Client, ClientError};
 
 pub use args::*;
+
+/// The first argument of `cdktr-principal` that makes it run a `cdktr` command line that opens
+/// a database file (see `start_cmd::exec_with_store`).
+pub const OFFLINE: &str = "__cdktr-offline";
+
+/// Runs a command line that opens a database file itself (`query --offline`), in
+/// `cdktr-principal`, which carries DuckDB; any other command runs as [`run`] does.
+pub fn run_with_store(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Query {
+            sql,
+            out,
+            max_rows,
+            timeout,
+            offline: true,
+            db,
+        } => {
+            let timeout = query_cmd::limits(max_rows, timeout.as_deref())?;
+            let resolved = resolve_config(cli.config, Vec::new())?.config.principal;
+            let limits = crate::store::sql::Limits {
+                max_rows: max_rows.map_or(resolved.query_max_rows, |n| n as usize),
+                timeout: timeout.unwrap_or(resolved.query_timeout),
+            };
+            query_cmd::offline(&db.unwrap_or(resolved.db_path), &sql, limits, out.format())
+        }
+        _ => run(cli),
+    }
+}
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -76,6 +105,24 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             remote(&config()?, async move |c| {
                 run_cmd::rerun(c, &run, (failed_only, latest), params, wait, json).await
             })
+        }
+        Command::Query {
+            sql,
+            out,
+            max_rows,
+            timeout,
+            offline,
+            db: _,
+        } => {
+            let timeout = query_cmd::limits(max_rows, timeout.as_deref())?;
+            if offline {
+                // This binary has no DuckDB: `cdktr-principal` runs this command line.
+                start_cmd::exec_with_store()
+            } else {
+                remote(&config()?, async move |c| {
+                    query_cmd::remote(c, &sql, max_rows, timeout, out.format()).await
+                })
+            }
         }
         Command::Init { dir, force } => init_cmd::run(&dir, force),
         Command::Completions { shell } => docs_cmd::completions(shell),

@@ -7,14 +7,18 @@ use serde::Serialize;
 
 /// A table whose columns are as wide as their widest cell.
 pub struct Table {
-    headers: Vec<&'static str>,
+    headers: Vec<String>,
     rows: Vec<Vec<String>>,
 }
 
 impl Table {
-    pub fn new(headers: &[&'static str]) -> Self {
+    pub fn new(headers: &[&str]) -> Self {
+        Table::with_headers(headers.iter().map(|h| (*h).to_owned()).collect())
+    }
+
+    pub fn with_headers(headers: Vec<String>) -> Self {
         Table {
-            headers: headers.to_vec(),
+            headers: headers.into_iter().map(visible).collect(),
             rows: Vec::new(),
         }
     }
@@ -45,7 +49,11 @@ impl Table {
             }
             s.trim_end().to_owned()
         };
-        writeln!(out, "{}", line(self.headers.clone()))?;
+        writeln!(
+            out,
+            "{}",
+            line(self.headers.iter().map(String::as_str).collect())
+        )?;
         for row in &self.rows {
             writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
         }
@@ -83,8 +91,39 @@ pub fn human_time(t: &DateTime<chrono_tz::Tz>) -> String {
     t.format("%Y-%m-%d %H:%M:%S %Z").to_string()
 }
 
+/// An RFC 3339 UTC time (as JSON carries it) in the local zone, for a table on a terminal.
+pub fn local_time_text(value: &serde_json::Value) -> Option<String> {
+    let text = value.as_str()?;
+    let t = DateTime::parse_from_rfc3339(text).ok()?;
+    Some(
+        t.with_timezone(&chrono::Local)
+            .format("%Y-%m-%d %H:%M:%S%.3f %Z")
+            .to_string(),
+    )
+}
+
 pub fn human_utc(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// CSV (RFC 4180) with a header row, to stdout: values as they are, quoted where needed.
+pub fn print_csv(
+    headers: &[String],
+    rows: impl IntoIterator<Item = Vec<String>>,
+) -> anyhow::Result<()> {
+    let mut out = csv::Writer::from_writer(io::stdout().lock());
+    out.write_record(headers)?;
+    for row in rows {
+        out.write_record(&row)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Whether standard output is a terminal (tables with local times; colour unless NO_COLOR).
+pub fn stdout_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    io::stdout().is_terminal()
 }
 
 pub fn print_json(value: &impl Serialize) -> anyhow::Result<()> {

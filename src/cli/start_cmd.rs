@@ -28,3 +28,12 @@ fn sibling(binary: &str) -> Option<PathBuf> {
     let path = std::env::current_exe().ok()?.with_file_name(binary);
     path.is_file().then_some(path)
 }
+
+/// Runs this same command line in `cdktr-principal`, which carries DuckDB, for the commands
+/// that open a database file themselves (`query --offline`, `gc --compact`); returns only if
+/// it cannot be run.
+pub fn exec_with_store() -> anyhow::Result<ExitCode> {
+    let mut flags: Vec<OsString> = vec![super::OFFLINE.into()];
+    flags.extend(std::env::args_os().skip(1));
+    exec("cdktr-principal", None, &flags)
+}

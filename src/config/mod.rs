@@ -119,6 +119,11 @@ pub struct PrincipalConfig {
     /// blocks of the file and spills to disk, so the principal's memory stays flat however
     /// much history it holds.
     pub store_memory_mb: usize,
+    /// `cdktr query`: most rows a result may have; a larger one is an error that says so.
+    pub query_max_rows: usize,
+    /// `cdktr query`: a query running longer is stopped, with an error that says so.
+    #[serde(with = "value::duration_text")]
+    pub query_timeout: Duration,
     /// How often the workflow tree is read again to catch changes its watch missed (network
     /// file systems, a full event queue, a switched symlink); it reloads only on a change.
     #[serde(with = "value::duration_text")]
@@ -184,6 +189,8 @@ impl Default for Config {
                 max_connections: 512,
                 handshake_timeout: Duration::from_secs(10),
                 store_memory_mb: crate::store::DEFAULT_MEMORY_MB,
+                query_max_rows: 10_000,
+                query_timeout: Duration::from_secs(10),
             },
             agent: AgentConfig {
                 principal: "tcp://127.0.0.1:5561".into(),

@@ -179,7 +179,8 @@ fn needs(request: &ControlRequest) -> &'static [Role] {
         | C::ShowWorkflow { .. }
         | C::ListSchedules
         | C::ScheduleHistory { .. }
-        | C::Audit { .. } => &[Role::Viewer, Role::Operator],
+        | C::Audit { .. }
+        | C::Query { .. } => &[Role::Viewer, Role::Operator],
         C::ReloadWorkflows
         | C::SetSchedulePaused { .. }
         | C::Failpoint { .. }

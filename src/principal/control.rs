@@ -19,6 +19,9 @@ use crate::workflow::Catalog;
 /// Longest a failpoint may last: one day.
 const MAX_FAILPOINT_MS: u64 = 24 * 3600 * 1000;
 
+/// The longest query text taken.
+const MAX_SQL_BYTES: usize = 100_000;
+
 /// Most log lines one page carries.
 const MAX_PAGE: u32 = 5_000;
 
@@ -29,6 +32,7 @@ pub struct Services {
     pub catalog: watch::Receiver<Arc<Catalog>>,
     pub scheduler: SchedulerHandle,
     pub reloader: ReloadHandle,
+    pub query_limits: crate::store::sql::Limits,
 }
 
 /// Who sent a request: the actor a trigger records as its author, and the audit entry a
@@ -61,6 +65,7 @@ async fn answer(
         catalog,
         scheduler,
         reloader,
+        query_limits,
     } = services;
     match request {
         ControlRequest::Trigger {
@@ -278,6 +283,40 @@ async fn answer(
                 }
             }
         }
+        ControlRequest::Query {
+            sql,
+            max_rows,
+            timeout_ms,
+        } => {
+            if sql.len() > MAX_SQL_BYTES {
+                return Err(ErrorReply::invalid(
+                    "sql",
+                    format!("longer than {MAX_SQL_BYTES} bytes"),
+                ));
+            }
+            if max_rows == Some(0) || timeout_ms == Some(0) {
+                return Err(ErrorReply::invalid(
+                    if max_rows == Some(0) {
+                        "max_rows"
+                    } else {
+                        "timeout_ms"
+                    },
+                    "must be more than zero",
+                ));
+            }
+            let limits = crate::store::sql::Limits {
+                max_rows: max_rows.map_or(query_limits.max_rows, |n| {
+                    (n as usize).min(query_limits.max_rows)
+                }),
+                timeout: timeout_ms.map_or(query_limits.timeout, |ms| {
+                    std::time::Duration::from_millis(ms).min(query_limits.timeout)
+                }),
+            };
+            let result = store.sql(sql, limits).await.map_err(query_error)?;
+            Ok(ControlReply::Query {
+                result: Box::new(result),
+            })
+        }
         ControlRequest::Audit {
             since,
             actor,
@@ -311,6 +350,15 @@ async fn answer(
                 None => Err(unknown_workflow(&catalog, &id)),
             }
         }
+    }
+}
+
+fn query_error(e: crate::store::sql::SqlError) -> ErrorReply {
+    use crate::store::sql::SqlError;
+    match e {
+        SqlError::Refused(m) => ErrorReply::new(ErrorCode::Forbidden, m),
+        SqlError::Invalid(m) | SqlError::Limit(m) => ErrorReply::invalid("sql", m),
+        SqlError::Unavailable(m) => ErrorReply::new(ErrorCode::Unavailable, m),
     }
 }
 

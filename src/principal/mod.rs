@@ -326,6 +326,10 @@ pub async fn run(
         catalog: catalog_rx,
         scheduler: scheduler.clone(),
         reloader,
+        query_limits: crate::store::sql::Limits {
+            max_rows: config.query_max_rows,
+            timeout: config.query_timeout,
+        },
         max_message_bytes: config.max_message_bytes,
         access: access::Access::new(sockets.keys.clone()),
         control_slots: slots::ControlSlots::new(),

@@ -81,6 +81,8 @@ pub struct Context {
     pub catalog: watch::Receiver<Arc<Catalog>>,
     pub scheduler: SchedulerHandle,
     pub reloader: ReloadHandle,
+    /// `cdktr query`'s row and time limits.
+    pub query_limits: crate::store::sql::Limits,
     pub max_message_bytes: usize,
     /// Who may send what (everyone, when authentication is off).
     pub access: super::access::Access,
@@ -248,6 +250,7 @@ fn handle_frames(mut frames: Vec<Bytes>, sender: &Sender, ctx: &Context, replier
                 catalog: ctx.catalog.clone(),
                 scheduler: ctx.scheduler.clone(),
                 reloader: ctx.reloader.clone(),
+                query_limits: ctx.query_limits,
             };
             let audit = super::audit::begin(sender, &caller, &request);
             let sent = super::control::Sent {

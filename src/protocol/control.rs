@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::logs::LogLine;
+pub use super::query::{QueryColumn, QueryResult};
 use crate::model::{
     AgentId, AgentState, Catchup, Overlap, RunId, RunStatus, SlotFate, TaskId, TaskStatus,
     TriggerSource, Workflow, WorkflowId,
@@ -141,6 +142,17 @@ pub enum ControlRequest {
         name: String,
         duration_ms: u64,
     },
+    /// Read-only SQL over the history views (`runs`, `task_runs`, `logs` ...). The principal
+    /// refuses anything DuckDB does not read as a `SELECT`, and stops a query at its row and
+    /// time limits (`principal.query_max_rows`, `principal.query_timeout`; lower ones given
+    /// here apply instead).
+    Query {
+        sql: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_rows: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+    },
     /// The audit log, newest first: who took which control action, when, and its outcome.
     Audit {
         #[serde(default, with = "crate::model::time::option")]
@@ -199,6 +211,9 @@ pub enum ControlReply {
         slots: Vec<SlotRecord>,
     },
     FailpointSet,
+    Query {
+        result: Box<QueryResult>,
+    },
     Audit {
         entries: Vec<AuditEntry>,
     },

@@ -13,6 +13,7 @@ pub mod agent;
 pub mod codec;
 pub mod control;
 pub mod logs;
+pub mod query;
 
 use serde::{Deserialize, Serialize};
 

@@ -9,6 +9,7 @@
 
 mod apply;
 mod failpoints;
+mod instance;
 mod journal;
 mod legacy_journal;
 mod log_queries;
@@ -18,6 +19,7 @@ mod records;
 mod rows;
 mod schema;
 mod sequencer;
+pub mod sql;
 mod task_queries;
 mod update;
 mod warm_up;
@@ -130,6 +132,7 @@ impl Progress {
 pub struct Store {
     tx: std::sync::mpsc::Sender<Command>,
     health: std::sync::Arc<owner::Health>,
+    sql: sql::Service,
 }
 
 /// Writes collected by one owner (the coordinator, during one step) and sent to the store
@@ -208,12 +211,14 @@ impl Store {
             crate::runtime::files::private_dir(parent).map_err(|e| open_err(Box::new(e)))?;
         }
         let existed = path.exists();
-        let conn = duckdb::Connection::open(path).map_err(|e| open_err(Box::new(e)))?;
+        let instance = instance::Instance::open(path, instance::Access::ReadWrite)
+            .map_err(|e| open_err(e.into()))?;
+        let conn = instance.connect().map_err(|e| open_err(Box::new(e)))?;
         // Every statement the store runs is prepared once (see `apply::exec`).
         conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch(&format!("SET memory_limit = '{memory_mb}MB'"))
             .map_err(|e| open_err(Box::new(e)))?;
-        restrict(path, existed);
+        instance::restrict(path, existed);
         schema::migrate(&conn).map_err(|e| open_err(Box::new(e)))?;
         let legacy = legacy_journal::Journal::beside(path);
         let replayed = apply::replay(&conn, &legacy).map_err(|e| open_err(Box::new(e)))?;
@@ -228,6 +233,9 @@ impl Store {
         if let Err(e) = warm_up::warm_up(&conn) {
             tracing::warn!(error = %e, "warming up the store failed; the first writes prepare their statements");
         }
+        sql::lock_down(&conn).map_err(|e| open_err(Box::new(e)))?;
+        let engine = sql::Engine::new(&instance).map_err(|e| open_err(e.into()))?;
+        drop(instance);
         let health = std::sync::Arc::new(owner::Health::default());
         health
             .applied_seq
@@ -249,10 +257,11 @@ impl Store {
         };
         let owner = spawn("cdktr-store", Box::new(move || owner.run(owner_rx)))?;
         let sequencer = spawn("cdktr-journal", Box::new(move || sequencer.run(rx)))?;
+        let (sql, query_thread) = sql::Service::spawn(engine).map_err(|e| open_err(Box::new(e)))?;
         Ok((
-            Store { tx, health },
+            Store { tx, health, sql },
             StoreGuard {
-                threads: vec![sequencer, owner],
+                threads: vec![sequencer, owner, query_thread],
             },
         ))
     }
@@ -294,6 +303,19 @@ impl Store {
             writes: Vec::new(),
             replies: Vec::new(),
         }
+    }
+
+    /// Runs `sql` read-only over the query views, within `limits` (`cdktr query`).
+    pub async fn sql(
+        &self,
+        sql: String,
+        limits: sql::Limits,
+    ) -> Result<crate::protocol::control::QueryResult, sql::SqlError> {
+        // First let the owner apply everything acknowledged before this query.
+        self.ping()
+            .await
+            .map_err(|e| sql::SqlError::Unavailable(e.to_string()))?;
+        self.sql.run(sql, limits).await
     }
 
     /// Audit entries, newest first.
@@ -388,25 +410,11 @@ impl Store {
     }
 }
 
-/// Makes the database file owner-only (it holds every run's output and parameters), whatever
-/// mode an older version or another tool created it with. Its directory is 0700 (0750 with a
-/// group), so the files DuckDB adds beside it (the WAL) are out of others' reach too.
-fn restrict(path: &Path, existed: bool) {
-    match crate::runtime::files::without_bits(path, 0o077) {
-        // DuckDB creates files 0644: a new file is simply made 0600.
-        Ok(true) if existed => {
-            tracing::info!(file = %path.display(), "database file made private (0600)");
-        }
-        Ok(_) => {}
-        Err(e) => {
-            tracing::warn!(file = %path.display(), error = %e, "cannot make the database file private")
-        }
-    }
-}
-
 #[cfg(test)]
 mod journal_tests;
 #[cfg(test)]
 mod merge_tests;
+#[cfg(test)]
+mod sql_tests;
 #[cfg(test)]
 mod tests;

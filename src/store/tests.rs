@@ -7,7 +7,7 @@ use crate::model::{AgentId, RunId, RunStatus, TaskId, TaskStatus, WorkflowId};
 use crate::protocol::agent::Stream;
 use crate::protocol::control::SlotRecord;
 
-fn new_run(id: &str, wf: &str) -> NewRun {
+pub(super) fn new_run(id: &str, wf: &str) -> NewRun {
     NewRun {
         rerun_of: None,
         reuse: Vec::new(),
@@ -22,7 +22,7 @@ fn new_run(id: &str, wf: &str) -> NewRun {
     }
 }
 
-fn line(id: u64, run: &str, seq: u64) -> Write {
+pub(super) fn line(id: u64, run: &str, seq: u64) -> Write {
     Write::Log(LogLine {
         try_no: 1,
         id,

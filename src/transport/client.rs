@@ -92,6 +92,11 @@ impl Client {
         self.credential.as_deref()
     }
 
+    /// How long a request waits for its reply unless told otherwise.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
@@ -137,7 +142,16 @@ impl Client {
 
     /// Sends a control request and returns the control reply (any other reply is unexpected).
     pub async fn control(&self, request: ControlRequest) -> Result<ControlReply, ClientError> {
-        match self.request(Request::Control(request)).await? {
+        self.control_within(request, self.timeout).await
+    }
+
+    /// As [`Client::control`], waiting up to `wait` for the reply.
+    pub async fn control_within(
+        &self,
+        request: ControlRequest,
+        wait: Duration,
+    ) -> Result<ControlReply, ClientError> {
+        match self.request_within(Request::Control(request), wait).await? {
             Response::Control(reply) => Ok(reply),
             other => Err(ClientError::Unexpected(format!("{other:?}"))),
         }

@@ -315,6 +315,24 @@ impl Client {
         expect!(self.control(request).await?, ControlReply::Audit { entries } => entries)
     }
 
+    /// Runs read-only SQL over the history views. `timeout` lowers the principal's time limit;
+    /// the reply is awaited that long (ten minutes without one) plus the client's timeout.
+    pub async fn query(
+        &self,
+        sql: &str,
+        max_rows: Option<u32>,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<crate::protocol::control::QueryResult, ClientError> {
+        let request = ControlRequest::Query {
+            sql: sql.to_owned(),
+            max_rows,
+            timeout_ms: timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+        };
+        let wait = timeout.unwrap_or(std::time::Duration::from_secs(600)) + self.timeout();
+        let reply = self.control_within(request, wait).await?;
+        expect!(reply, ControlReply::Query { result } => *result)
+    }
+
     /// Arms a failpoint (only on a principal started with `CDKTR_FAILPOINTS=1`).
     pub async fn failpoint(&self, name: &str, duration_ms: u64) -> Result<(), ClientError> {
         let request = ControlRequest::Failpoint {

@@ -20,6 +20,7 @@ mod local;
 mod operations;
 mod properties;
 mod protocol;
+mod query;
 mod readme;
 mod regression;
 mod rerun;
