@@ -110,6 +110,43 @@ pub enum Command {
         #[arg(long, value_name = "FILE", requires = "offline")]
         db: Option<PathBuf>,
     },
+    /// Per workflow: runs, success rate, p50/p95 duration, last failure with its reason, and
+    /// the trend against the period before.
+    ///
+    /// Example: cdktr report --since 7d --workflow etl.daily
+    Report {
+        /// The period: a duration ago (7d, 24h) or an RFC 3339 time; compared with the period
+        /// of the same length before it.
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// Only this workflow.
+        #[arg(long)]
+        workflow: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply the [retention] settings now and report what was removed.
+    ///
+    /// The principal removes ended runs (with their tasks and output) older than
+    /// retention.max_age or beyond retention.max_runs_per_workflow, trims output to
+    /// retention.max_log_bytes, and checkpoints so DuckDB reuses the space. DuckDB shrinks a
+    /// file only by copying it: --compact does that, with the principal stopped.
+    ///
+    /// Example: cdktr gc --dry-run
+    Gc {
+        /// Count what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also copy the database into a new, compact file (the principal must be stopped:
+        /// this opens the file itself, see --db).
+        #[arg(long)]
+        compact: bool,
+        /// The database file for --compact (default: principal.db_path).
+        #[arg(long, value_name = "FILE", requires = "compact")]
+        db: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a commented cdktr.toml and a workflows/ folder with an example of each task type
     /// (never overwriting a file without --force).
     ///
@@ -350,36 +387,4 @@ pub enum LogsCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-/// How a listing is printed: a table (the default), JSON or CSV.
-#[derive(Debug, Clone, Default, Args)]
-pub struct OutputArgs {
-    /// Print JSON (as --output json).
-    #[arg(long, conflicts_with_all = ["output", "csv"])]
-    pub json: bool,
-    /// Print CSV with a header row (as --output csv).
-    #[arg(long, conflicts_with = "output")]
-    pub csv: bool,
-    /// table, json or csv.
-    #[arg(long, value_enum, value_name = "FORMAT")]
-    pub output: Option<OutputFormat>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
-    Table,
-    Json,
-    Csv,
-}
-
-impl OutputArgs {
-    pub fn format(&self) -> OutputFormat {
-        match (self.json, self.csv, self.output) {
-            (true, _, _) => OutputFormat::Json,
-            (_, true, _) => OutputFormat::Csv,
-            (_, _, Some(format)) => format,
-            _ => OutputFormat::Table,
-        }
-    }
 }

@@ -10,12 +10,14 @@ mod args;
 mod config_cmd;
 mod docs_cmd;
 pub mod format;
+mod gc_cmd;
 mod init_cmd;
 mod keys_cmd;
 mod listen_cmd;
 mod logs_cmd;
 mod output;
 mod query_cmd;
+mod report_cmd;
 mod run_cmd;
 mod runs_cmd;
 mod schedule_cmd;
@@ -55,6 +57,15 @@ pub fn run_with_store(cli: Cli) -> anyhow::Result<ExitCode> {
                 timeout: timeout.unwrap_or(resolved.query_timeout),
             };
             query_cmd::offline(&db.unwrap_or(resolved.db_path), &sql, limits, out.format())
+        }
+        Command::Gc {
+            dry_run,
+            compact: true,
+            db,
+            json,
+        } => {
+            let config = resolve_config(cli.config, Vec::new())?.config;
+            gc_cmd::offline(&config, db, dry_run, json)
         }
         _ => run(cli),
     }
@@ -121,6 +132,35 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 remote(&config()?, async move |c| {
                     query_cmd::remote(c, &sql, max_rows, timeout, out.format()).await
+                })
+            }
+        }
+        Command::Report {
+            since,
+            workflow,
+            json,
+        } => {
+            let since = logs_cmd::parse_instant(&since, "--since")?;
+            remote(&config()?, async move |c| {
+                let result = c.report(Some(since), workflow).await?;
+                report_cmd::print(since, &result, json)?;
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        Command::Gc {
+            dry_run,
+            compact,
+            db: _,
+            json,
+        } => {
+            if compact {
+                // This binary has no DuckDB: `cdktr-principal` runs this command line.
+                start_cmd::exec_with_store()
+            } else {
+                remote(&config()?, async move |c| {
+                    let report = c.gc(dry_run).await?;
+                    gc_cmd::print(&report, json)?;
+                    Ok(ExitCode::SUCCESS)
                 })
             }
         }

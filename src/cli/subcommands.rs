@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 
 #[derive(Debug, Subcommand)]
 pub enum WorkflowCommand {
@@ -204,4 +204,36 @@ pub enum StartCommand {
         )]
         flags: Vec<std::ffi::OsString>,
     },
+}
+
+/// How a listing is printed: a table (the default), JSON or CSV.
+#[derive(Debug, Clone, Default, Args)]
+pub struct OutputArgs {
+    /// Print JSON (as --output json).
+    #[arg(long, conflicts_with_all = ["output", "csv"])]
+    pub json: bool,
+    /// Print CSV with a header row (as --output csv).
+    #[arg(long, conflicts_with = "output")]
+    pub csv: bool,
+    /// table, json or csv.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+impl OutputArgs {
+    pub fn format(&self) -> OutputFormat {
+        match (self.json, self.csv, self.output) {
+            (true, _, _) => OutputFormat::Json,
+            (_, true, _) => OutputFormat::Csv,
+            (_, _, Some(format)) => format,
+            _ => OutputFormat::Table,
+        }
+    }
 }

@@ -42,6 +42,10 @@ pub const KEYS: &[&str] = &[
     "auth.principal_key",
     "log.level",
     "metrics.listen",
+    "retention.max_age",
+    "retention.max_runs_per_workflow",
+    "retention.max_log_bytes",
+    "retention.interval",
 ];
 
 /// `principal.listen` is set by `CDKTR_PRINCIPAL_LISTEN`.
@@ -59,7 +63,7 @@ pub fn hint(key: &str) -> String {
 /// Parses `value` into the field behind `key`.
 pub fn set(c: &mut Config, key: &str, v: Value<'_>) -> Result<(), String> {
     let (p, a, cl, au) = (&mut c.principal, &mut c.agent, &mut c.client, &mut c.auth);
-    let (log, metrics) = (&mut c.log, &mut c.metrics);
+    let (log, metrics, r) = (&mut c.log, &mut c.metrics, &mut c.retention);
     match key {
         "principal.listen" => p.listen = value::endpoint(v)?,
         "principal.logs_listen" => p.logs_listen = value::endpoint(v)?,
@@ -91,6 +95,10 @@ pub fn set(c: &mut Config, key: &str, v: Value<'_>) -> Result<(), String> {
         "agent.metrics_listen" => a.metrics_listen = value::loopback_address(v)?,
         "log.level" => log.level = value::log_filter(v)?,
         "metrics.listen" => metrics.listen = value::loopback_address(v)?,
+        "retention.max_age" => r.max_age = value::optional_duration(v)?,
+        "retention.max_runs_per_workflow" => r.max_runs_per_workflow = value::count(v, 0)?,
+        "retention.max_log_bytes" => r.max_log_bytes = value::size(v)?,
+        "retention.interval" => r.interval = value::duration(v)?,
         "client.principal" => cl.principal = value::endpoint(v)?,
         "client.timeout" => cl.timeout = value::duration(v)?,
         "agent.credential" => a.credential = value::path(v)?,
@@ -138,6 +146,15 @@ pub fn get(c: &Config, key: &str) -> String {
         "agent.metrics_listen" => text(&a.metrics_listen),
         "log.level" => text(&c.log.level),
         "metrics.listen" => text(&c.metrics.listen),
+        "retention.max_age" => text(
+            &c.retention
+                .max_age
+                .map(|d| humantime::format_duration(d).to_string())
+                .unwrap_or_default(),
+        ),
+        "retention.max_runs_per_workflow" => c.retention.max_runs_per_workflow.to_string(),
+        "retention.max_log_bytes" => c.retention.max_log_bytes.unwrap_or(0).to_string(),
+        "retention.interval" => duration(&c.retention.interval),
         "client.principal" => text(&cl.principal),
         "client.timeout" => duration(&cl.timeout),
         "agent.credential" => path(&a.credential),

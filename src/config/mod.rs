@@ -30,6 +30,34 @@ pub struct Config {
     pub auth: AuthConfig,
     pub log: LogConfig,
     pub metrics: MetricsConfig,
+    pub retention: RetentionConfig,
+}
+
+/// What history the principal keeps (`cdktr gc`); everything, for ever, unless set.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RetentionConfig {
+    /// Ended runs (with their tasks and output), slot records and audit entries older than
+    /// this are removed; empty: kept for ever.
+    #[serde(with = "value::optional_duration_text")]
+    pub max_age: Option<Duration>,
+    /// Only the newest this many runs of each workflow are kept; 0: all.
+    pub max_runs_per_workflow: usize,
+    /// Stored output is trimmed, oldest line first, to this many bytes; none when unset.
+    pub max_log_bytes: Option<u64>,
+    /// How often the principal applies the above.
+    #[serde(with = "value::duration_text")]
+    pub interval: Duration,
+}
+
+impl RetentionConfig {
+    pub fn policy(&self) -> crate::store::retention::Policy {
+        crate::store::retention::Policy {
+            max_age: self.max_age,
+            max_runs_per_workflow: (self.max_runs_per_workflow > 0)
+                .then_some(self.max_runs_per_workflow as u64),
+            max_log_bytes: self.max_log_bytes,
+        }
+    }
 }
 
 /// The daemons' own log.
@@ -219,6 +247,12 @@ impl Default for Config {
             },
             metrics: MetricsConfig {
                 listen: String::new(),
+            },
+            retention: RetentionConfig {
+                max_age: None,
+                max_runs_per_workflow: 0,
+                max_log_bytes: None,
+                interval: Duration::from_secs(3600),
             },
         }
     }

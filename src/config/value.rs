@@ -183,6 +183,59 @@ pub fn count(v: Value<'_>, min: usize) -> Result<usize, String> {
         .ok_or_else(|| format!("{n} is out of range (at least {min})"))
 }
 
+/// A duration, or none (keep for ever) for an empty text.
+pub fn optional_duration(v: Value<'_>) -> Result<Option<Duration>, String> {
+    if text(v, "a duration")?.trim().is_empty() {
+        return Ok(None);
+    }
+    duration(v).map(Some)
+}
+
+/// A size in bytes: a whole number, or text with a unit (`500MB`, `10GiB`, `2 GB`); none for
+/// an empty text or 0.
+pub fn size(v: Value<'_>) -> Result<Option<u64>, String> {
+    let bytes = match v {
+        Value::Toml(toml::Value::Integer(i)) => {
+            u64::try_from(*i).map_err(|_| format!("{i} is not a size (bytes, at least 0)"))?
+        }
+        _ => {
+            let s = text(v, "a size")?.trim();
+            if s.is_empty() {
+                return Ok(None);
+            }
+            let digits = s
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(s.len());
+            let (number, unit) = s.split_at(digits);
+            let number: f64 = number
+                .parse()
+                .map_err(|_| format!("`{s}` is not a size; write e.g. 500MB or 10GB"))?;
+            let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+                "" | "b" => 1,
+                "kb" => 1_000,
+                "kib" => 1 << 10,
+                "mb" => 1_000_000,
+                "mib" => 1 << 20,
+                "gb" => 1_000_000_000,
+                "gib" => 1 << 30,
+                "tb" => 1_000_000_000_000,
+                "tib" => 1 << 40,
+                other => {
+                    return Err(format!(
+                        "`{s}`: unknown unit `{other}` (B, KB, MB, GB, TB, or KiB, MiB, GiB, TiB)"
+                    ))
+                }
+            };
+            let bytes = number * scale as f64;
+            if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+                return Err(format!("`{s}` is too large"));
+            }
+            bytes as u64
+        }
+    };
+    Ok((bytes > 0).then_some(bytes))
+}
+
 /// `tcp://old-host:old-port` with the host and/or port replaced.
 pub fn replace_host_port(current: &str, host: Option<&str>, port: Option<&str>) -> String {
     let rest = current.strip_prefix("tcp://").unwrap_or("127.0.0.1:0");
@@ -203,9 +256,44 @@ pub mod duration_text {
     }
 }
 
+/// Serialises an optional duration as humantime text, empty for none.
+pub mod optional_duration_text {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_str(""),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes() {
+        let text = |s| size(Value::Text(s));
+        assert_eq!(text("500MB"), Ok(Some(500_000_000)));
+        assert_eq!(text("1GiB"), Ok(Some(1 << 30)));
+        assert_eq!(text("1.5 kb"), Ok(Some(1_500)));
+        assert_eq!(text(""), Ok(None));
+        assert_eq!(text("0"), Ok(None));
+        for bad in [
+            "lots",
+            "5 parsecs",
+            "-1MB",
+            "1e400GB",
+            "99999999999999999999TB",
+        ] {
+            assert!(text(bad).is_err(), "{bad}");
+        }
+        let int = toml::Value::Integer(4096);
+        assert_eq!(size(Value::Toml(&int)), Ok(Some(4096)));
+        let negative = toml::Value::Integer(-1);
+        assert!(size(Value::Toml(&negative)).is_err());
+    }
 
     #[test]
     fn endpoints() {

@@ -182,6 +182,7 @@ pub fn principal_main(config_file: Option<PathBuf>, args: PrincipalArgs) -> Exit
             }
             let result = principal::run(
                 cfg.principal.clone(),
+                cfg.retention.clone(),
                 sockets,
                 principal_stop,
                 reload,

@@ -180,10 +180,12 @@ fn needs(request: &ControlRequest) -> &'static [Role] {
         | C::ListSchedules
         | C::ScheduleHistory { .. }
         | C::Audit { .. }
-        | C::Query { .. } => &[Role::Viewer, Role::Operator],
+        | C::Query { .. }
+        | C::Report { .. } => &[Role::Viewer, Role::Operator],
         C::ReloadWorkflows
         | C::SetSchedulePaused { .. }
         | C::Failpoint { .. }
+        | C::Gc { .. }
         | C::Cancel { .. } => &[Role::Operator],
     }
 }

@@ -53,6 +53,7 @@ fn action(request: &ControlRequest) -> Option<(&'static str, Option<String>, Opt
             Some(name.clone()),
             Some(format!("{duration_ms} ms")),
         )),
+        ControlRequest::Gc { dry_run: false } => Some(("gc", None, None)),
         _ => None,
     }
 }

@@ -33,6 +33,7 @@ pub struct Services {
     pub scheduler: SchedulerHandle,
     pub reloader: ReloadHandle,
     pub query_limits: crate::store::sql::Limits,
+    pub retention: crate::store::retention::Policy,
 }
 
 /// Who sent a request: the actor a trigger records as its author, and the audit entry a
@@ -66,6 +67,7 @@ async fn answer(
         scheduler,
         reloader,
         query_limits,
+        retention,
     } = services;
     match request {
         ControlRequest::Trigger {
@@ -315,6 +317,28 @@ async fn answer(
             let result = store.sql(sql, limits).await.map_err(query_error)?;
             Ok(ControlReply::Query {
                 result: Box::new(result),
+            })
+        }
+        ControlRequest::Report { since, workflow } => {
+            let now = chrono::Utc::now();
+            let since = since.unwrap_or(now - chrono::Duration::days(7));
+            if since >= now {
+                return Err(ErrorReply::invalid("since", "must be in the past"));
+            }
+            let sql = crate::store::sql::report::sql(since, now, workflow.as_deref());
+            let limits = crate::store::sql::Limits {
+                max_rows: 100_000,
+                timeout: query_limits.timeout.max(std::time::Duration::from_secs(60)),
+            };
+            let result = store.sql(sql, limits).await.map_err(query_error)?;
+            Ok(ControlReply::Query {
+                result: Box::new(result),
+            })
+        }
+        ControlRequest::Gc { dry_run } => {
+            let report = store.gc(*retention, dry_run).await.map_err(store_error)?;
+            Ok(ControlReply::Gc {
+                report: Box::new(report),
             })
         }
         ControlRequest::Audit {

@@ -27,6 +27,7 @@ mod labels;
 pub mod local;
 mod publisher;
 mod reload;
+mod retention;
 mod scheduler;
 mod server;
 mod slots;
@@ -233,6 +234,7 @@ pub struct Ready {
 /// work finish, flushes and closes the store. `reload` re-reads the workflow directory.
 pub async fn run(
     config: PrincipalConfig,
+    retention_config: crate::config::RetentionConfig,
     sockets: Sockets,
     shutdown: CancellationToken,
     reload: Arc<Notify>,
@@ -298,6 +300,12 @@ pub async fn run(
         reload,
         shutdown.child_token(),
     );
+    retention::spawn(
+        &tracker,
+        store.clone(),
+        retention_config.clone(),
+        shutdown.child_token(),
+    );
     tracker.spawn(labels::watch_unknown(
         catalog_rx.clone(),
         store.clone(),
@@ -326,6 +334,7 @@ pub async fn run(
         catalog: catalog_rx,
         scheduler: scheduler.clone(),
         reloader,
+        retention: retention_config.policy(),
         query_limits: crate::store::sql::Limits {
             max_rows: config.query_max_rows,
             timeout: config.query_timeout,

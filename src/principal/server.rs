@@ -81,6 +81,8 @@ pub struct Context {
     pub catalog: watch::Receiver<Arc<Catalog>>,
     pub scheduler: SchedulerHandle,
     pub reloader: ReloadHandle,
+    /// `[retention]`, for `cdktr gc`.
+    pub retention: crate::store::retention::Policy,
     /// `cdktr query`'s row and time limits.
     pub query_limits: crate::store::sql::Limits,
     pub max_message_bytes: usize,
@@ -251,6 +253,7 @@ fn handle_frames(mut frames: Vec<Bytes>, sender: &Sender, ctx: &Context, replier
                 scheduler: ctx.scheduler.clone(),
                 reloader: ctx.reloader.clone(),
                 query_limits: ctx.query_limits,
+                retention: ctx.retention,
             };
             let audit = super::audit::begin(sender, &caller, &request);
             let sent = super::control::Sent {

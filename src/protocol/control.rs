@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::logs::LogLine;
-pub use super::query::{QueryColumn, QueryResult};
+pub use super::query::{AuditEntry, QueryColumn, QueryResult};
 use crate::model::{
     AgentId, AgentState, Catchup, Overlap, RunId, RunStatus, SlotFate, TaskId, TaskStatus,
     TriggerSource, Workflow, WorkflowId,
@@ -153,6 +153,20 @@ pub enum ControlRequest {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         timeout_ms: Option<u64>,
     },
+    /// Per workflow, the runs queued since `since` (default seven days ago): count, success
+    /// rate, p50/p95 duration, last failure and its reason, and the period before for the
+    /// trend; answered as a query result (`cdktr report` shapes it).
+    Report {
+        #[serde(default, with = "crate::model::time::option")]
+        since: Option<DateTime<Utc>>,
+        #[serde(default)]
+        workflow: Option<String>,
+    },
+    /// Applies `[retention]` now (with `dry_run`, only counts what it would remove).
+    Gc {
+        #[serde(default)]
+        dry_run: bool,
+    },
     /// The audit log, newest first: who took which control action, when, and its outcome.
     Audit {
         #[serde(default, with = "crate::model::time::option")]
@@ -214,6 +228,9 @@ pub enum ControlReply {
     Query {
         result: Box<QueryResult>,
     },
+    Gc {
+        report: Box<super::query::GcReport>,
+    },
     Audit {
         entries: Vec<AuditEntry>,
     },
@@ -261,42 +278,6 @@ pub struct RunSummary {
     /// The run this one reruns (`cdktr rerun`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rerun_of: Option<RunId>,
-}
-
-/// One control action as the audit log keeps it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AuditEntry {
-    #[serde(with = "crate::model::time")]
-    pub ts: DateTime<Utc>,
-    /// Who: a credential's name, `local:USER` on the control socket, `anonymous` on a
-    /// principal without authentication, `keys-file` for a change of the keys file.
-    pub actor: String,
-    /// The actor's role (empty for the keys file).
-    pub role: String,
-    /// Where from: the peer's IP, `local` for the control socket.
-    #[serde(default)]
-    pub peer: Option<String>,
-    /// `trigger`, `pause`, `resume`, `reload`, `failpoint`, `key_added`, `key_removed`,
-    /// `key_changed`.
-    pub action: String,
-    /// What it acted on: a workflow, a credential's name.
-    #[serde(default)]
-    pub target: Option<String>,
-    /// Details: a trigger's run id and parameters, a key's role.
-    #[serde(default)]
-    pub detail: Option<String>,
-    /// `ok`, or `error: MESSAGE (CODE)`.
-    pub outcome: String,
-}
-
-impl AuditEntry {
-    /// A trigger's entry once it queued `run_id`: stored in the same transaction as the run.
-    pub fn queued(mut self, run_id: &RunId) -> AuditEntry {
-        let params = self.detail.take().unwrap_or_default();
-        self.detail = Some(format!("run {run_id}, params {params}"));
-        self.outcome = "ok".into();
-        self
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

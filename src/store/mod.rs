@@ -16,6 +16,7 @@ mod log_queries;
 mod owner;
 mod queries;
 mod records;
+pub mod retention;
 mod rows;
 mod schema;
 mod sequencer;
@@ -34,6 +35,7 @@ use crate::protocol::logs::LogLine;
 pub use records::{
     AuditFilter, LogFilter, NewRun, RunFilter, ScheduleState, TaskTry, UnfinishedRun, Write,
 };
+pub use retention::compact;
 pub use schema::SCHEMA_VERSION;
 
 /// DuckDB's memory limit unless configured (`principal.store_memory_mb`): its default is 80%
@@ -72,6 +74,9 @@ enum Command {
     ScheduleStates(Reply<Vec<ScheduleState>>),
     SlotHistory(String, u32, Reply<Vec<SlotRecord>>),
     Count(String, Reply<i64>),
+    /// One retention step (see `retention::step`) at the time given.
+    Gc(retention::Step, Reply<(retention::Removed, bool)>),
+    Checkpoint(Reply<()>),
     /// Answered by the owner thread without touching the database: it is taking work.
     Ping(Reply<()>),
     /// Failpoint: the owner thread stops for this long (answers and applies nothing).
@@ -133,6 +138,7 @@ pub struct Store {
     tx: std::sync::mpsc::Sender<Command>,
     health: std::sync::Arc<owner::Health>,
     sql: sql::Service,
+    db: std::sync::Arc<Path>,
 }
 
 /// Writes collected by one owner (the coordinator, during one step) and sent to the store
@@ -259,7 +265,12 @@ impl Store {
         let sequencer = spawn("cdktr-journal", Box::new(move || sequencer.run(rx)))?;
         let (sql, query_thread) = sql::Service::spawn(engine).map_err(|e| open_err(Box::new(e)))?;
         Ok((
-            Store { tx, health, sql },
+            Store {
+                tx,
+                health,
+                sql,
+                db: path.into(),
+            },
             StoreGuard {
                 threads: vec![sequencer, owner, query_thread],
             },
@@ -303,19 +314,6 @@ impl Store {
             writes: Vec::new(),
             replies: Vec::new(),
         }
-    }
-
-    /// Runs `sql` read-only over the query views, within `limits` (`cdktr query`).
-    pub async fn sql(
-        &self,
-        sql: String,
-        limits: sql::Limits,
-    ) -> Result<crate::protocol::control::QueryResult, sql::SqlError> {
-        // First let the owner apply everything acknowledged before this query.
-        self.ping()
-            .await
-            .map_err(|e| sql::SqlError::Unavailable(e.to_string()))?;
-        self.sql.run(sql, limits).await
     }
 
     /// Audit entries, newest first.

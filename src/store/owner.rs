@@ -308,6 +308,12 @@ fn answer(conn: &Connection, cmd: Command) {
         Command::Count(table, reply) => {
             let _ = reply.send(queries::count(conn, &table));
         }
+        Command::Gc((policy, now, dry), reply) => {
+            let _ = reply.send(super::retention::step(conn, &policy, now, dry));
+        }
+        Command::Checkpoint(reply) => {
+            let _ = reply.send(conn.execute_batch("CHECKPOINT").map_err(Into::into));
+        }
         Command::Audit(f, reply) => {
             let _ = reply.send(queries::audit(conn, &f));
         }

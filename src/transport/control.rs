@@ -333,6 +333,29 @@ impl Client {
         expect!(reply, ControlReply::Query { result } => *result)
     }
 
+    /// Applies the principal's retention now (`dry_run`: counts only). Waits as long as it
+    /// takes (a first pass over a large history can take minutes).
+    pub async fn gc(&self, dry_run: bool) -> Result<crate::protocol::query::GcReport, ClientError> {
+        let wait = std::time::Duration::from_secs(3600);
+        let reply = self
+            .control_within(ControlRequest::Gc { dry_run }, wait)
+            .await?;
+        expect!(reply, ControlReply::Gc { report } => *report)
+    }
+
+    /// The per-workflow report since `since` (default seven days), as the principal's query
+    /// result (one row per workflow).
+    pub async fn report(
+        &self,
+        since: Option<DateTime<Utc>>,
+        workflow: Option<String>,
+    ) -> Result<crate::protocol::control::QueryResult, ClientError> {
+        let request = ControlRequest::Report { since, workflow };
+        let wait = std::time::Duration::from_secs(120) + self.timeout();
+        let reply = self.control_within(request, wait).await?;
+        expect!(reply, ControlReply::Query { result } => *result)
+    }
+
     /// Arms a failpoint (only on a principal started with `CDKTR_FAILPOINTS=1`).
     pub async fn failpoint(&self, name: &str, duration_ms: u64) -> Result<(), ClientError> {
         let request = ControlRequest::Failpoint {

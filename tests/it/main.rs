@@ -24,6 +24,7 @@ mod query;
 mod readme;
 mod regression;
 mod rerun;
+mod retention;
 mod schedule;
 mod tui;
 mod uv;

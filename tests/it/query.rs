@@ -255,3 +255,61 @@ fn query_offline_reads_a_stopped_principals_file_and_not_a_running_ones() {
         missing.stderr
     );
 }
+
+#[test]
+fn report_gives_each_workflows_runs_success_rate_durations_and_last_failure() {
+    let (ws, p, _agent) = seeded();
+    let run = ws.run(&["--principal", &p.api, "report", "--since", "1h", "--json"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let report = run.json();
+    let workflows = report["workflows"].as_array().expect("workflows");
+    assert_eq!(workflows.len(), 2, "{report}");
+    let broken = &workflows[0];
+    assert_eq!(broken["workflow_id"], "broken");
+    assert_eq!(broken["runs"], 1);
+    assert_eq!(broken["failed"], 1);
+    assert_eq!(broken["success_rate"], 0.0);
+    assert_eq!(broken["last_failure"]["status"], "FAILED", "{broken}");
+    let reason = broken["last_failure"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        reason.contains('3'),
+        "the reason names the exit code: {reason}"
+    );
+    let words = &workflows[1];
+    assert_eq!(words["workflow_id"], "words");
+    assert_eq!(words["runs"], 2);
+    assert_eq!(words["success_rate"], 1.0);
+    assert!(words["p50_s"].as_f64().is_some_and(|s| s >= 0.0), "{words}");
+    assert!(words["p95_s"].as_f64().is_some_and(|s| s >= 0.0), "{words}");
+    assert!(words["last_failure"].is_null(), "{words}");
+    // Nothing ran in the hour before: no previous period, no trend.
+    assert!(
+        words["previous"].is_null() && words["trend"].is_null(),
+        "{words}"
+    );
+
+    let one = ws.run(&[
+        "--principal",
+        &p.api,
+        "report",
+        "--workflow",
+        "words",
+        "--json",
+    ]);
+    assert_eq!(one.code, Some(0), "{}", one.stderr);
+    assert_eq!(one.json()["workflows"].as_array().map(Vec::len), Some(1));
+    let table = ws.run(&["--principal", &p.api, "report"]);
+    assert_eq!(table.code, Some(0), "{}", table.stderr);
+    assert_eq!(table.stdout.lines().count(), 3, "{}", table.stdout);
+    assert!(table.stdout.contains("100.0%"), "{}", table.stdout);
+    let future = ws.run(&[
+        "--principal",
+        &p.api,
+        "report",
+        "--since",
+        "2999-01-01T00:00:00Z",
+    ]);
+    assert_eq!(future.code, Some(2), "{}", future.stderr);
+}

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use duckdb::Connection;
 
+pub mod report;
 mod rows;
 
 use rows::{describe, json, unreadable};
@@ -360,5 +361,20 @@ impl Service {
         }
         rx.await
             .map_err(|_| SqlError::Unavailable("the store has shut down".into()))?
+    }
+}
+
+impl super::Store {
+    /// Runs `sql` read-only over the query views, within `limits` (`cdktr query`).
+    pub async fn sql(
+        &self,
+        sql: String,
+        limits: Limits,
+    ) -> Result<crate::protocol::control::QueryResult, SqlError> {
+        // First let the owner apply everything acknowledged before this query.
+        self.ping()
+            .await
+            .map_err(|e| SqlError::Unavailable(e.to_string()))?;
+        self.sql.run(sql, limits).await
     }
 }
