@@ -79,12 +79,11 @@ pub fn offline(
         anyhow::bail!("no database file at {}", db.display());
     }
     // The principal's own lock, when this is its file: it cannot start while we copy.
+    let stopped = |e: &dyn std::fmt::Display| {
+        anyhow::anyhow!("{e}\n(--compact needs the principal stopped: it copies the file)")
+    };
     let _lock = if db.parent() == Some(principal.data_dir.as_path()) {
-        Some(
-            crate::runtime::files::lock_data_dir(&principal.data_dir).map_err(|e| {
-                anyhow::anyhow!("{e}\n(--compact needs the principal stopped: it copies the file)")
-            })?,
-        )
+        Some(crate::runtime::files::lock_data_dir(&principal.data_dir).map_err(|e| stopped(&e))?)
     } else {
         None
     };
@@ -93,9 +92,7 @@ pub fn offline(
         .build()?;
     let mut report = rt.block_on(async {
         let (store, guard) = crate::store::Store::open_limited(&db, principal.store_memory_mb)
-            .map_err(|e| {
-                anyhow::anyhow!("{e}\n(--compact needs the principal stopped: it copies the file)")
-            })?;
+            .map_err(|e| stopped(&e))?;
         let report = store.gc(config.retention.policy(), dry_run).await;
         drop(store);
         tokio::task::spawn_blocking(move || guard.close()).await?;

@@ -53,9 +53,10 @@ pub fn run_with_store(cli: Cli) -> anyhow::Result<ExitCode> {
             let timeout = query_cmd::limits(max_rows, timeout.as_deref())?;
             let resolved = resolve_config(cli.config, Vec::new())?.config.principal;
             let limits = crate::store::sql::Limits {
-                max_rows: max_rows.map_or(resolved.query_max_rows, |n| n as usize),
-                timeout: timeout.unwrap_or(resolved.query_timeout),
-            };
+                max_rows: resolved.query_max_rows,
+                timeout: resolved.query_timeout,
+            }
+            .lowered(max_rows, timeout);
             query_cmd::offline(&db.unwrap_or(resolved.db_path), &sql, limits, out.format())
         }
         Command::Gc {

@@ -306,14 +306,8 @@ async fn answer(
                     "must be more than zero",
                 ));
             }
-            let limits = crate::store::sql::Limits {
-                max_rows: max_rows.map_or(query_limits.max_rows, |n| {
-                    (n as usize).min(query_limits.max_rows)
-                }),
-                timeout: timeout_ms.map_or(query_limits.timeout, |ms| {
-                    std::time::Duration::from_millis(ms).min(query_limits.timeout)
-                }),
-            };
+            let limits =
+                query_limits.lowered(max_rows, timeout_ms.map(std::time::Duration::from_millis));
             let result = store.sql(sql, limits).await.map_err(query_error)?;
             Ok(ControlReply::Query {
                 result: Box::new(result),

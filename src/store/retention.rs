@@ -78,6 +78,28 @@ fn count(conn: &Connection, sql: &str, p: impl duckdb::Params) -> Result<u64, St
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
+/// The rows of `table` matching `condition`: counted when `dry`, else deleted (and counted by
+/// the delete itself, so no table is read twice).
+fn rows(
+    conn: &Connection,
+    table: &str,
+    condition: &str,
+    p: impl duckdb::Params,
+    dry: bool,
+) -> Result<u64, StoreError> {
+    let n = if dry {
+        conn.query_row(
+            &format!("SELECT count(*) FROM {table} WHERE {condition}"),
+            p,
+            |r| r.get::<_, i64>(0),
+        )?
+    } else {
+        i64::try_from(conn.execute(&format!("DELETE FROM {table} WHERE {condition}"), p)?)
+            .unwrap_or(i64::MAX)
+    };
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 /// The first log id kept under `max_log_bytes` (lines before it are over the budget), or None
 /// when the output is within it.
 fn log_budget_start(conn: &Connection, max: u64, exclude: &str) -> Result<Option<i64>, StoreError> {
@@ -141,35 +163,17 @@ fn pass(
     let mut more = chosen == limit;
     let of_chosen = "run_id IN (SELECT run_id FROM gc_runs)";
     removed.runs = u64::try_from(chosen).unwrap_or(0);
-    removed.task_runs = count(
-        conn,
-        &format!("SELECT count(*) FROM task_runs WHERE {of_chosen}"),
+    let (lines, bytes) = conn.query_row(
+        &format!("SELECT count(*), coalesce(sum(strlen(line)), 0) FROM logs WHERE {of_chosen}"),
         [],
+        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
     )?;
-    removed.transitions = count(
-        conn,
-        &format!("SELECT count(*) FROM transitions WHERE {of_chosen}"),
-        [],
-    )?;
-    removed.log_lines = count(
-        conn,
-        &format!("SELECT count(*) FROM logs WHERE {of_chosen}"),
-        [],
-    )?;
-    removed.log_bytes = count(
-        conn,
-        &format!("SELECT coalesce(sum(strlen(line)), 0) FROM logs WHERE {of_chosen}"),
-        [],
-    )?;
+    removed.log_lines = u64::try_from(lines).unwrap_or(0);
+    removed.log_bytes = u64::try_from(bytes).unwrap_or(0);
+    removed.task_runs = rows(conn, "task_runs", of_chosen, [], dry)?;
+    removed.transitions = rows(conn, "transitions", of_chosen, [], dry)?;
     if !dry {
-        for table in [
-            "logs",
-            "transitions",
-            "task_tries",
-            "task_runs",
-            "late_records",
-            "runs",
-        ] {
+        for table in ["logs", "task_tries", "late_records", "runs"] {
             conn.execute(&format!("DELETE FROM {table} WHERE {of_chosen}"), [])?;
         }
     }
@@ -198,22 +202,15 @@ fn pass(
     }
     if policy.max_age.is_some() {
         let before = cutoff(policy, now);
-        removed.schedule_slots = count(
+        removed.schedule_slots = rows(
             conn,
-            "SELECT count(*) FROM schedule_slots WHERE recorded_at < ?",
+            "schedule_slots",
+            "recorded_at < ?",
             params![before],
+            dry,
         )?;
-        removed.audit_entries = count(
-            conn,
-            "SELECT count(*) FROM audit WHERE ts < ?",
-            params![before],
-        )?;
+        removed.audit_entries = rows(conn, "audit", "ts < ?", params![before], dry)?;
         if !dry {
-            conn.execute(
-                "DELETE FROM schedule_slots WHERE recorded_at < ?",
-                params![before],
-            )?;
-            conn.execute("DELETE FROM audit WHERE ts < ?", params![before])?;
             conn.execute(
                 "DELETE FROM late_records WHERE received_at < ?",
                 params![before],

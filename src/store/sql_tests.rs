@@ -73,3 +73,13 @@ async fn a_stopped_principals_file_is_read_offline() {
     let e = engine.run("DELETE FROM logs", LIMITS).unwrap_err();
     assert!(matches!(e, SqlError::Refused(_)), "{e:?}");
 }
+
+#[test]
+fn a_client_may_lower_the_limits_and_never_raise_them() {
+    let secs = std::time::Duration::from_secs;
+    let lowered = LIMITS.lowered(Some(10), Some(secs(1)));
+    assert_eq!((lowered.max_rows, lowered.timeout), (10, secs(1)));
+    let raised = LIMITS.lowered(Some(1_000_000), Some(secs(3600)));
+    assert_eq!(raised, LIMITS);
+    assert_eq!(LIMITS.lowered(None, None), LIMITS);
+}

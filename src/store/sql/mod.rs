@@ -78,6 +78,16 @@ pub struct Limits {
     pub timeout: Duration,
 }
 
+impl Limits {
+    /// These limits, each lowered to the one a client asked for (never raised).
+    pub fn lowered(self, max_rows: Option<u32>, timeout: Option<Duration>) -> Limits {
+        Limits {
+            max_rows: max_rows.map_or(self.max_rows, |n| (n as usize).min(self.max_rows)),
+            timeout: timeout.map_or(self.timeout, |t| t.min(self.timeout)),
+        }
+    }
+}
+
 /// Why a query has no result.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SqlError {
