@@ -55,6 +55,7 @@ pub fn run_with_store(cli: Cli) -> anyhow::Result<ExitCode> {
             let limits = crate::store::sql::Limits {
                 max_rows: resolved.query_max_rows,
                 timeout: resolved.query_timeout,
+                max_bytes: resolved.max_message_bytes,
             }
             .lowered(max_rows, timeout);
             query_cmd::offline(&db.unwrap_or(resolved.db_path), &sql, limits, out.format())

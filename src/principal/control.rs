@@ -323,6 +323,7 @@ async fn answer(
             let limits = crate::store::sql::Limits {
                 max_rows: 100_000,
                 timeout: query_limits.timeout.max(std::time::Duration::from_secs(60)),
+                max_bytes: query_limits.max_bytes,
             };
             let result = store.sql(sql, limits).await.map_err(query_error)?;
             Ok(ControlReply::Query {

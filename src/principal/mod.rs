@@ -338,6 +338,7 @@ pub async fn run(
         query_limits: crate::store::sql::Limits {
             max_rows: config.query_max_rows,
             timeout: config.query_timeout,
+            max_bytes: config.max_message_bytes,
         },
         max_message_bytes: config.max_message_bytes,
         access: access::Access::new(sockets.keys.clone()),

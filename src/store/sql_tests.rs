@@ -7,6 +7,7 @@ use crate::store::sql::{self, Limits, SqlError};
 const LIMITS: Limits = Limits {
     max_rows: 100,
     timeout: std::time::Duration::from_secs(5),
+    max_bytes: 1 << 20,
 };
 
 async fn seeded() -> (tempfile::TempDir, std::path::PathBuf, Store, StoreGuard) {
@@ -78,7 +79,10 @@ async fn a_stopped_principals_file_is_read_offline() {
 fn a_client_may_lower_the_limits_and_never_raise_them() {
     let secs = std::time::Duration::from_secs;
     let lowered = LIMITS.lowered(Some(10), Some(secs(1)));
-    assert_eq!((lowered.max_rows, lowered.timeout), (10, secs(1)));
+    assert_eq!(
+        (lowered.max_rows, lowered.timeout, lowered.max_bytes),
+        (10, secs(1), LIMITS.max_bytes)
+    );
     let raised = LIMITS.lowered(Some(1_000_000), Some(secs(3600)));
     assert_eq!(raised, LIMITS);
     assert_eq!(LIMITS.lowered(None, None), LIMITS);

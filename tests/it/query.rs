@@ -124,6 +124,15 @@ fn query_answers_over_the_views_and_refuses_anything_but_a_read() {
         "{}",
         many.stderr
     );
+    // A few huge values are stopped at the size limit (principal.max_message_bytes), not held
+    // in the principal's memory.
+    let huge = query(&ws, &p.api, &["SELECT repeat('x', 10000) FROM range(2000)"]);
+    assert_eq!(huge.code, Some(2), "{}", huge.stderr);
+    assert!(
+        huge.stderr.contains("size limit") && huge.stderr.contains("principal.max_message_bytes"),
+        "{}",
+        huge.stderr
+    );
     let capped = query(&ws, &p.api, &["--max-rows", "1", "SELECT * FROM runs"]);
     assert_eq!(capped.code, Some(2), "{}", capped.stderr);
     // And the principal keeps serving.

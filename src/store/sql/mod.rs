@@ -20,7 +20,7 @@ use duckdb::Connection;
 pub mod report;
 mod rows;
 
-use rows::{describe, json, unreadable};
+use rows::{describe, json, json_size, unreadable};
 
 use super::instance::{Instance, RawConnection, StatementKind};
 use crate::protocol::control::{QueryColumn, QueryResult};
@@ -71,11 +71,14 @@ pub const VIEW_NAMES: &[&str] = &[
     "audit",
 ];
 
-/// The bounds of one query: beyond either it is stopped with an error that names them.
+/// The bounds of one query: beyond any of them it is stopped with an error that names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     pub max_rows: usize,
     pub timeout: Duration,
+    /// Most bytes of result (as JSON) held at once: a few rows of huge values must not
+    /// exhaust the principal's memory (`principal.max_message_bytes`).
+    pub max_bytes: usize,
 }
 
 impl Limits {
@@ -84,6 +87,7 @@ impl Limits {
         Limits {
             max_rows: max_rows.map_or(self.max_rows, |n| (n as usize).min(self.max_rows)),
             timeout: timeout.map_or(self.timeout, |t| t.min(self.timeout)),
+            max_bytes: self.max_bytes,
         }
     }
 }
@@ -198,7 +202,7 @@ impl Engine {
             Err(message) => return Err(classify(message)),
         }
         let timer = Timer::start(&self.conn, limits.timeout);
-        let outcome = self.read(sql, limits.max_rows);
+        let outcome = self.read(sql, limits);
         let timed_out = timer.stop();
         // Whatever happened, nothing of this transaction is kept.
         let _ = self.conn.execute_batch("ROLLBACK");
@@ -219,8 +223,13 @@ impl Engine {
     fn read(
         &self,
         sql: &str,
-        max_rows: usize,
+        limits: Limits,
     ) -> Result<(Vec<QueryColumn>, Vec<Vec<serde_json::Value>>), SqlError> {
+        let Limits {
+            max_rows,
+            max_bytes,
+            ..
+        } = limits;
         let db = |e: duckdb::Error| classify(e.to_string());
         if !self.conn.is_autocommit() {
             // A query that failed midway (contained panic) left its transaction open.
@@ -236,6 +245,7 @@ impl Engine {
             None => (Vec::new(), Vec::new()),
         };
         let mut out = Vec::new();
+        let mut bytes = 0;
         while let Some(row) = rows.next().map_err(db)? {
             if out.len() == max_rows {
                 return Err(SqlError::Limit(format!(
@@ -256,7 +266,15 @@ impl Engine {
                 }))
                 .map_err(|_| unreadable(&columns[index]))?
                 .map_err(db)?;
-                values.push(json(value));
+                let value = json(value);
+                bytes += json_size(&value);
+                if bytes > max_bytes {
+                    return Err(SqlError::Limit(format!(
+                        "the result is larger than {max_bytes} bytes (the size limit, \
+                         principal.max_message_bytes): select fewer or shorter values, or add LIMIT"
+                    )));
+                }
+                values.push(value);
             }
             out.push(values);
         }

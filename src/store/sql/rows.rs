@@ -146,3 +146,20 @@ pub fn json(value: Value) -> serde_json::Value {
         other => J::String(format!("{other:?}")),
     }
 }
+
+/// About how many bytes `value` takes as JSON text.
+pub fn json_size(value: &serde_json::Value) -> usize {
+    use serde_json::Value as J;
+    match value {
+        J::Null | J::Bool(_) => 5,
+        J::Number(_) => 20,
+        J::String(s) => s.len() + 2,
+        J::Array(items) => 2 + items.iter().map(|v| json_size(v) + 1).sum::<usize>(),
+        J::Object(fields) => {
+            2 + fields
+                .iter()
+                .map(|(k, v)| k.len() + 4 + json_size(v))
+                .sum::<usize>()
+        }
+    }
+}
