@@ -81,6 +81,9 @@ pub enum Command {
         /// Watch the new run until it ends; exit 0 if it COMPLETED, 1 otherwise.
         #[arg(long)]
         wait: bool,
+        /// With --wait: print the run's output as it comes.
+        #[arg(long, requires = "wait")]
+        logs: bool,
         #[arg(long)]
         json: bool,
     },
@@ -267,9 +270,13 @@ pub enum Command {
 pub struct RunArgs {
     /// Workflow id, e.g. etl.daily.
     pub workflow: String,
-    /// Watch the run's tasks until it ends; exit 0 if it COMPLETED, 1 otherwise.
+    /// Watch the run's tasks until it ends (a live table on a terminal, a line per change
+    /// otherwise); exit 0 if it COMPLETED, 1 otherwise.
     #[arg(long)]
     pub wait: bool,
+    /// With --wait: print the run's output (stdout, `!|` for stderr) as it comes.
+    #[arg(long, requires = "wait")]
+    pub logs: bool,
     /// Run parameter KEY=VALUE, passed to tasks as CDKTR_PARAM_KEY (repeatable).
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,

@@ -59,7 +59,7 @@ pub async fn run(client: &Client, args: LogsArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Prints one line: human `time task stream | text`, or one JSON object.
-fn print(out: &mut impl Write, line: &LogLine, json: bool) -> std::io::Result<()> {
+pub(super) fn print(out: &mut impl Write, line: &LogLine, json: bool) -> std::io::Result<()> {
     if json {
         let obj = serde_json::json!({
             "run_id": line.run_id,
@@ -88,12 +88,20 @@ fn print(out: &mut impl Write, line: &LogLine, json: bool) -> std::io::Result<()
 }
 
 /// `--stream` and `--grep`: sent to the principal for stored lines, applied here to live ones.
-struct Lines {
+pub(super) struct Lines {
     filter: LineFilter,
     pattern: Option<regex::Regex>,
 }
 
 impl Lines {
+    /// Every line.
+    pub(super) fn all() -> Lines {
+        Lines {
+            filter: LineFilter::default(),
+            pattern: None,
+        }
+    }
+
     fn new(args: &LineArgs) -> anyhow::Result<Lines> {
         let stream = match args.stream.as_deref() {
             Some("stderr") => Some(Stream::Stderr),
@@ -123,7 +131,7 @@ impl Lines {
 
 /// Prints every stored page of `request` (re-sent with the cursor), except lines already
 /// printed; returns the store cursor (the last id read).
-async fn page_through(
+pub(super) async fn page_through(
     client: &Client,
     query: &LogQuery,
     lines: &Lines,

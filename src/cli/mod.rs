@@ -14,6 +14,7 @@ mod gc_cmd;
 mod init_cmd;
 mod keys_cmd;
 mod listen_cmd;
+mod live;
 mod logs_cmd;
 mod output;
 mod query_cmd;
@@ -102,7 +103,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) | Command::Task(TaskCommand::Run(args)) => {
             let params = parse_params(&args.params)?;
             remote(&config()?, async move |c| {
-                run_cmd::run(c, args.workflow, params, args.wait, args.json).await
+                run_cmd::run(c, args.workflow, params, (args.wait, args.logs), args.json).await
             })
         }
         Command::Runs(cmd) => remote(&config()?, async move |c| runs_cmd::run(c, cmd).await),
@@ -112,11 +113,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             latest,
             params,
             wait,
+            logs,
             json,
         } => {
             let params = parse_params(&params)?;
             remote(&config()?, async move |c| {
-                run_cmd::rerun(c, &run, (failed_only, latest), params, wait, json).await
+                run_cmd::rerun(c, &run, (failed_only, latest), params, (wait, logs), json).await
             })
         }
         Command::Query {

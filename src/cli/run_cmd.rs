@@ -6,9 +6,7 @@ use std::process::ExitCode;
 
 use super::output::print_json;
 use super::runs_cmd::print_detail;
-use crate::model::{RunStatus, TaskStatus};
-use crate::protocol::control::RunDetail;
-use crate::protocol::logs::{topic_prefix, LogEvent};
+use crate::model::RunStatus;
 use crate::transport::Client;
 
 /// Exit 0 for COMPLETED, 1 for any other end.
@@ -24,11 +22,11 @@ pub async fn run(
     client: &Client,
     workflow: String,
     params: BTreeMap<String, String>,
-    wait: bool,
+    (wait, logs): (bool, bool),
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let run_id = client.trigger(&workflow, params, "cli").await?;
-    follow(client, &workflow, run_id.as_str(), wait, json).await
+    follow(client, &workflow, run_id.as_str(), (wait, logs), json).await
 }
 
 /// `cdktr rerun RUN`: queues a new run of what `run_id` ran, then as `cdktr run`.
@@ -37,7 +35,7 @@ pub async fn rerun(
     run_id: &str,
     options: (bool, bool),
     params: BTreeMap<String, String>,
-    wait: bool,
+    wait: (bool, bool),
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let (failed_only, latest) = options;
@@ -54,7 +52,7 @@ async fn follow(
     client: &Client,
     workflow: &str,
     run_id: &str,
-    wait: bool,
+    (wait, logs): (bool, bool),
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     if !wait {
@@ -68,7 +66,8 @@ async fn follow(
     if !json {
         eprintln!("run {run_id} of {workflow} queued; waiting for it to finish");
     }
-    let run = watch(client, workflow, run_id, !json).await?;
+    let view = super::live::View::new(super::live::Show::for_output(json), logs && !json);
+    let run = super::live::watch(client, workflow, run_id, view).await?;
     if json {
         print_json(&run)?;
     } else {
@@ -76,48 +75,4 @@ async fn follow(
         print_detail(&run, &mut std::io::stdout().lock())?;
     }
     Ok(exit_for(run.summary.status))
-}
-
-/// Follows a run to its end, printing task state changes when `live`; returns the final state.
-/// Live events may be dropped by the stream, so the run is also re-read every two seconds.
-pub async fn watch(
-    client: &Client,
-    workflow: &str,
-    run_id: &str,
-    live: bool,
-) -> anyhow::Result<RunDetail> {
-    let mut events = client
-        .subscribe(&topic_prefix(Some(workflow), Some(run_id), None))
-        .await?;
-    let mut seen: BTreeMap<String, TaskStatus> = BTreeMap::new();
-    let mut out = std::io::stderr();
-    let mut show = |task: &str, status: TaskStatus, seen: &mut BTreeMap<String, TaskStatus>| {
-        if live && seen.get(task) != Some(&status) {
-            let now = chrono::Utc::now().format("%H:%M:%S%.3f");
-            let _ = writeln!(out, "{now}  {task:<24} {status}");
-        }
-        seen.insert(task.to_owned(), status);
-    };
-    loop {
-        let run = client.run(run_id).await?;
-        for t in &run.tasks {
-            if t.status != TaskStatus::Pending {
-                show(t.task_id.as_str(), t.status, &mut seen);
-            }
-        }
-        if run.summary.status.is_terminal() {
-            return Ok(run);
-        }
-        events
-            .until_run_end_or_recheck(|event| {
-                if let LogEvent::Task {
-                    task_id, status, ..
-                } = event
-                {
-                    show(task_id.as_str(), status, &mut seen);
-                }
-                Ok(())
-            })
-            .await?;
-    }
 }

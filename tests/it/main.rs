@@ -16,6 +16,7 @@ mod hostile;
 mod injection;
 mod layout;
 mod listeners;
+mod live_wait;
 mod local;
 mod operations;
 mod properties;
