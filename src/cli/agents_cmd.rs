@@ -7,10 +7,9 @@ use super::format::clock;
 use super::output::{print_json, Table};
 use crate::transport::Client;
 
-pub async fn list(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
+pub async fn list(client: &Client, format: super::OutputFormat) -> anyhow::Result<ExitCode> {
     let agents = client.agents().await?;
-    if json {
-        print_json(&agents)?;
+    if super::output::data(&agents, format)? {
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = Table::new(&[
@@ -18,10 +17,11 @@ pub async fn list(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
         "STATE",
         "SLOTS",
         "RUNNING",
-        "LAST HEARTBEAT (UTC)",
+        &super::format::zoned("LAST HEARTBEAT"),
         "VERSION",
         "LABELS",
-    ]);
+    ])
+    .colour_states(1);
     for a in &agents {
         let labels = crate::model::Label::texts(&a.labels);
         table.row(vec![
@@ -81,13 +81,13 @@ pub async fn status(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
 /// `cdktr audit`: one line per entry, newest first (or the entries as JSON).
 pub fn print_audit(
     entries: &[crate::protocol::control::AuditEntry],
-    json: bool,
+    format: super::OutputFormat,
 ) -> anyhow::Result<()> {
-    if json {
-        return print_json(&entries);
+    if super::output::data(&entries, format)? {
+        return Ok(());
     }
     let mut table = Table::new(&[
-        "TIME (UTC)",
+        &super::format::zoned("TIME"),
         "ACTOR",
         "ROLE",
         "FROM",

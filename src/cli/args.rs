@@ -125,8 +125,8 @@ pub enum Command {
         /// Only this workflow.
         #[arg(long)]
         workflow: Option<String>,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Apply the [retention] settings now and report what was removed.
     ///
@@ -254,8 +254,8 @@ pub enum Command {
         action: Option<String>,
         #[arg(long, default_value_t = 100)]
         limit: u32,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// The principal's health: version, uptime, workflows, queue, agents, store.
     ///
@@ -318,8 +318,8 @@ pub enum RunsCommand {
         /// At most this many, newest first (up to 10000).
         #[arg(long, default_value_t = 20)]
         limit: u32,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// One run and its tasks.
     ///

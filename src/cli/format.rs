@@ -2,9 +2,46 @@
 
 use chrono::{DateTime, Utc};
 
+/// Whether people read this output: times in tables and summaries are then in the local zone
+/// (standard output is a terminal), else UTC, the same for every machine a script runs on.
+fn local_times() -> bool {
+    static LOCAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *LOCAL.get_or_init(|| std::io::IsTerminal::is_terminal(&std::io::stdout()))
+}
+
+/// `2025-01-20 09:30:00`, in the zone [`zone`] names.
 pub fn clock(t: &Option<DateTime<Utc>>) -> String {
-    t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_else(|| "-".into())
+    let format = "%Y-%m-%d %H:%M:%S";
+    match t {
+        None => "-".into(),
+        Some(t) if local_times() => t.with_timezone(&chrono::Local).format(format).to_string(),
+        Some(t) => t.format(format).to_string(),
+    }
+}
+
+/// The zone [`clock`] writes times in: `UTC`, or the local offset (`UTC+01:00`) on a
+/// terminal whose zone is not UTC.
+pub fn zone() -> String {
+    let offset = if local_times() {
+        chrono::Local::now().offset().local_minus_utc()
+    } else {
+        0
+    };
+    if offset == 0 {
+        "UTC".into()
+    } else {
+        let (sign, abs) = if offset < 0 {
+            ('-', -offset)
+        } else {
+            ('+', offset)
+        };
+        format!("UTC{sign}{:02}:{:02}", abs / 3600, abs % 3600 / 60)
+    }
+}
+
+/// A column header naming the zone of its times: `QUEUED (UTC)`.
+pub fn zoned(label: &str) -> String {
+    format!("{label} ({})", zone())
 }
 
 pub fn duration(start: &Option<DateTime<Utc>>, end: &Option<DateTime<Utc>>) -> String {

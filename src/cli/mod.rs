@@ -142,12 +142,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report {
             since,
             workflow,
-            json,
+            out,
         } => {
             let since = logs_cmd::parse_instant(&since, "--since")?;
             remote(&config()?, async move |c| {
                 let result = c.report(Some(since), workflow).await?;
-                report_cmd::print(since, &result, json)?;
+                report_cmd::print(since, &result, out.format())?;
                 Ok(ExitCode::SUCCESS)
             })
         }
@@ -207,9 +207,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runs_cmd::cancel(c, &run, reason, !no_wait, json).await
         }),
         Command::Logs(args) => remote(&config()?, async move |c| logs_cmd::run(c, args).await),
-        Command::Agents(AgentsCommand::List { json }) => {
-            remote(&config()?, async move |c| agents_cmd::list(c, json).await)
-        }
+        Command::Agents(AgentsCommand::List { out }) => remote(&config()?, async move |c| {
+            agents_cmd::list(c, out.format()).await
+        }),
         Command::Whoami { json } => remote(&config()?, async move |c| {
             let (name, role, authenticated) = c.whoami().await?;
             if json {
@@ -233,14 +233,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             actor,
             action,
             limit,
-            json,
+            out,
         } => {
             let since = since
                 .map(|s| logs_cmd::parse_instant(&s, "--since"))
                 .transpose()?;
             remote(&config()?, async move |c| {
                 let entries = c.audit(since, actor, action, limit).await?;
-                agents_cmd::print_audit(&entries, json)?;
+                agents_cmd::print_audit(&entries, out.format())?;
                 Ok(ExitCode::SUCCESS)
             })
         }

@@ -9,6 +9,8 @@ use serde::Serialize;
 pub struct Table {
     headers: Vec<String>,
     rows: Vec<Vec<String>>,
+    /// The column of states (run, task, agent) coloured on a terminal.
+    states: Option<usize>,
 }
 
 impl Table {
@@ -20,7 +22,15 @@ impl Table {
         Table {
             headers: headers.into_iter().map(visible).collect(),
             rows: Vec::new(),
+            states: None,
         }
+    }
+
+    /// Colours the states in column `index` when standard output is a terminal and NO_COLOR
+    /// is not set: ended well green, failed red, stopped yellow, running cyan.
+    pub fn colour_states(mut self, index: usize) -> Self {
+        self.states = colour().then_some(index);
+        self
     }
 
     /// Adds a row. Control characters in cells are escaped (`\n`, `\u{1b}`), so a value that
@@ -41,10 +51,14 @@ impl Table {
             let last = cells.len().saturating_sub(1);
             let mut s = String::new();
             for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-                if i == last {
-                    s.push_str(cell);
+                let padded = if i == last {
+                    (*cell).to_owned()
                 } else {
-                    s.push_str(&format!("{cell:<w$}  "));
+                    format!("{cell:<w$}  ")
+                };
+                match (self.states == Some(i), state_colour(cell)) {
+                    (true, Some(code)) => s.push_str(&format!("\x1b[{code}m{padded}\x1b[0m")),
+                    _ => s.push_str(&padded),
                 }
             }
             s.trim_end().to_owned()
@@ -120,10 +134,69 @@ pub fn print_csv(
     Ok(())
 }
 
+/// The SGR colour of a state word, if it has one.
+fn state_colour(state: &str) -> Option<&'static str> {
+    match state {
+        "COMPLETED" | "REUSED" | "alive" => Some("32"),
+        "FAILED" | "CRASHED" | "lost" => Some("31"),
+        "CANCELLED" | "SKIPPED" | "gone" => Some("33"),
+        "RUNNING" | "RETRYING" => Some("36"),
+        _ => None,
+    }
+}
+
+/// Colour on standard output: only on a terminal, never with NO_COLOR set (non-empty) or
+/// TERM=dumb.
+pub fn colour() -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+    stdout_is_terminal() && !no_color && !dumb
+}
+
 /// Whether standard output is a terminal (tables with local times; colour unless NO_COLOR).
 pub fn stdout_is_terminal() -> bool {
     use std::io::IsTerminal;
     io::stdout().is_terminal()
+}
+
+/// Prints `items` as data when `format` asks for it: JSON as serde writes it, or CSV with one
+/// row per item and its JSON fields as columns (nested values as JSON text, times RFC 3339
+/// UTC). False for a table, which the caller prints.
+pub fn data(items: &impl Serialize, format: super::OutputFormat) -> anyhow::Result<bool> {
+    match format {
+        super::OutputFormat::Table => Ok(false),
+        super::OutputFormat::Json => print_json(items).map(|()| true),
+        super::OutputFormat::Csv => {
+            let value = serde_json::to_value(items)?;
+            let rows: Vec<serde_json::Map<String, serde_json::Value>> = match value {
+                serde_json::Value::Array(items) => items
+                    .into_iter()
+                    .map(|item| match item {
+                        serde_json::Value::Object(fields) => fields,
+                        other => std::iter::once(("value".to_owned(), other)).collect(),
+                    })
+                    .collect(),
+                other => anyhow::bail!("CSV needs a list, not {other}"),
+            };
+            let mut headers: Vec<String> = Vec::new();
+            for row in &rows {
+                for key in row.keys() {
+                    if !headers.contains(key) {
+                        headers.push(key.clone());
+                    }
+                }
+            }
+            let cell = |v: Option<&serde_json::Value>| match v {
+                None | Some(serde_json::Value::Null) => String::new(),
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+            };
+            let records = rows
+                .iter()
+                .map(|row| headers.iter().map(|h| cell(row.get(h))).collect());
+            print_csv(&headers, records).map(|()| true)
+        }
+    }
 }
 
 pub fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
@@ -149,5 +222,18 @@ mod tests {
             text.contains("x\\nTIME") && text.contains("\\u{1b}[31m"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn states_are_coloured_only_when_asked_and_padding_ignores_the_codes() {
+        let mut table = Table::new(&["RUN", "STATUS", "AGENT"]);
+        table.states = Some(1);
+        table.row(vec!["r1".into(), "FAILED".into(), "a".into()]);
+        table.row(vec!["r2".into(), "QUEUED".into(), "b".into()]);
+        let mut out = Vec::new();
+        table.write(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("\u{1b}[31mFAILED  \u{1b}[0ma"), "{text}");
+        assert!(text.contains("QUEUED  b"), "{text}");
     }
 }

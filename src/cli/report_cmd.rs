@@ -75,14 +75,22 @@ fn shape(columns: &[String], row: &[Value]) -> Value {
     })
 }
 
-pub fn print(since: DateTime<Utc>, result: &QueryResult, as_json: bool) -> anyhow::Result<()> {
+pub fn print(
+    since: DateTime<Utc>,
+    result: &QueryResult,
+    format: super::OutputFormat,
+) -> anyhow::Result<()> {
     let columns: Vec<String> = result.columns.iter().map(|c| c.name.clone()).collect();
     let workflows: Vec<Value> = result.rows.iter().map(|r| shape(&columns, r)).collect();
-    if as_json {
-        return print_json(&json!({
-            "since": crate::model::time::format(&since),
-            "workflows": workflows,
-        }));
+    match format {
+        super::OutputFormat::Json => {
+            return print_json(&json!({
+                "since": crate::model::time::format(&since),
+                "workflows": workflows,
+            }))
+        }
+        super::OutputFormat::Csv => return super::output::data(&workflows, format).map(drop),
+        super::OutputFormat::Table => {}
     }
     if workflows.is_empty() {
         println!("no ended runs since {}", super::output::human_utc(&since));

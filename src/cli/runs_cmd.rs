@@ -20,7 +20,7 @@ pub async fn run(client: &Client, cmd: RunsCommand) -> anyhow::Result<ExitCode> 
             since,
             until,
             limit,
-            json,
+            out,
         } => {
             let when = |t: Option<String>, flag| {
                 t.map(|t| super::logs_cmd::parse_instant(&t, flag))
@@ -35,16 +35,19 @@ pub async fn run(client: &Client, cmd: RunsCommand) -> anyhow::Result<ExitCode> 
                 since: when(since, "--since")?,
                 until: when(until, "--until")?,
             };
-            list(client, request, json).await
+            list(client, request, out.format()).await
         }
         RunsCommand::Show { run, json } => show(client, &run, json).await,
     }
 }
 
-async fn list(client: &Client, request: ControlRequest, json: bool) -> anyhow::Result<ExitCode> {
+async fn list(
+    client: &Client,
+    request: ControlRequest,
+    format: super::OutputFormat,
+) -> anyhow::Result<ExitCode> {
     let runs = client.runs_where(request).await?;
-    if json {
-        print_json(&runs)?;
+    if super::output::data(&runs, format)? {
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = Table::new(&[
@@ -52,10 +55,11 @@ async fn list(client: &Client, request: ControlRequest, json: bool) -> anyhow::R
         "WORKFLOW",
         "STATUS",
         "TRIGGER",
-        "QUEUED (UTC)",
+        &super::format::zoned("QUEUED"),
         "DURATION",
         "AGENT",
-    ]);
+    ])
+    .colour_states(2);
     for r in &runs {
         table.row(summary_row(r));
     }
@@ -115,9 +119,10 @@ pub fn print_detail(run: &RunDetail, out: &mut impl Write) -> std::io::Result<()
         s.agent.as_ref().map(|a| a.as_str()).unwrap_or("-")
     )?;
     writeln!(out, "attempt:   {}", s.attempt)?;
-    writeln!(out, "queued:    {}", clock(&Some(s.queued_at)))?;
-    writeln!(out, "started:   {}", clock(&s.started_at))?;
-    writeln!(out, "finished:  {}", clock(&s.finished_at))?;
+    let zone = super::format::zone();
+    writeln!(out, "queued:    {} {zone}", clock(&Some(s.queued_at)))?;
+    writeln!(out, "started:   {} {zone}", clock(&s.started_at))?;
+    writeln!(out, "finished:  {} {zone}", clock(&s.finished_at))?;
     writeln!(
         out,
         "duration:  {}",
@@ -132,11 +137,12 @@ pub fn print_detail(run: &RunDetail, out: &mut impl Write) -> std::io::Result<()
         "TASK",
         "TRY",
         "STATUS",
-        "STARTED (UTC)",
+        &super::format::zoned("STARTED"),
         "DURATION",
         "EXIT",
         "NOTE",
-    ]);
+    ])
+    .colour_states(2);
     let exit = |c: Option<i32>| c.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
     for t in &run.tasks {
         table.row(vec![

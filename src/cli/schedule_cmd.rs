@@ -22,7 +22,7 @@ pub async fn run(cmd: ScheduleCommand, config: &Config) -> anyhow::Result<ExitCo
             count,
             json,
         } => explain(config, workflow, count, json).await,
-        ScheduleCommand::List { json } => list(&client()?, json).await,
+        ScheduleCommand::List { out } => list(&client()?, out.format()).await,
         ScheduleCommand::Pause { workflow, json } => {
             set_paused(&client()?, &workflow, true, json).await
         }
@@ -32,22 +32,21 @@ pub async fn run(cmd: ScheduleCommand, config: &Config) -> anyhow::Result<ExitCo
         ScheduleCommand::History {
             workflow,
             limit,
-            json,
-        } => history(&client()?, &workflow, limit, json).await,
+            out,
+        } => history(&client()?, &workflow, limit, out.format()).await,
     }
 }
 
-async fn list(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
+async fn list(client: &Client, format: super::OutputFormat) -> anyhow::Result<ExitCode> {
     let schedules = client.schedules().await?;
-    if json {
-        print_json(&schedules)?;
+    if super::output::data(&schedules, format)? {
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = Table::new(&[
         "WORKFLOW",
         "CRON",
         "ZONE",
-        "NEXT FIRE (UTC)",
+        &super::format::zoned("NEXT FIRE"),
         "PAUSED",
         "OVERLAP",
         "CATCHUP",
@@ -91,17 +90,16 @@ async fn history(
     client: &Client,
     workflow: &str,
     limit: u32,
-    json: bool,
+    format: super::OutputFormat,
 ) -> anyhow::Result<ExitCode> {
     let slots = client.slot_history(workflow, limit).await?;
-    if json {
-        print_json(&slots)?;
+    if super::output::data(&slots, format)? {
         return Ok(ExitCode::SUCCESS);
     }
-    let mut table = Table::new(&["SLOT (UTC)", "FATE", "RUN", "NOTE"]);
+    let mut table = Table::new(&[&super::format::zoned("SLOT"), "FATE", "RUN", "NOTE"]);
     for s in &slots {
         table.row(vec![
-            s.slot.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+            clock(&Some(s.slot)),
             s.fate.to_string(),
             s.run_id
                 .as_ref()

@@ -52,8 +52,8 @@ pub enum ScheduleCommand {
     ///
     /// Example: cdktr schedule list
     List {
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Pause a workflow's schedule (persisted across principal restarts).
     ///
@@ -88,8 +88,8 @@ pub enum ScheduleCommand {
         workflow: String,
         #[arg(long, default_value_t = 50)]
         limit: u32,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
 }
 
@@ -173,8 +173,8 @@ pub enum AgentsCommand {
     ///
     /// Example: cdktr agents list
     List {
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: OutputArgs,
     },
 }
 

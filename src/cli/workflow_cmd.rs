@@ -261,7 +261,7 @@ fn list(
         "NAME",
         "STATUS",
         "SCHEDULE",
-        "NEXT FIRE (UTC)",
+        &super::format::zoned("NEXT FIRE"),
         "TASKS",
         "FILE",
     ]);
@@ -277,7 +277,7 @@ fn list(
         let next = w
             .next_fires(now, 1)
             .first()
-            .map(|t| human_utc(&t.with_timezone(&Utc)))
+            .map(|t| super::format::clock(&Some(t.with_timezone(&Utc))))
             .unwrap_or_else(|| "-".into());
         table.row(vec![
             w.id.to_string(),

@@ -113,3 +113,58 @@ fn run_wait_draws_a_live_table_on_a_terminal() {
     assert!(screen.contains("| line 3"), "{screen}");
     assert!(screen.contains("status:    COMPLETED"), "{screen}");
 }
+
+/// `cdktr` on a terminal through `script`: its standard output as the terminal showed it.
+fn on_terminal(ws: &Workspace, command: &str, env: &[(&str, &str)]) -> Run {
+    let out = Command::new("script")
+        .args(["-qefc", command, "/dev/null"])
+        .current_dir(ws.path())
+        .env_remove("NO_COLOR")
+        .env("TERM", "xterm")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run script (util-linux)");
+    Run::from(out)
+}
+
+#[test]
+fn states_are_coloured_on_a_terminal_unless_no_color_and_times_are_zoned() {
+    let ws = workspace();
+    let p = Principal::start(&ws, &[], &[]);
+    let _agent = start_agent(&ws, &p.api, "one", 1, &[]);
+    let command = format!(
+        "{} --principal {} agents list",
+        env!("CARGO_BIN_EXE_cdktr"),
+        p.api
+    );
+    let coloured = on_terminal(&ws, &command, &[]);
+    assert_eq!(coloured.code, Some(0), "{}", coloured.stdout);
+    assert!(
+        coloured.stdout.contains("\u{1b}[32malive"),
+        "{}",
+        coloured.stdout
+    );
+    let plain = on_terminal(&ws, &command, &[("NO_COLOR", "1")]);
+    assert!(plain.stdout.contains("alive"), "{}", plain.stdout);
+    assert!(
+        !plain.stdout.contains('\u{1b}'),
+        "NO_COLOR: {}",
+        plain.stdout
+    );
+    let piped = ws.run(&["--principal", &p.api, "agents", "list"]);
+    assert!(!piped.stdout.contains('\u{1b}'), "piped: {}", piped.stdout);
+    // Piped, times are UTC and the header says so; on a terminal the header names the zone
+    // the times are in (UTC here unless TZ says otherwise).
+    assert!(
+        piped.stdout.contains("LAST HEARTBEAT (UTC)"),
+        "{}",
+        piped.stdout
+    );
+    let berlin = on_terminal(&ws, &command, &[("TZ", "Europe/Berlin")]);
+    assert!(
+        berlin.stdout.contains("LAST HEARTBEAT (UTC+01:00)")
+            || berlin.stdout.contains("LAST HEARTBEAT (UTC+02:00)"),
+        "{}",
+        berlin.stdout
+    );
+}

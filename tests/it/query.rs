@@ -322,3 +322,55 @@ fn report_gives_each_workflows_runs_success_rate_durations_and_last_failure() {
     ]);
     assert_eq!(future.code, Some(2), "{}", future.stderr);
 }
+
+/// `--output csv` (or `--csv`) on the listing commands: a header row of the JSON field names,
+/// one record per item, times RFC 3339 UTC, parsed here with a CSV reader.
+#[test]
+fn listing_commands_print_csv_with_the_json_field_names() {
+    let (ws, p, _agent) = seeded();
+    let csv_of = |args: &[&str]| -> (Vec<String>, Vec<csv::StringRecord>) {
+        let mut all = vec!["--principal", p.api.as_str()];
+        all.extend_from_slice(args);
+        let run = ws.run(&all);
+        assert_eq!(run.code, Some(0), "{args:?}: {}", run.stderr);
+        let mut reader = csv::Reader::from_reader(run.stdout.as_bytes());
+        let headers = reader
+            .headers()
+            .expect("a header row")
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        let records = reader.records().map(|r| r.expect("a CSV record")).collect();
+        (headers, records)
+    };
+    let column = |headers: &[String], name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name} in {headers:?}"))
+    };
+
+    let (headers, runs) = csv_of(&["runs", "list", "--output", "csv"]);
+    assert_eq!(runs.len(), 3);
+    let (status, queued) = (column(&headers, "status"), column(&headers, "queued_at"));
+    assert_eq!(&runs[0][status], "FAILED", "newest first");
+    assert!(
+        runs[0][queued].ends_with('Z')
+            && chrono::DateTime::parse_from_rfc3339(&runs[0][queued]).is_ok(),
+        "{}",
+        &runs[0][queued]
+    );
+    let (headers, agents) = csv_of(&["agents", "list", "--csv"]);
+    assert_eq!(agents.len(), 1);
+    assert_eq!(&agents[0][column(&headers, "state")], "alive");
+    let (headers, audit) = csv_of(&["audit", "--csv"]);
+    assert_eq!(audit.len(), 3, "one entry per trigger");
+    assert_eq!(&audit[0][column(&headers, "action")], "trigger");
+    let (headers, report) = csv_of(&["report", "--csv"]);
+    assert_eq!(report.len(), 2);
+    assert_eq!(&report[1][column(&headers, "workflow_id")], "words");
+    assert_eq!(&report[1][column(&headers, "runs")], "2");
+    // --json and --csv together are a usage error.
+    let both = ws.run(&["--principal", &p.api, "runs", "list", "--json", "--csv"]);
+    assert_eq!(both.code, Some(2), "{}", both.stderr);
+}
