@@ -364,6 +364,12 @@ pub struct LineArgs {
     /// Only lines matching this regular expression (RE2 syntax, e.g. 'ERROR|WARN').
     #[arg(long, value_name = "REGEX")]
     pub grep: Option<String>,
+    /// Only lines printed since then: a duration ago (30m, 1h) or an RFC 3339 time.
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Only lines printed until then: a duration ago or an RFC 3339 time.
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -374,12 +380,9 @@ pub enum LogsCommand {
     Query {
         #[arg(long)]
         workflow: Option<String>,
-        /// A duration ago (30m, 1h) or an RFC 3339 time.
-        #[arg(long)]
-        since: Option<String>,
-        /// A duration ago or an RFC 3339 time.
-        #[arg(long)]
-        until: Option<String>,
+        /// After the stored lines, keep printing new ones as they come (until interrupted).
+        #[arg(long, conflicts_with = "until")]
+        follow: bool,
         #[command(flatten)]
         lines: LineArgs,
         #[arg(long)]

@@ -18,22 +18,30 @@ pub async fn run(client: &Client, args: LogsArgs) -> anyhow::Result<ExitCode> {
             command:
                 Some(LogsCommand::Query {
                     workflow,
-                    since,
-                    until,
+                    follow,
                     lines,
                     json,
                 }),
             ..
         } => {
-            let since = since.map(|s| parse_instant(&s, "--since")).transpose()?;
-            let until = until.map(|s| parse_instant(&s, "--until")).transpose()?;
-            let request = LogQuery::Across {
-                workflow,
-                since,
-                until,
-            };
+            let topic = topic_prefix(workflow.as_deref(), None, None);
+            let request = LogQuery::Across { workflow };
             let filter = Lines::new(&lines)?;
-            page_through(client, &request, &filter, None, json, &BTreeSet::new()).await?;
+            if follow {
+                let mut events = client.subscribe(&topic).await?;
+                follow_lines(
+                    client,
+                    &mut events,
+                    &request,
+                    &filter,
+                    json,
+                    |_| true,
+                    async || Ok(false),
+                )
+                .await?;
+            } else {
+                page_through(client, &request, &filter, None, json, &BTreeSet::new()).await?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         LogsArgs {
@@ -114,10 +122,14 @@ impl Lines {
             .map(regex::Regex::new)
             .transpose()
             .map_err(|e| anyhow::anyhow!("--grep: not a regular expression: {e}"))?;
+        let when =
+            |t: &Option<String>, flag| t.as_deref().map(|t| parse_instant(t, flag)).transpose();
         Ok(Lines {
             filter: LineFilter {
                 stream,
                 grep: args.grep.clone(),
+                since: when(&args.since, "--since")?,
+                until: when(&args.until, "--until")?,
             },
             pattern,
         })
@@ -125,6 +137,8 @@ impl Lines {
 
     fn admits(&self, line: &LogLine) -> bool {
         self.filter.stream.is_none_or(|s| s == line.stream)
+            && self.filter.since.is_none_or(|t| line.ts >= t)
+            && self.filter.until.is_none_or(|t| line.ts <= t)
             && self.pattern.as_ref().is_none_or(|p| p.is_match(&line.line))
     }
 }
@@ -174,42 +188,77 @@ async fn run_logs(
             task: task.clone(),
         },
     };
-    let mut printed = BTreeSet::new();
     if !follow {
-        page_through(client, &request, lines, None, json, &printed).await?;
+        page_through(client, &request, lines, None, json, &BTreeSet::new()).await?;
         return Ok(ExitCode::SUCCESS);
     }
     let run = client.run(run_id).await?;
     let workflow = run.summary.workflow_id.to_string();
-    // Subscribe before reading history so nothing falls between the two; ids de-duplicate.
     let mut events = client
         .subscribe(&topic_prefix(Some(&workflow), Some(run_id), None))
         .await?;
-    // Live lines print at once; the store is re-read after each pause in the stream so any
-    // line the stream dropped is printed too (once: `printed` remembers what the stream showed).
-    let mut cursor = page_through(client, &request, lines, None, json, &printed).await?;
     let mut status = run.summary.status;
-    while !status.is_terminal() {
+    let wanted = |line: &LogLine| {
+        task.as_deref().is_none_or(|t| t == line.task_id.as_str())
+            && try_no.is_none_or(|k| k == line.try_no)
+    };
+    follow_lines(
+        client,
+        &mut events,
+        &request,
+        lines,
+        json,
+        wanted,
+        async || {
+            status = client.run(run_id).await?.summary.status;
+            Ok(status.is_terminal())
+        },
+    )
+    .await?;
+    Ok(exit_for(status))
+}
+
+/// Prints the stored lines of `request`, then live ones from `events` (subscribed first, so
+/// nothing falls between the two) that `wanted` and `lines` admit, as they come. After each
+/// pause in the stream the store is read again from its cursor, so a line the stream dropped
+/// is printed too, and none twice (`printed` remembers what the stream showed). Stops once
+/// `ended` says so, after a last read of the store.
+async fn follow_lines(
+    client: &Client,
+    events: &mut crate::transport::Subscription,
+    request: &LogQuery,
+    lines: &Lines,
+    json: bool,
+    wanted: impl Fn(&LogLine) -> bool,
+    mut ended: impl AsyncFnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    let mut printed = BTreeSet::new();
+    // Whether it had ended is asked before each read of the store: lines stored before the
+    // end are then all read.
+    let mut done = ended().await?;
+    let mut cursor = page_through(client, request, lines, None, json, &printed).await?;
+    while !done {
         events
             .until_run_end_or_recheck(|event| {
                 if let LogEvent::Line(line) = event {
-                    let wanted = task.as_deref().is_none_or(|t| t == line.task_id.as_str())
-                        && try_no.is_none_or(|k| k == line.try_no)
-                        && lines.admits(&line);
-                    if wanted && Some(line.id) > cursor && printed.insert(line.id) {
+                    if wanted(&line)
+                        && lines.admits(&line)
+                        && Some(line.id) > cursor
+                        && printed.insert(line.id)
+                    {
                         print(&mut std::io::stdout().lock(), &line, json)?;
                     }
                 }
                 Ok(())
             })
             .await?;
-        status = client.run(run_id).await?.summary.status;
-        cursor = page_through(client, &request, lines, cursor, json, &printed)
+        done = ended().await?;
+        cursor = page_through(client, request, lines, cursor, json, &printed)
             .await?
             .or(cursor);
         printed.retain(|id| Some(*id) > cursor);
     }
-    Ok(exit_for(status))
+    Ok(())
 }
 
 /// `--since 1h` (ago) or an RFC 3339 instant.

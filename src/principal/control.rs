@@ -156,6 +156,8 @@ async fn answer(
             try_no,
             stream,
             grep,
+            since,
+            until,
         } => {
             let after = after.map(|a| storable("after", a)).transpose()?;
             let grep = grep.map(checked_pattern).transpose()?;
@@ -184,6 +186,8 @@ async fn answer(
                     try_no,
                     stream,
                     grep,
+                    since,
+                    until,
                     ..Default::default()
                 },
             )

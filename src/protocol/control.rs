@@ -92,6 +92,19 @@ pub enum ControlRequest {
         /// Only lines matching this regular expression (RE2 syntax, at most 1,000 bytes).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         grep: Option<String>,
+        /// Only lines printed at or after / at or before these times.
+        #[serde(
+            default,
+            with = "crate::model::time::option",
+            skip_serializing_if = "Option::is_none"
+        )]
+        since: Option<DateTime<Utc>>,
+        #[serde(
+            default,
+            with = "crate::model::time::option",
+            skip_serializing_if = "Option::is_none"
+        )]
+        until: Option<DateTime<Utc>>,
     },
     /// Stored output across runs, filtered by workflow and time.
     QueryLogs {

@@ -119,6 +119,8 @@ fn requests() -> Vec<Request> {
             limit: None,
             stream: Some(crate::protocol::agent::Stream::Stderr),
             grep: Some("ERROR|WARN".into()),
+            since: Some(ts()),
+            until: None,
         }),
         Request::Control(ControlRequest::QueryLogs {
             workflow: None,

@@ -39,19 +39,18 @@ pub enum LogQuery {
         task: String,
         try_no: u32,
     },
-    /// Lines across runs, by workflow and time.
-    Across {
-        workflow: Option<String>,
-        since: Option<DateTime<Utc>>,
-        until: Option<DateTime<Utc>>,
-    },
+    /// Lines across runs, of one workflow or all.
+    Across { workflow: Option<String> },
 }
 
-/// Which lines of a query: one stream's, those matching a pattern.
+/// Which lines of a query: one stream's, those matching a pattern, those printed within a
+/// time window.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LineFilter {
     pub stream: Option<crate::protocol::agent::Stream>,
     pub grep: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// One page of stored lines; `next` is the cursor of the following page (None on the last).
@@ -196,6 +195,7 @@ impl Client {
         after: Option<u64>,
     ) -> Result<LogPage, ClientError> {
         let (stream, grep) = (filter.stream, filter.grep.clone());
+        let (since, until) = (filter.since, filter.until);
         let request = match query.clone() {
             LogQuery::Run { run_id, task } => ControlRequest::Logs {
                 run_id,
@@ -205,6 +205,8 @@ impl Client {
                 try_no: None,
                 stream,
                 grep,
+                since,
+                until,
             },
             LogQuery::Try {
                 run_id,
@@ -218,12 +220,10 @@ impl Client {
                 try_no: Some(try_no),
                 stream,
                 grep,
-            },
-            LogQuery::Across {
-                workflow,
                 since,
                 until,
-            } => ControlRequest::QueryLogs {
+            },
+            LogQuery::Across { workflow } => ControlRequest::QueryLogs {
                 workflow,
                 since,
                 until,

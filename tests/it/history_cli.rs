@@ -198,3 +198,127 @@ fn logs_filter_by_stream_and_pattern_in_history_across_runs_and_live() {
     // The principal goes on serving.
     assert_eq!(api.status().workflows_loaded, 2);
 }
+
+/// `cdktr logs query --follow`: the stored lines, then new ones as runs print them, each once,
+/// filters applied to both; it runs until interrupted.
+#[test]
+fn logs_query_follow_continues_from_history_into_live_lines_without_gap_or_duplicate() {
+    use std::io::BufRead;
+    let ws = Workspace::new();
+    ws.write(
+        "wf/words.yml",
+        "name: Words\nparams:\n  word: {default: first}\ntasks:\n  say:\n    name: Say\n    config: !Shell\n      script: \"echo said $CDKTR_PARAM_WORD; echo noise\"\n",
+    );
+    let p = Principal::start(&ws, &[], &[]);
+    let _agent = start_agent(&ws, &p.api, "one", 1, &[]);
+    let api = Api::connect(&p.api);
+    let stored = api.trigger("words");
+    api.wait_done(&stored, LONG);
+
+    let mut child = ws
+        .cdktr()
+        .args([
+            "--principal",
+            &p.api,
+            "logs",
+            "query",
+            "--workflow",
+            "words",
+        ])
+        .args(["--since", "1h", "--grep", "^said", "--follow", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start cdktr logs query --follow");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen: Vec<serde_json::Value> = Vec::new();
+    let read_until = |text: &str, seen: &mut Vec<serde_json::Value>| {
+        let deadline = std::time::Instant::now() + LONG;
+        while !seen.iter().any(|l| l["line"] == text) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no `{text}` within {LONG:?}: {seen:?}"));
+            seen.push(serde_json::from_str(&line).expect("a JSON line"));
+        }
+    };
+    read_until("said first", &mut seen);
+    // Lines printed after the command started arrive too, filtered the same way.
+    for word in ["second", "third"] {
+        let run = api.call(async |c| {
+            let params = [("word".to_owned(), word.to_owned())].into_iter().collect();
+            c.trigger("words", params, "api").await
+        });
+        let run = run.expect("trigger");
+        api.wait_done(run.as_str(), LONG);
+    }
+    read_until("said third", &mut seen);
+    read_until("said second", &mut seen);
+    child.kill().expect("stop the follower");
+    let _ = child.wait();
+    let mut ids: Vec<String> = seen
+        .iter()
+        .map(|l| {
+            format!(
+                "{}/{}/{}/{}",
+                l["run_id"], l["task_id"], l["stream"], l["seq"]
+            )
+        })
+        .collect();
+    let texts: Vec<&str> = seen
+        .iter()
+        .map(|l| l["line"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        texts.iter().all(|t| t.starts_with("said")),
+        "filter: {texts:?}"
+    );
+    let count = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "a line printed twice: {texts:?}");
+    assert_eq!(count, 3, "{texts:?}");
+    // A run's lines within a time window: printed in the last hour, not before, not later.
+    let window = |args: &[&str]| {
+        let mut all = vec![
+            "--principal",
+            p.api.as_str(),
+            "logs",
+            stored.as_str(),
+            "--json",
+        ];
+        all.extend_from_slice(args);
+        let run = ws.run(&all);
+        assert_eq!(run.code, Some(0), "{args:?}: {}", run.stderr);
+        run.stdout.lines().count()
+    };
+    assert_eq!(window(&["--since", "1h"]), 2);
+    assert_eq!(window(&["--until", "1h"]), 0);
+    assert_eq!(window(&["--since", "2999-01-01T00:00:00Z"]), 0);
+    assert_eq!(
+        window(&["--since", "1h", "--until", "2999-01-01T00:00:00Z"]),
+        2
+    );
+    // --follow with --until is a usage error.
+    let both = ws.run(&[
+        "--principal",
+        &p.api,
+        "logs",
+        "query",
+        "--follow",
+        "--until",
+        "1h",
+    ]);
+    assert_eq!(both.code, Some(2), "{}", both.stderr);
+}
