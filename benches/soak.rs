@@ -4,12 +4,14 @@
 //! each grew after the warm-up, as a table and as JSON. See BENCHMARKS.md for the last results.
 //!
 //! ```sh
-//! CARGO_PROFILE_DEV_OPT_LEVEL=3 cargo bench --profile dev --bench soak -- --minutes 30
+//! CARGO_PROFILE_DEV_OPT_LEVEL=3 cargo bench --profile dev --bench soak -- --minutes 30 --history-lines 10000000
 //! ```
 //!
 //! Options: `--minutes M` (30), `--rate R` runs per second (10), `--lines N` lines each of the
 //! workflow's two tasks prints (100), `--sample S` seconds between samples (30),
-//! `--store-memory-mb N` the principal's `store_memory_mb` (its default).
+//! `--store-memory-mb N` the principal's `store_memory_mb` (its default), `--history-lines N`
+//! log lines (over 1,000 runs) seeded into the store before the principal starts, which then
+//! reads them all once so that its store's cache is as full as a long-running principal's (0).
 
 use std::collections::BTreeMap;
 use std::process::Child;
@@ -71,7 +73,27 @@ fn main() -> anyhow::Result<()> {
             format!("[principal]\nstore_memory_mb = {mb}\n"),
         )?;
     }
+    let history = common::arg("--history-lines", 0);
+    if history > 0 {
+        eprintln!("seeding {history} log lines of history...");
+        common::seed(dir.path(), 1000, history)?;
+    }
     let (principal, api) = common::start_principal(dir.path(), &[])?;
+    if history > 0 {
+        // A principal that has run for a while has its store's cache full: one scan of the
+        // history fills it to `store_memory_mb` before the first sample.
+        common::runtime()?.block_on(async {
+            let client = Client::connect(&api, Duration::from_secs(300));
+            client
+                .query(
+                    "SELECT count(*), max(id), max(run_id), max(workflow_id), max(task_id), \
+                     max(attempt), max(stream), max(seq), max(ts), max(line) FROM logs",
+                    None,
+                    None,
+                )
+                .await
+        })?;
+    }
     let mut daemons = common::Daemons(vec![principal]);
     daemons
         .0
@@ -119,9 +141,13 @@ fn main() -> anyhow::Result<()> {
     }
     let db = duckdb::Connection::open(dir.path().join("data/cdktr.duckdb"))?;
     let count = |sql: &str| db.query_row(sql, [], |r| r.get::<_, i64>(0));
-    let completed = count("SELECT count(*) FROM runs WHERE status = 'COMPLETED'")? as u64;
-    let other = count("SELECT count(*) FROM runs WHERE status <> 'COMPLETED'")? as u64;
-    let stored_lines = count("SELECT count(*) FROM logs")? as u64;
+    let completed =
+        count("SELECT count(*) FROM runs WHERE status = 'COMPLETED' AND workflow_id = 'chatty'")?
+            as u64;
+    let other =
+        count("SELECT count(*) FROM runs WHERE status <> 'COMPLETED' AND workflow_id = 'chatty'")?
+            as u64;
+    let stored_lines = count("SELECT count(*) FROM logs WHERE workflow_id = 'chatty'")? as u64;
     let expected_lines = completed * 2 * (lines + 1);
     // Growth after the warm-up (the first fifth of the samples: caches and pools filling).
     let skip = times.len() / 5;
@@ -161,7 +187,7 @@ fn main() -> anyhow::Result<()> {
          {stored_lines} of {expected_lines}"
     );
     let json = serde_json::json!({
-        "minutes": minutes, "rate": rate, "triggered": triggered, "completed": completed,
+        "minutes": minutes, "rate": rate, "history_lines": history, "triggered": triggered, "completed": completed,
         "not_completed": other, "lines_stored": stored_lines, "lines_expected": expected_lines,
         "processes": json,
     });

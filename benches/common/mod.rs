@@ -234,3 +234,35 @@ pub async fn trigger_many(
     }
     Ok(())
 }
+
+/// Seeds `runs` ended runs (one task each) queued on 2026-01-01, and `lines` log lines spread
+/// over the first 1,000 of them, 64 printing at a time.
+pub fn seed(dir: &std::path::Path, runs: u64, lines: u64) -> anyhow::Result<()> {
+    let (mut principal, _) = start_principal(dir, &[])?;
+    stop(&mut principal)?;
+    let db = duckdb::Connection::open(dir.join("data/cdktr.duckdb"))?;
+    let per_run = (lines / 1000).max(1);
+    let together = 64;
+    db.execute_batch(&format!(
+        "INSERT INTO runs (run_id, workflow_id, trigger, status, queued_at, started_at, \
+           finished_at, agent_id, attempt, last_seq, params, definition, triggered_by) \
+         SELECT printf('01SEED%020d', i), 'wf' || (i % 20), 'api', \
+           CASE WHEN i % 10 = 0 THEN 'FAILED' ELSE 'COMPLETED' END, \
+           TIMESTAMP '2026-01-01' + to_microseconds(i * 1000), \
+           TIMESTAMP '2026-01-01' + to_microseconds(i * 1000 + 10), \
+           TIMESTAMP '2026-01-01' + to_microseconds(i * 1000 + 10 + (i % 997) * 1000), \
+           'a@h', 1, 3, '{{}}', '{{}}', 'seed' FROM range({runs}) t(i);
+         INSERT INTO task_runs (run_id, task_id, attempt, status, started_at, finished_at, exit_code) \
+         SELECT run_id, 't', 1, status, started_at, finished_at, 0 FROM runs;
+         INSERT INTO logs (id, run_id, workflow_id, task_id, attempt, stream, seq, ts, line) \
+         SELECT i + 1, printf('01SEED%020d', run), 'wf' || (run % 20), 't', 1, \
+           CASE WHEN i % 50 = 0 THEN 'stderr' ELSE 'stdout' END, \
+           (i % ({together} * {per_run})) // {together} + 1, \
+           TIMESTAMP '2026-01-01' + to_microseconds(i), \
+           CASE WHEN i % 1000 = 0 THEN 'ERROR: seeded failure ' || i ELSE 'seeded line ' || i END \
+         FROM (SELECT i, (i // ({together} * {per_run})) * {together} + i % {together} AS run \
+               FROM range({lines}) t(i));
+         CHECKPOINT;"
+    ))?;
+    Ok(())
+}

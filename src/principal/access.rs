@@ -181,7 +181,8 @@ fn needs(request: &ControlRequest) -> &'static [Role] {
         | C::ScheduleHistory { .. }
         | C::Audit { .. }
         | C::Query { .. }
-        | C::Report { .. } => &[Role::Viewer, Role::Operator],
+        | C::Report { .. }
+        | C::Warnings { .. } => &[Role::Viewer, Role::Operator],
         C::ReloadWorkflows
         | C::SetSchedulePaused { .. }
         | C::Failpoint { .. }
@@ -191,7 +192,7 @@ fn needs(request: &ControlRequest) -> &'static [Role] {
 }
 
 /// The request's wire name, for messages.
-fn kind(request: &ControlRequest) -> String {
+pub fn kind(request: &ControlRequest) -> String {
     serde_json::to_value(request)
         .ok()
         .and_then(|v| v.get("type")?.as_str().map(str::to_owned))

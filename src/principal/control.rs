@@ -340,6 +340,9 @@ async fn answer(
                 report: Box::new(report),
             })
         }
+        ControlRequest::Warnings { after } => Ok(ControlReply::Warnings {
+            warnings: crate::runtime::logging::recent_warnings(after),
+        }),
         ControlRequest::Audit {
             since,
             actor,

@@ -168,7 +168,8 @@ pub fn spawn(
                 continue;
             };
             loaded = now;
-            let merged = keep_last_valid(&catalog.borrow(), fresh);
+            let mut merged = keep_last_valid(&catalog.borrow(), fresh);
+            merged.generation = catalog.borrow().generation + 1;
             let counts = (merged.workflows.len(), merged.invalid_count());
             catalog.send_replace(Arc::new(merged));
             if signalled {

@@ -239,6 +239,10 @@ fn handle_frames(mut frames: Vec<Bytes>, sender: &Sender, ctx: &Context, replier
             });
         }
         Request::Control(request) => {
+            crate::runtime::metrics::METRICS
+                .control_requests
+                .get_or_create(&vec![("request", super::access::kind(&request))])
+                .inc();
             let slot = match ctx.control_slots.take(&to.identity) {
                 Ok(slot) => slot,
                 Err(busy) => {

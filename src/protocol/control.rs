@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::logs::LogLine;
 pub use super::query::{AuditEntry, QueryColumn, QueryResult};
+pub use super::views::{AgentView, Notice, ScheduleView, SlotRecord, StatusView};
 use crate::model::{
-    AgentId, AgentState, Catchup, Overlap, RunId, RunStatus, SlotFate, TaskId, TaskStatus,
-    TriggerSource, Workflow, WorkflowId,
+    AgentId, RunId, RunStatus, TaskId, TaskStatus, TriggerSource, Workflow, WorkflowId,
 };
 use crate::workflow::InvalidFile;
 
@@ -180,6 +180,12 @@ pub enum ControlRequest {
         #[serde(default)]
         dry_run: bool,
     },
+    /// The newest warnings and errors the principal logged (its last 200), after the cursor
+    /// `after` (a `seq`), oldest first.
+    Warnings {
+        #[serde(default)]
+        after: Option<u64>,
+    },
     /// The audit log, newest first: who took which control action, when, and its outcome.
     Audit {
         #[serde(default, with = "crate::model::time::option")]
@@ -198,6 +204,9 @@ pub enum ControlRequest {
 pub enum ControlReply {
     Triggered {
         run_id: RunId,
+    },
+    Warnings {
+        warnings: Vec<Notice>,
     },
     Runs {
         runs: Vec<RunSummary>,
@@ -343,72 +352,4 @@ pub struct TryView {
 
 fn first_try() -> u32 {
     1
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AgentView {
-    pub agent_id: AgentId,
-    pub host: String,
-    pub slots: u32,
-    pub running: u32,
-    /// Slots it can take work in now: what its waiting pull offers (0 while no pull waits,
-    /// as between two runs while the agent frees the slot).
-    #[serde(default)]
-    pub ready_slots: u32,
-    pub state: AgentState,
-    #[serde(with = "crate::model::time")]
-    pub registered_at: DateTime<Utc>,
-    #[serde(with = "crate::model::time")]
-    pub last_heartbeat: DateTime<Utc>,
-    pub version: String,
-    /// Its labels: `key` to value (empty for a flag such as `gpu`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StatusView {
-    pub version: String,
-    pub protocol: u16,
-    pub uptime_secs: u64,
-    pub workflows_loaded: usize,
-    pub workflows_invalid: usize,
-    pub queue_length: usize,
-    pub runs_active: usize,
-    pub agents_alive: usize,
-    pub agents_total: usize,
-    /// The live log stream endpoint the principal bound.
-    pub logs_publish: String,
-    /// The live log stream beside the local control socket, for clients connected to it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub logs_publish_local: Option<String>,
-    /// `ok`, or `degraded: <reason>`.
-    pub store: String,
-}
-
-/// One scheduled workflow as `cdktr schedule list` shows it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ScheduleView {
-    pub workflow_id: WorkflowId,
-    pub cron: String,
-    pub timezone: String,
-    #[serde(with = "crate::model::time::option")]
-    pub next_fire: Option<DateTime<Utc>>,
-    pub paused: bool,
-    pub overlap: Overlap,
-    pub catchup: Catchup,
-}
-
-/// What happened to one schedule slot.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SlotRecord {
-    pub workflow_id: WorkflowId,
-    #[serde(with = "crate::model::time")]
-    pub slot: DateTime<Utc>,
-    pub fate: SlotFate,
-    pub run_id: Option<RunId>,
-    #[serde(default)]
-    pub note: Option<String>,
-    #[serde(with = "crate::model::time")]
-    pub recorded_at: DateTime<Utc>,
 }

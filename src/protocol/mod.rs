@@ -14,6 +14,7 @@ pub mod codec;
 pub mod control;
 pub mod logs;
 pub mod query;
+pub mod views;
 
 use serde::{Deserialize, Serialize};
 

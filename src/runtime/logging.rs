@@ -3,10 +3,11 @@
 //! files each line under its level (`journalctl -p warning`). The filter (`log.level`,
 //! `CDKTR_LOG`) and the log file are taken again on SIGHUP, so logrotate can move the file away.
 
+use std::collections::VecDeque;
 use std::io::IsTerminal;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::{Format, Full, Writer};
@@ -139,7 +140,58 @@ where
     }
 }
 
-/// Counts the warnings and errors logged (`cdktr_log_events_total{level}`).
+/// Warnings and errors kept for `recent_warnings` (the log file has them all).
+const KEPT_NOTICES: usize = 200;
+
+/// The newest warnings and errors, and how many were logged.
+static NOTICES: Mutex<(u64, VecDeque<Notice>)> = Mutex::new((0, VecDeque::new()));
+
+use crate::protocol::views::Notice;
+
+/// How many warnings and errors this process has logged.
+pub fn warnings_logged() -> u64 {
+    NOTICES.lock().unwrap_or_else(|p| p.into_inner()).0
+}
+
+/// The kept warnings and errors after the cursor `after`, oldest first.
+pub fn recent_warnings(after: Option<u64>) -> Vec<Notice> {
+    let notices = NOTICES.lock().unwrap_or_else(|p| p.into_inner());
+    notices
+        .1
+        .iter()
+        .filter(|n| after.is_none_or(|a| n.seq > a))
+        .cloned()
+        .collect()
+}
+
+/// An event's message and fields as one line: `message key=value ...`.
+#[derive(Default)]
+struct Text(String);
+
+impl tracing::field::Visit for Text {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write;
+        let sep = if self.0.is_empty() { "" } else { " " };
+        let _ = if field.name() == "message" {
+            write!(self.0, "{sep}{value:?}")
+        } else {
+            write!(self.0, "{sep}{}={value:?}", field.name())
+        };
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            let sep = if self.0.is_empty() { "" } else { " " };
+            self.0.push_str(sep);
+            self.0.push_str(value);
+        } else {
+            self.record_debug(field, &value);
+        }
+    }
+}
+
+/// Counts the warnings and errors logged (`cdktr_log_events_total{level}`) and keeps the
+/// newest (`recent_warnings`).
 struct CountEvents;
 
 impl<S: Subscriber> tracing_subscriber::Layer<S> for CountEvents {
@@ -153,5 +205,20 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for CountEvents {
             .log_events
             .get_or_create(&vec![("level", level.to_owned())])
             .inc();
+        let mut text = Text::default();
+        event.record(&mut text);
+        let mut notices = NOTICES.lock().unwrap_or_else(|p| p.into_inner());
+        notices.0 += 1;
+        let notice = Notice {
+            seq: notices.0,
+            at: chrono::Utc::now(),
+            level: level.to_owned(),
+            target: event.metadata().target().to_owned(),
+            message: text.0,
+        };
+        if notices.1.len() >= KEPT_NOTICES {
+            notices.1.pop_front();
+        }
+        notices.1.push_back(notice);
     }
 }

@@ -32,6 +32,7 @@ pub struct Metrics {
     pub log_lines: Counter,
     pub store_write: Histogram,
     pub log_events: Family<Labels, Counter>,
+    pub control_requests: Family<Labels, Counter>,
     // Principal: gauges set at each scrape.
     pub queue_length: Gauge,
     pub runs_running: Gauge,
@@ -64,6 +65,7 @@ impl Metrics {
             log_lines: Counter::default(),
             store_write: seconds_histogram(),
             log_events: Family::default(),
+            control_requests: Family::default(),
             queue_length: Gauge::default(),
             runs_running: Gauge::default(),
             agents: Family::default(),
@@ -80,6 +82,11 @@ impl Metrics {
                 "runs_ended",
                 "Runs ended, by final status",
                 m.runs_ended.clone(),
+            );
+            r.register(
+                "control_requests",
+                "Control requests received (CLI, cockpit, API), by request type",
+                m.control_requests.clone(),
             );
             r.register(
                 "trigger_to_start_seconds",

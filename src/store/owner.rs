@@ -44,6 +44,8 @@ pub struct Health {
     pub fail_until_ms: AtomicU64,
     /// Failpoint: the next write waits this long (ms) before it is acknowledged; 0 when off.
     pub stall_ms: AtomicU64,
+    /// Batches that changed what a list shows (see [`Write::changes_views`]).
+    pub changes: AtomicU64,
 }
 
 impl Health {

@@ -73,6 +73,17 @@ pub enum Write {
 }
 
 impl Write {
+    /// Whether it changes what a list shows (runs, tasks, slots, pauses, agents): output
+    /// lines, cursors and audit entries do not.
+    pub fn changes_views(&self) -> bool {
+        !matches!(
+            self,
+            Write::Log(_) | Write::RunSeq { .. } | Write::Late { .. } | Write::Audit(_)
+        )
+    }
+}
+
+impl Write {
     /// A slot's fate, recorded at `recorded_at`, with the run it queued (if any).
     pub fn slot(
         workflow_id: &WorkflowId,

@@ -97,8 +97,25 @@ impl Sequencer {
         })?;
         self.next_seq += 1;
         self.health.forwarded.fetch_add(count, Ordering::AcqRel);
+        if writes.iter().any(Write::changes_views) {
+            self.health.changes.fetch_add(1, Ordering::AcqRel);
+        }
         self.owner
             .send(Work::Entry { seq, writes })
             .map_err(|_| StoreError::Closed)
+    }
+}
+
+impl super::Store {
+    /// A counter that moves whenever a batch changing what a list shows is acknowledged:
+    /// clients poll it (in `status`) and re-read lists only when it moved.
+    pub fn changes(&self) -> u64 {
+        self.health.changes.load(Ordering::Acquire)
+    }
+}
+
+impl super::Batch {
+    pub fn changes(&self) -> u64 {
+        self.store.changes()
     }
 }

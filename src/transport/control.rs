@@ -298,6 +298,15 @@ impl Client {
         )
     }
 
+    /// The principal's newest warnings and errors after the cursor `after`, oldest first.
+    pub async fn warnings(
+        &self,
+        after: Option<u64>,
+    ) -> Result<Vec<crate::protocol::control::Notice>, ClientError> {
+        let request = ControlRequest::Warnings { after };
+        expect!(self.control(request).await?, ControlReply::Warnings { warnings } => warnings)
+    }
+
     /// The audit log, newest first.
     pub async fn audit(
         &self,

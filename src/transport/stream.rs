@@ -91,6 +91,12 @@ impl Subscription {
         }
     }
 
+    /// Drops the events already received (a view that re-reads the store after one ring
+    /// needs no more of them).
+    pub fn discard_waiting(&mut self) {
+        while self.events.try_recv().is_ok() {}
+    }
+
     /// The next event; undecodable messages are skipped.
     pub async fn next(&mut self) -> anyhow::Result<LogEvent> {
         loop {

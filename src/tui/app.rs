@@ -1,34 +1,46 @@
-//! The cockpit's state and its one mutation entry point, [`App::update`].
+//! The cockpit's state and its one mutation entry point, [`App::update`]: terminal keys and
+//! what the network worker brings become changes here, and requests for the worker
+//! ([`Command`]s) come out. Drawing (`ui`) only reads the app.
 
-use ratatui::crossterm::event::KeyCode;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
-use crate::protocol::control::{AgentView, RunDetail, RunSummary, StatusView};
+use chrono::{DateTime, Utc};
 
-/// Everything fetched from the principal in one refresh.
-#[derive(Clone, Debug)]
-pub struct Snapshot {
-    pub status: StatusView,
-    pub runs: Vec<RunSummary>,
-    pub agents: Vec<AgentView>,
-    /// The selected run with its tasks.
-    pub detail: Option<RunDetail>,
-}
-
-#[derive(Debug)]
-pub enum Action {
-    Key(KeyCode),
-    Refresh,
-    Redraw,
-    Loaded(Box<Result<Snapshot, String>>),
-}
+use super::logs::LogView;
+use super::state::WARNINGS_KEPT;
+pub use super::state::{Action, Command, Conn, Data, Event, Message, Overlay, Pane, View};
+use crate::protocol::control::{AgentView, RunSummary, ScheduleView};
 
 pub struct App {
     pub endpoint: String,
-    pub snapshot: Option<Snapshot>,
-    /// The last fetch error, shown until a fetch succeeds.
-    pub error: Option<String>,
-    /// Index into `snapshot.runs`.
-    pub selected: usize,
+    pub view: View,
+    /// Views to go back to with Esc.
+    pub back: Vec<View>,
+    pub conn: Conn,
+    pub data: Data,
+    /// Selection per list view.
+    pub selected: BTreeMap<View, usize>,
+    /// Filter text per list view (`/`).
+    pub filters: BTreeMap<View, String>,
+    pub pane: Pane,
+    /// The task selected in the run detail pane.
+    pub task: usize,
+    /// Folders folded in the workflow tree.
+    pub folded: BTreeSet<String>,
+    pub logs: LogView,
+    pub overlay: Option<Overlay>,
+    pub message: Option<Message>,
+    /// The view's body height at the last draw (paging, log scrolling).
+    pub page: usize,
+    /// The clock drawing uses (fixed in tests).
+    pub now: DateTime<Utc>,
+    /// Times in the local zone (else UTC).
+    pub local: bool,
+    /// Colours on (off with NO_COLOR or TERM=dumb).
+    pub colour: bool,
+    /// Show the cockpit's own log (tui-logger's global buffer) in the principal view.
+    pub own_log: bool,
     pub quit: bool,
 }
 
@@ -36,66 +48,322 @@ impl App {
     pub fn new(endpoint: String) -> App {
         App {
             endpoint,
-            snapshot: None,
-            error: None,
-            selected: 0,
+            view: View::Runs,
+            back: Vec::new(),
+            conn: Conn::Connecting,
+            data: Data::default(),
+            selected: BTreeMap::new(),
+            filters: BTreeMap::new(),
+            pane: Pane::List,
+            task: 0,
+            folded: BTreeSet::new(),
+            logs: LogView::default(),
+            overlay: None,
+            message: None,
+            page: 20,
+            now: Utc::now(),
+            local: false,
+            colour: true,
+            own_log: false,
             quit: false,
         }
     }
 
-    pub fn selected_run_id(&self) -> Option<String> {
-        let snapshot = self.snapshot.as_ref()?;
-        snapshot
-            .runs
-            .get(self.selected)
-            .map(|r| r.run_id.to_string())
-    }
-
-    fn run_count(&self) -> usize {
-        self.snapshot.as_ref().map_or(0, |s| s.runs.len())
-    }
-
-    /// Applies an action; true when the view needs fresh data from the principal.
-    pub fn update(&mut self, action: Action) -> bool {
+    /// Applies an action; returns what the network worker should do.
+    pub fn update(&mut self, action: Action) -> Vec<Command> {
         match action {
-            Action::Key(KeyCode::Char('q') | KeyCode::Esc) => {
-                self.quit = true;
-                false
-            }
-            Action::Key(KeyCode::Down | KeyCode::Char('j')) => {
-                if self.selected + 1 < self.run_count() {
-                    self.selected += 1;
+            Action::Key(key) => super::keys::handle(self, key),
+            Action::Scroll(delta) => {
+                if self.view == View::Logs {
+                    self.logs.scroll(delta, self.page);
+                    Vec::new()
+                } else {
+                    self.move_selection(delta)
                 }
-                true
             }
-            Action::Key(KeyCode::Up | KeyCode::Char('k')) => {
-                self.selected = self.selected.saturating_sub(1);
-                true
+            Action::Tick => {
+                self.now = Utc::now();
+                Vec::new()
             }
-            Action::Key(KeyCode::Home | KeyCode::Char('g')) => {
-                self.selected = 0;
-                true
+            Action::Redraw => Vec::new(),
+            Action::Net(event) => self.apply(event),
+        }
+    }
+
+    fn apply(&mut self, event: Event) -> Vec<Command> {
+        match event {
+            Event::Status(status) => {
+                self.conn = Conn::Up;
+                self.data.status = Some(*status);
             }
-            Action::Key(KeyCode::Char('r')) | Action::Refresh => true,
-            Action::Key(_) | Action::Redraw => false,
-            Action::Loaded(result) => {
-                match *result {
-                    Ok(snapshot) => {
-                        // Keep the same run selected when new runs arrive on top.
-                        let keep = self.selected_run_id();
-                        self.selected = keep
-                            .and_then(|id| {
-                                snapshot.runs.iter().position(|r| r.run_id.as_str() == id)
-                            })
-                            .unwrap_or(0)
-                            .min(snapshot.runs.len().saturating_sub(1));
-                        self.snapshot = Some(snapshot);
-                        self.error = None;
+            Event::Lost(error) => {
+                let since = match &self.conn {
+                    Conn::Lost { since, .. } => *since,
+                    _ => Instant::now(),
+                };
+                self.conn = Conn::Lost { since, error };
+            }
+            Event::Role(role) => self.data.role = Some(role),
+            Event::Runs(runs) => {
+                let keep = self.selected_run().map(|r| r.run_id.to_string());
+                self.data.runs = runs;
+                let at = keep.and_then(|id| {
+                    self.visible_runs()
+                        .iter()
+                        .position(|r| r.run_id.as_str() == id)
+                });
+                if let Some(i) = at {
+                    self.selected.insert(View::Runs, i);
+                }
+                self.clamp();
+                return self.watch_selected_run();
+            }
+            Event::Agents(agents) => self.data.agents = agents,
+            Event::Workflows(listing) => self.data.workflows = Some(*listing),
+            Event::Schedules(schedules) => self.data.schedules = schedules,
+            Event::Detail(detail) => {
+                let watched = self.selected_run().map(|r| r.run_id.clone());
+                if watched.as_ref() == Some(&detail.summary.run_id) || watched.is_none() {
+                    self.data.detail = Some(*detail);
+                }
+            }
+            Event::Slots(workflow, slots) => self.data.slots = Some((workflow, slots)),
+            Event::Warnings(notices) => {
+                let last = self.data.warnings.last().map(|n| n.seq);
+                if notices
+                    .first()
+                    .is_some_and(|n| last.is_some_and(|l| n.seq <= l))
+                {
+                    // A restarted principal counts from 1 again.
+                    self.data.warnings.clear();
+                }
+                self.data.warnings.extend(notices);
+                let excess = self.data.warnings.len().saturating_sub(WARNINGS_KEPT);
+                self.data.warnings.drain(..excess);
+            }
+            Event::Lines {
+                run,
+                workflow,
+                lines,
+                complete,
+            } => {
+                if self.logs.run.as_deref() == Some(run.as_str()) {
+                    if workflow.is_some() {
+                        self.logs.workflow = workflow;
                     }
-                    Err(e) => self.error = Some(e),
+                    self.logs.extend(lines);
+                    self.logs.complete |= complete;
                 }
-                false
+            }
+            Event::Query(result) => {
+                self.data.query = Some(result);
+                self.selected.insert(View::Query, 0);
+            }
+            Event::Done(result) => {
+                self.message = Some(match result {
+                    Ok(text) => Message { text, error: false },
+                    Err(text) => Message { text, error: true },
+                });
             }
         }
+        self.clamp();
+        Vec::new()
+    }
+
+    /// Keeps every selection inside its list.
+    pub fn clamp(&mut self) {
+        for view in [
+            View::Workflows,
+            View::Runs,
+            View::Agents,
+            View::Schedules,
+            View::Query,
+        ] {
+            let len = self.list_len(view);
+            let entry = self.selected.entry(view).or_insert(0);
+            *entry = (*entry).min(len.saturating_sub(1));
+        }
+        let tasks = self.data.detail.as_ref().map_or(0, |d| d.tasks.len());
+        self.task = self.task.min(tasks.saturating_sub(1));
+    }
+
+    pub fn list_len(&self, view: View) -> usize {
+        match view {
+            View::Workflows => super::tree::rows(self).len(),
+            View::Runs => self.visible_runs().len(),
+            View::Agents => self.visible_agents().len(),
+            View::Schedules => self.visible_schedules().len(),
+            View::Query => match &self.data.query {
+                Some(Ok(result)) => result.rows.len(),
+                _ => 0,
+            },
+            View::Logs | View::Principal => 0,
+        }
+    }
+
+    pub fn selection(&self, view: View) -> usize {
+        self.selected.get(&view).copied().unwrap_or(0)
+    }
+
+    /// Moves the current list's selection (or the task in the detail pane).
+    pub fn move_selection(&mut self, delta: isize) -> Vec<Command> {
+        if self.view == View::Runs && self.pane == Pane::Detail {
+            let tasks = self.data.detail.as_ref().map_or(0, |d| d.tasks.len());
+            self.task = self
+                .task
+                .saturating_add_signed(delta)
+                .min(tasks.saturating_sub(1));
+            return Vec::new();
+        }
+        let len = self.list_len(self.view);
+        let at = self.selection(self.view);
+        self.selected.insert(
+            self.view,
+            at.saturating_add_signed(delta).min(len.saturating_sub(1)),
+        );
+        match self.view {
+            View::Runs => self.watch_selected_run(),
+            View::Schedules => vec![Command::WatchSchedule(
+                self.selected_schedule().map(|s| s.workflow_id.to_string()),
+            )],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Asks for the selected run's detail when it is not the one shown.
+    pub fn watch_selected_run(&mut self) -> Vec<Command> {
+        let id = self.selected_run().map(|r| r.run_id.to_string());
+        let shown = self
+            .data
+            .detail
+            .as_ref()
+            .map(|d| d.summary.run_id.to_string());
+        if id == shown {
+            return Vec::new();
+        }
+        if id.is_none() {
+            self.data.detail = None;
+        }
+        self.task = 0;
+        vec![Command::WatchRun(id)]
+    }
+
+    fn filter(&self, view: View) -> String {
+        self.filters
+            .get(&view)
+            .map(|f| f.to_lowercase())
+            .unwrap_or_default()
+    }
+
+    /// Runs passing the filter: words that must each appear in workflow, status, trigger,
+    /// run id or agent.
+    pub fn visible_runs(&self) -> Vec<&RunSummary> {
+        let filter = self.filter(View::Runs);
+        if filter.trim().is_empty() {
+            return self.data.runs.iter().collect();
+        }
+        self.data
+            .runs
+            .iter()
+            .filter(|r| {
+                let text = format!(
+                    "{} {} {} {} {}",
+                    r.workflow_id,
+                    r.status.as_str(),
+                    r.trigger,
+                    r.run_id,
+                    r.agent.as_ref().map(|a| a.as_str()).unwrap_or("")
+                )
+                .to_lowercase();
+                filter.split_whitespace().all(|w| text.contains(w))
+            })
+            .collect()
+    }
+
+    pub fn visible_agents(&self) -> Vec<&AgentView> {
+        let filter = self.filter(View::Agents);
+        self.data
+            .agents
+            .iter()
+            .filter(|a| {
+                let text = format!("{} {} {}", a.agent_id, a.state, a.host).to_lowercase();
+                filter.split_whitespace().all(|w| text.contains(w))
+            })
+            .collect()
+    }
+
+    pub fn visible_schedules(&self) -> Vec<&ScheduleView> {
+        let filter = self.filter(View::Schedules);
+        self.data
+            .schedules
+            .iter()
+            .filter(|s| s.workflow_id.as_str().to_lowercase().contains(&filter))
+            .collect()
+    }
+
+    pub fn selected_run(&self) -> Option<&RunSummary> {
+        self.visible_runs().get(self.selection(View::Runs)).copied()
+    }
+
+    pub fn selected_schedule(&self) -> Option<&ScheduleView> {
+        self.visible_schedules()
+            .get(self.selection(View::Schedules))
+            .copied()
+    }
+
+    /// The run an action applies to: the one in detail or selected (runs), the followed one
+    /// (logs).
+    pub fn target_run(&self) -> Option<String> {
+        match self.view {
+            View::Logs => self.logs.run.clone(),
+            _ => self.selected_run().map(|r| r.run_id.to_string()),
+        }
+    }
+
+    /// Switches view, remembering where to go back to.
+    pub fn open(&mut self, view: View) -> Vec<Command> {
+        if view != self.view {
+            self.back.push(self.view);
+            if self.back.len() > 32 {
+                self.back.remove(0);
+            }
+            self.view = view;
+            self.pane = Pane::List;
+        }
+        match view {
+            View::Runs => self.watch_selected_run(),
+            View::Schedules => vec![Command::WatchSchedule(
+                self.selected_schedule().map(|s| s.workflow_id.to_string()),
+            )],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Opens the logs view on `run` (only `task`'s lines, with one), following it.
+    pub fn open_logs(&mut self, run: &str, task: Option<String>) -> Vec<Command> {
+        if self.logs.run.as_deref() != Some(run) {
+            self.logs = LogView::of(run);
+        }
+        if self.logs.task != task {
+            self.logs.set_task(task);
+        }
+        let mut commands = self.open(View::Logs);
+        commands.push(Command::FollowLogs(Some(run.to_owned())));
+        commands
+    }
+
+    /// How long the principal has not answered, when it has not.
+    pub fn lost_for(&self) -> Option<Duration> {
+        match &self.conn {
+            Conn::Lost { since, .. } => Some(since.elapsed()),
+            _ => None,
+        }
+    }
+
+    pub fn say(&mut self, text: impl Into<String>, error: bool) {
+        self.message = Some(Message {
+            text: text.into(),
+            error,
+        });
     }
 }

@@ -1,55 +1,96 @@
-//! `cdktr-tui`: the terminal cockpit. This first version is a live, read-only view of the
-//! principal: status, runs, the selected run's tasks and the agents.
+//! `cdktr-tui`: the terminal cockpit. Workflows (a tree by folder), runs and their tasks,
+//! live logs, agents, schedules, the principal and read-only SQL, with every operator action
+//! (trigger with a params form, cancel, rerun, pause, reload).
 //!
-//! Shape: terminal and timer events become [`Action`]s; [`App::update`] changes state and may
-//! ask for a refresh; [`ui::draw`] only reads the app. Requests to the principal run off the UI
-//! loop and come back as actions. [`ratatui::try_init`] installs a panic hook that restores
-//! the terminal, and a guard restores it on every other exit.
+//! Shape: terminal events (a thread: crossterm's reader blocks) and the network worker's
+//! results become [`Action`]s; [`App::update`] changes the state and returns [`Command`]s for
+//! the worker ([`net::Worker`]), which talks to the principal off the draw loop; [`ui::draw`]
+//! only reads the app. The terminal is restored on every exit and on panic.
 
 mod app;
+mod form;
+mod keys;
+mod logs;
+mod net;
+mod prompt;
+mod state;
+mod tree;
 pub mod ui;
 
+use std::io::Write;
 use std::time::Duration;
 
-use ratatui::crossterm::event::{self, Event, KeyEventKind};
+use ratatui::crossterm::event::{
+    self, DisableMouseCapture, EnableMouseCapture, Event as TermEvent, KeyEventKind, MouseEventKind,
+};
+use ratatui::crossterm::execute;
 use tokio::sync::mpsc;
 
-pub use app::{Action, App, Snapshot};
+pub use app::{Action, App, Command, Conn, Data, Event, Overlay, Pane, View};
+pub use form::{Form, Input};
+pub use logs::LogView;
 
 use crate::config::Config;
-use crate::transport::{Client, ClientError};
+use crate::transport::Client;
 
-/// How often the view refreshes by itself.
-const REFRESH: Duration = Duration::from_secs(1);
+/// How often the clock-driven parts (durations, reconnect seconds) are redrawn.
+const TICK: Duration = Duration::from_secs(1);
 
 /// Restores the terminal however the loop ends.
 struct TerminalGuard;
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
+        let _ = execute!(std::io::stdout(), DisableMouseCapture);
         ratatui::restore();
     }
 }
 
+/// Whether colours are wanted: not with NO_COLOR set (https://no-color.org) or TERM=dumb.
+pub fn colour_wanted() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var("TERM").map_or(true, |t| t != "dumb")
+}
+
 /// Runs the cockpit until the user quits.
 pub async fn run(config: &Config) -> anyhow::Result<()> {
+    let client = Client::from_config(&config.client)?;
+    own_log()?;
     let mut terminal = ratatui::try_init()?;
     let _guard = TerminalGuard;
-    let client = Client::from_config(&config.client)?;
+    // ratatui's hook restores the screen on panic; mouse reporting is turned off first.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = execute!(std::io::stdout(), DisableMouseCapture);
+        hook(info);
+    }));
+    execute!(std::io::stdout(), EnableMouseCapture)?;
     let (tx, mut rx) = mpsc::unbounded_channel::<Action>();
     spawn_input(tx.clone());
+    let mut worker = net::Worker::start(client, tx);
     let mut app = App::new(config.client.principal.clone());
-    spawn_fetch(&client, &app, tx.clone());
-    let mut tick = tokio::time::interval(REFRESH);
+    app.local = true;
+    app.colour = colour_wanted();
+    app.own_log = true;
+    let mut tick = tokio::time::interval(TICK);
     loop {
-        terminal.draw(|frame| ui::draw(frame, &app))?;
-        let action = tokio::select! {
+        terminal.draw(|frame| ui::draw(frame, &mut app))?;
+        let first = tokio::select! {
             a = rx.recv() => match a { Some(a) => a, None => break },
-            _ = tick.tick() => Action::Refresh,
+            _ = tick.tick() => Action::Tick,
         };
-        if app.update(action) {
-            spawn_fetch(&client, &app, tx.clone());
+        // Everything already waiting is applied before the next frame.
+        let mut next = Some(first);
+        while let Some(action) = next.take() {
+            for command in app.update(action) {
+                match command {
+                    Command::Copy(text) => copy(&text),
+                    other => worker.handle(other),
+                }
+            }
+            next = rx.try_recv().ok();
         }
+        worker.agents_shown(app.view == View::Agents);
         if app.quit {
             break;
         }
@@ -57,51 +98,47 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads terminal events on a thread (crossterm's reader blocks) and turns keys into actions.
+/// The cockpit's own log (connection changes, what its actions did) goes to tui-logger's
+/// buffer, shown in the principal view; nothing is written to the terminal.
+fn own_log() -> anyhow::Result<()> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    tui_logger::init_logger(tui_logger::LevelFilter::Info)?;
+    tui_logger::set_default_level(tui_logger::LevelFilter::Info);
+    tracing_subscriber::registry()
+        .with(tui_logger::TuiTracingSubscriberLayer)
+        .try_init()?;
+    Ok(())
+}
+
+/// Puts `text` on the clipboard through the terminal (OSC 52; tmux passes it on with
+/// `set-clipboard on`).
+fn copy(text: &str) {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+    let mut out = std::io::stdout().lock();
+    let _ = write!(out, "\x1b]52;c;{encoded}\x07");
+    let _ = out.flush();
+}
+
+/// Reads terminal events on a thread (crossterm's reader blocks) and turns them into actions.
 fn spawn_input(tx: mpsc::UnboundedSender<Action>) {
     std::thread::spawn(move || loop {
-        match event::read() {
-            Ok(Event::Key(key)) if key.kind == KeyEventKind::Press => {
-                if tx.send(Action::Key(key.code)).is_err() {
-                    return;
-                }
-            }
-            Ok(Event::Resize(..)) => {
-                if tx.send(Action::Redraw).is_err() {
-                    return;
-                }
-            }
-            Ok(_) => {}
+        let action = match event::read() {
+            Ok(TermEvent::Key(key)) if key.kind != KeyEventKind::Release => Action::Key(key),
+            Ok(TermEvent::Mouse(m)) => match m.kind {
+                MouseEventKind::ScrollDown => Action::Scroll(3),
+                MouseEventKind::ScrollUp => Action::Scroll(-3),
+                _ => continue,
+            },
+            Ok(TermEvent::Resize(..)) => Action::Redraw,
+            Ok(_) => continue,
             Err(_) => return,
+        };
+        if tx.send(action).is_err() {
+            return;
         }
     });
-}
-
-/// Fetches a snapshot off the UI loop; it comes back as [`Action::Loaded`].
-fn spawn_fetch(client: &Client, app: &App, tx: mpsc::UnboundedSender<Action>) {
-    let client = client.clone();
-    let selected = app.selected_run_id();
-    tokio::spawn(async move {
-        let result = fetch(&client, selected).await.map_err(|e| e.to_string());
-        let _ = tx.send(Action::Loaded(Box::new(result)));
-    });
-}
-
-async fn fetch(client: &Client, selected: Option<String>) -> Result<Snapshot, ClientError> {
-    let status = client.status().await?;
-    let runs = client.runs(None, None, 100).await?;
-    let agents = client.agents().await?;
-    let selected = selected.or_else(|| runs.first().map(|r| r.run_id.to_string()));
-    let detail = match selected {
-        Some(run_id) => client.run(&run_id).await.ok(),
-        None => None,
-    };
-    Ok(Snapshot {
-        status,
-        runs,
-        agents,
-        detail,
-    })
 }
 
 /// `cdktr-tui`'s command line.
@@ -109,8 +146,11 @@ async fn fetch(client: &Client, selected: Option<String>) -> Result<Snapshot, Cl
 #[command(
     name = "cdktr-tui",
     version,
-    about = "cdktr terminal cockpit: workflows, runs, logs and agents of a principal, live",
-    after_help = "Example: cdktr-tui --principal tcp://10.0.0.5:5561"
+    about = "cdktr terminal cockpit: workflows, runs, logs, agents and schedules of a principal, \
+             live, with every operator action",
+    after_help = "Example: cdktr-tui --principal tcp://10.0.0.5:5561\n\
+                  Keys: ? in the cockpit lists them (: command, / filter, r trigger, c cancel, \
+                  l logs, q quit)"
 )]
 pub struct TuiCli {
     /// Configuration file (else $CDKTR_CONFIG, ./cdktr.toml, /etc/cdktr/cdktr.toml).

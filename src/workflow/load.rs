@@ -57,6 +57,8 @@ pub struct InvalidFile {
 /// The valid workflows of a directory, and a report for every workflow file seen.
 #[derive(Debug, Default)]
 pub struct Catalog {
+    /// Moves by one each time the principal replaces its catalog (clients re-read on change).
+    pub generation: u64,
     pub workflows: BTreeMap<WorkflowId, Workflow>,
     pub files: Vec<FileReport>,
 }

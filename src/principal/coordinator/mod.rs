@@ -408,6 +408,9 @@ impl Coordinator {
             logs_publish: self.settings.logs_publish.clone(),
             logs_publish_local: self.settings.logs_publish_local.clone(),
             store: self.store.health().to_string(),
+            changes: self.store.changes(),
+            catalog: catalog.generation,
+            warnings: crate::runtime::logging::warnings_logged(),
         }
     }
 }

@@ -40,6 +40,7 @@ fn fixture() -> Fixture {
     let (store, guard) = Store::open(&dir.path().join("s.duckdb")).unwrap();
     let w = every_ten_seconds();
     let catalog = Catalog {
+        generation: 0,
         workflows: [(w.id.clone(), w)].into_iter().collect(),
         files: Vec::new(),
     };

@@ -58,6 +58,7 @@ fn fixture(workflows: &[Workflow], recovered: Recovered) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let (store, guard) = Store::open(&dir.path().join("c.duckdb")).unwrap();
     let catalog = Catalog {
+        generation: 0,
         workflows: workflows
             .iter()
             .map(|w| (w.id.clone(), w.clone()))
