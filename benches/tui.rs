@@ -1,6 +1,6 @@
 //! Cockpit frame times: the app's state and drawing driven with ratatui's TestBackend at
 //! 200x50, with 10,000 runs, 500 workflows in 50 folders, 100 agents, 500 schedules and a
-//! million log lines followed (the window keeps the newest 200,000). Each view is drawn
+//! million log lines followed (the window keeps the newest 100,000). Each view is drawn
 //! while its selection moves (and the logs scroll and search); p50/p99/max per view are
 //! printed as a table and as JSON. Target: p99 under 16 ms.
 //!
@@ -189,6 +189,7 @@ fn main() -> anyhow::Result<()> {
             workflow: Some("team49.flow499".into()),
             lines,
             complete: false,
+            earlier: false,
         }));
         terminal.draw(|f| cdktr::tui::ui::draw(f, &mut app))?;
     }

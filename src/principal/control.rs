@@ -152,6 +152,7 @@ async fn answer(
             run_id,
             task,
             after,
+            before,
             limit,
             try_no,
             stream,
@@ -160,6 +161,7 @@ async fn answer(
             until,
         } => {
             let after = after.map(|a| storable("after", a)).transpose()?;
+            let before = before.map(|b| storable("before", b)).transpose()?;
             let grep = grep.map(checked_pattern).transpose()?;
             if try_no.is_some() && task.is_none() {
                 return Err(ErrorReply::invalid(
@@ -182,6 +184,7 @@ async fn answer(
                     run_id: Some(run_id),
                     task,
                     after,
+                    before,
                     limit: limit.unwrap_or(MAX_PAGE).min(MAX_PAGE),
                     try_no,
                     stream,

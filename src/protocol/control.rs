@@ -81,6 +81,9 @@ pub enum ControlRequest {
         task: Option<String>,
         #[serde(default)]
         after: Option<u64>,
+        /// The newest lines before this cursor instead (in id order): paging back from the end.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<u64>,
         #[serde(default)]
         limit: Option<u32>,
         /// Only this try's lines (with `task`).

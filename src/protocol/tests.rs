@@ -116,6 +116,7 @@ fn requests() -> Vec<Request> {
             run_id: "r".into(),
             task: Some("a".into()),
             after: Some(10),
+            before: None,
             limit: None,
             stream: Some(crate::protocol::agent::Stream::Stderr),
             grep: Some("ERROR|WARN".into()),

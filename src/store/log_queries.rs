@@ -34,6 +34,10 @@ pub fn logs(conn: &Connection, f: &LogFilter) -> Result<Vec<LogLine>, StoreError
         sql.push_str(" AND regexp_matches(line, ?)");
         args.push(grep.clone().into());
     }
+    if let Some(before) = f.before {
+        sql.push_str(" AND id < ?");
+        args.push(i64::try_from(before).unwrap_or(i64::MAX).into());
+    }
     if let Some(try_no) = f.try_no {
         sql.push_str(" AND try_no = ?");
         args.push(i64::from(try_no).into());
@@ -46,7 +50,8 @@ pub fn logs(conn: &Connection, f: &LogFilter) -> Result<Vec<LogLine>, StoreError
         sql.push_str(" AND ts <= ?");
         args.push(ts(until));
     }
-    sql.push_str(&format!(" ORDER BY id LIMIT {}", f.limit.max(1)));
+    let order = if f.before.is_some() { "DESC" } else { "ASC" };
+    sql.push_str(&format!(" ORDER BY id {order} LIMIT {}", f.limit.max(1)));
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(params_from_iter(args.iter()), |row| {
         Ok((
@@ -77,7 +82,13 @@ pub fn logs(conn: &Connection, f: &LogFilter) -> Result<Vec<LogLine>, StoreError
             try_no: try_no.unwrap_or(1).max(1),
         })
     })
-    .collect()
+    .collect::<Result<Vec<_>, StoreError>>()
+    .map(|mut lines| {
+        if f.before.is_some() {
+            lines.reverse();
+        }
+        lines
+    })
 }
 
 pub fn max_log_id(conn: &Connection) -> Result<u64, StoreError> {

@@ -201,6 +201,8 @@ pub struct LogFilter {
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     pub after: Option<u64>,
+    /// The newest `limit` lines before this id (still returned in id order).
+    pub before: Option<u64>,
     pub limit: u32,
     /// Only lines of this try.
     pub try_no: Option<u32>,

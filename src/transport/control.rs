@@ -187,6 +187,29 @@ impl Client {
             .await
     }
 
+    /// A run's newest `limit` stored lines before the cursor `before` (before its end
+    /// without one), in id order: paging back from the end of a long output.
+    pub async fn logs_before(
+        &self,
+        run_id: &str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<LogLine>, ClientError> {
+        let request = ControlRequest::Logs {
+            run_id: run_id.to_owned(),
+            task: None,
+            after: None,
+            before: Some(before.unwrap_or(crate::protocol::MAX_STORED_INT)),
+            limit: Some(limit),
+            try_no: None,
+            stream: None,
+            grep: None,
+            since: None,
+            until: None,
+        };
+        expect!(self.control(request).await?, ControlReply::LogLines { lines, .. } => lines)
+    }
+
     /// One page of the stored lines that pass `filter`, after the cursor `after`.
     pub async fn logs_matching(
         &self,
@@ -201,6 +224,7 @@ impl Client {
                 run_id,
                 task,
                 after,
+                before: None,
                 limit: None,
                 try_no: None,
                 stream,
@@ -216,6 +240,7 @@ impl Client {
                 run_id,
                 task: Some(task),
                 after,
+                before: None,
                 limit: None,
                 try_no: Some(try_no),
                 stream,

@@ -26,6 +26,8 @@ pub struct App {
     pub pane: Pane,
     /// The task selected in the run detail pane.
     pub task: usize,
+    /// The run whose detail was asked for last.
+    pub watched: Option<String>,
     /// Folders folded in the workflow tree.
     pub folded: BTreeSet<String>,
     pub logs: LogView,
@@ -56,6 +58,7 @@ impl App {
             filters: BTreeMap::new(),
             pane: Pane::List,
             task: 0,
+            watched: None,
             folded: BTreeSet::new(),
             logs: LogView::default(),
             overlay: None,
@@ -76,7 +79,7 @@ impl App {
             Action::Scroll(delta) => {
                 if self.view == View::Logs {
                     self.logs.scroll(delta, self.page);
-                    Vec::new()
+                    self.earlier_logs()
                 } else {
                     self.move_selection(delta)
                 }
@@ -116,14 +119,17 @@ impl App {
                     self.selected.insert(View::Runs, i);
                 }
                 self.clamp();
-                return self.watch_selected_run();
+                return self.watch_for_view();
             }
             Event::Agents(agents) => self.data.agents = agents,
-            Event::Workflows(listing) => self.data.workflows = Some(*listing),
+            Event::Workflows(listing) => {
+                self.data.workflows = Some(*listing);
+                self.clamp();
+                return self.watch_for_view();
+            }
             Event::Schedules(schedules) => self.data.schedules = schedules,
             Event::Detail(detail) => {
-                let watched = self.selected_run().map(|r| r.run_id.clone());
-                if watched.as_ref() == Some(&detail.summary.run_id) || watched.is_none() {
+                if self.watched.as_deref() == Some(detail.summary.run_id.as_str()) {
                     self.data.detail = Some(*detail);
                 }
             }
@@ -146,13 +152,22 @@ impl App {
                 workflow,
                 lines,
                 complete,
+                earlier,
             } => {
                 if self.logs.run.as_deref() == Some(run.as_str()) {
                     if workflow.is_some() {
                         self.logs.workflow = workflow;
                     }
+                    if self.logs.is_empty() && earlier {
+                        self.logs.earlier = true;
+                    }
                     self.logs.extend(lines);
                     self.logs.complete |= complete;
+                }
+            }
+            Event::Earlier { run, lines, more } => {
+                if self.logs.run.as_deref() == Some(run.as_str()) {
+                    self.logs.prepend(lines, more);
                 }
             }
             Event::Query(result) => {
@@ -221,8 +236,26 @@ impl App {
             self.view,
             at.saturating_add_signed(delta).min(len.saturating_sub(1)),
         );
+        self.watch_for_view()
+    }
+
+    /// What the view shows in detail, asked for when it changed: the selected run (runs),
+    /// the selected workflow's latest run (workflows: its DAG's colours), the selected
+    /// schedule's slots.
+    pub fn watch_for_view(&mut self) -> Vec<Command> {
         match self.view {
             View::Runs => self.watch_selected_run(),
+            View::Workflows => {
+                let latest = super::tree::selected_workflow(self).and_then(|id| {
+                    let run = self
+                        .data
+                        .runs
+                        .iter()
+                        .find(|r| r.workflow_id.as_str() == id)?;
+                    Some(run.run_id.to_string())
+                });
+                self.watch(latest)
+            }
             View::Schedules => vec![Command::WatchSchedule(
                 self.selected_schedule().map(|s| s.workflow_id.to_string()),
             )],
@@ -233,18 +266,18 @@ impl App {
     /// Asks for the selected run's detail when it is not the one shown.
     pub fn watch_selected_run(&mut self) -> Vec<Command> {
         let id = self.selected_run().map(|r| r.run_id.to_string());
-        let shown = self
-            .data
-            .detail
-            .as_ref()
-            .map(|d| d.summary.run_id.to_string());
-        if id == shown {
+        self.watch(id)
+    }
+
+    fn watch(&mut self, id: Option<String>) -> Vec<Command> {
+        if id == self.watched {
             return Vec::new();
         }
-        if id.is_none() {
+        if self.data.detail.as_ref().map(|d| d.summary.run_id.as_str()) != id.as_deref() {
             self.data.detail = None;
+            self.task = 0;
         }
-        self.task = 0;
+        self.watched = id.clone();
         vec![Command::WatchRun(id)]
     }
 
@@ -330,13 +363,7 @@ impl App {
             self.view = view;
             self.pane = Pane::List;
         }
-        match view {
-            View::Runs => self.watch_selected_run(),
-            View::Schedules => vec![Command::WatchSchedule(
-                self.selected_schedule().map(|s| s.workflow_id.to_string()),
-            )],
-            _ => Vec::new(),
-        }
+        self.watch_for_view()
     }
 
     /// Opens the logs view on `run` (only `task`'s lines, with one), following it.
@@ -350,6 +377,29 @@ impl App {
         let mut commands = self.open(View::Logs);
         commands.push(Command::FollowLogs(Some(run.to_owned())));
         commands
+    }
+
+    /// Asks for the page before the logs window when the view has reached its start.
+    pub fn earlier_logs(&mut self) -> Vec<Command> {
+        let (Some(run), Some(before)) = (self.logs.run.clone(), self.logs.wants_earlier(self.page))
+        else {
+            return Vec::new();
+        };
+        self.logs.loading = true;
+        vec![Command::LogsBefore { run, before }]
+    }
+
+    /// Follows the logs' run again from its end (a fresh window, the same filters).
+    pub fn refollow(&mut self) -> Vec<Command> {
+        let Some(run) = self.logs.run.clone() else {
+            return Vec::new();
+        };
+        let (task, stream, wrap) = (self.logs.task.clone(), self.logs.stream, self.logs.wrap);
+        self.logs = LogView::of(&run);
+        self.logs.task = task;
+        self.logs.stream = stream;
+        self.logs.wrap = wrap;
+        vec![Command::FollowLogs(Some(run))]
     }
 
     /// How long the principal has not answered, when it has not.

@@ -8,6 +8,19 @@ use super::form::{Form, Input};
 use super::tree::{self, Row};
 use crate::model::Role;
 
+/// Who may trigger and rerun; who may cancel, pause and reload.
+const TRIGGERERS: &[Role] = &[Role::Trigger, Role::Operator];
+const OPERATORS: &[Role] = &[Role::Operator];
+
+/// The roles a key's action needs, for the keys that act on the principal.
+pub fn needs(keys: &str) -> Option<&'static [Role]> {
+    match keys {
+        "r" | "R F" => Some(TRIGGERERS),
+        "c" | "p" | "Ctrl-R" => Some(OPERATORS),
+        _ => None,
+    }
+}
+
 /// (keys, what they do, the views they apply to: empty for all).
 pub const HELP: &[(&str, &str, &[View])] = &[
     (
@@ -198,10 +211,20 @@ fn logs_key(app: &mut App, key: KeyEvent) -> Option<Vec<Command>> {
     let logs = &mut app.logs;
     match key.code {
         KeyCode::Down | KeyCode::Char('j') => logs.scroll(1, height),
-        KeyCode::Up | KeyCode::Char('k') => logs.scroll(-1, height),
+        KeyCode::Up | KeyCode::Char('k') => {
+            logs.scroll(-1, height);
+            return Some(app.earlier_logs());
+        }
         KeyCode::PageDown | KeyCode::Char(' ') => logs.scroll(height as isize, height),
-        KeyCode::PageUp => logs.scroll(-(height as isize), height),
-        KeyCode::Home | KeyCode::Char('g') => logs.to_start(),
+        KeyCode::PageUp => {
+            logs.scroll(-(height as isize), height);
+            return Some(app.earlier_logs());
+        }
+        KeyCode::Home | KeyCode::Char('g') => {
+            logs.to_start();
+            return Some(app.earlier_logs());
+        }
+        KeyCode::End | KeyCode::Char('G') if logs.later => return Some(app.refollow()),
         KeyCode::End | KeyCode::Char('G') => logs.to_end(),
         KeyCode::Char('s') => logs.toggle_stream(),
         KeyCode::Char('w') => logs.wrap = !logs.wrap,
@@ -281,7 +304,7 @@ fn selected_workflow(app: &App) -> Option<String> {
 }
 
 fn trigger_form(app: &mut App) -> Vec<Command> {
-    if let Some(why) = refused(app, &[Role::Trigger, Role::Operator], "trigger runs") {
+    if let Some(why) = refused(app, TRIGGERERS, "trigger runs") {
         app.say(why, true);
         return Vec::new();
     }
@@ -302,7 +325,7 @@ fn trigger_form(app: &mut App) -> Vec<Command> {
 }
 
 fn confirm_cancel(app: &mut App) -> Vec<Command> {
-    if let Some(why) = refused(app, &[Role::Operator], "cancel runs") {
+    if let Some(why) = refused(app, OPERATORS, "cancel runs") {
         app.say(why, true);
         return Vec::new();
     }
@@ -319,7 +342,7 @@ fn confirm_cancel(app: &mut App) -> Vec<Command> {
 }
 
 fn rerun(app: &mut App, failed_only: bool) -> Vec<Command> {
-    if let Some(why) = refused(app, &[Role::Trigger, Role::Operator], "rerun runs") {
+    if let Some(why) = refused(app, TRIGGERERS, "rerun runs") {
         app.say(why, true);
         return Vec::new();
     }
@@ -333,7 +356,7 @@ fn rerun(app: &mut App, failed_only: bool) -> Vec<Command> {
 }
 
 fn pause(app: &mut App) -> Vec<Command> {
-    if let Some(why) = refused(app, &[Role::Operator], "pause schedules") {
+    if let Some(why) = refused(app, OPERATORS, "pause schedules") {
         app.say(why, true);
         return Vec::new();
     }
@@ -359,7 +382,7 @@ fn pause(app: &mut App) -> Vec<Command> {
 }
 
 pub fn reload(app: &mut App) -> Vec<Command> {
-    if let Some(why) = refused(app, &[Role::Operator], "reload workflows") {
+    if let Some(why) = refused(app, OPERATORS, "reload workflows") {
         app.say(why, true);
         return Vec::new();
     }

@@ -1,6 +1,7 @@
-//! The logs view's lines: a bounded window of a run's output (history first, then live lines,
-//! each once), what of it is shown (a stream, or both), where the view is (following the end
-//! or scrolled), and the search.
+//! The logs view's lines: a bounded window of a run's output (its newest stored lines, then
+//! live ones, each once; scrolling up past the window's start pages older lines in from the
+//! store, and the far end of the window is let go), what of it is shown (a stream, a task),
+//! where the view is (following the end or scrolled), and the search.
 
 use std::collections::VecDeque;
 
@@ -10,7 +11,7 @@ use crate::protocol::agent::Stream;
 use crate::protocol::logs::LogLine;
 
 /// Lines held in memory at most; older ones leave the window (the store keeps them all).
-pub const WINDOW: usize = 200_000;
+pub const WINDOW: usize = 100_000;
 
 #[derive(Debug, Default)]
 pub struct LogView {
@@ -22,6 +23,12 @@ pub struct LogView {
     shown: Vec<usize>,
     /// Lines that left the window at its start.
     pub dropped: u64,
+    /// The store holds lines before the window's first (scrolling up pages them in).
+    pub earlier: bool,
+    /// Lines after the window's last were let go (scrolled far back): `G` reloads the end.
+    pub later: bool,
+    /// An earlier page was asked for and has not come yet.
+    pub loading: bool,
     /// The largest line id held: lines at or below it are duplicates.
     cursor: Option<u64>,
     /// Only this stream's lines are shown.
@@ -65,6 +72,10 @@ impl LogView {
 
     /// Adds lines in id order; ones already held are skipped. Returns how many were new.
     pub fn extend(&mut self, lines: impl IntoIterator<Item = LogLine>) -> usize {
+        if self.later {
+            // The window no longer reaches the end: appending would leave a gap.
+            return 0;
+        }
         let mut added = 0;
         for line in lines {
             if self.cursor.is_some_and(|c| line.id <= c) {
@@ -86,6 +97,7 @@ impl LogView {
     fn drop_front(&mut self, n: usize) {
         self.lines.drain(..n);
         self.dropped += n as u64;
+        self.earlier = true;
         let gone = self.shown.partition_point(|&p| p < n);
         self.shown.drain(..gone);
         for p in &mut self.shown {
@@ -93,6 +105,56 @@ impl LogView {
         }
         self.top = self.top.saturating_sub(gone);
         self.found = self.found.and_then(|f| f.checked_sub(gone));
+    }
+
+    /// Adds `lines` older than the window's first (in id order) at its start, keeping the
+    /// view on the lines it showed; `more`: the store has older ones still. Beyond the
+    /// window's size its newest lines are let go.
+    pub fn prepend(&mut self, lines: Vec<LogLine>, more: bool) {
+        self.loading = false;
+        self.earlier = more;
+        let first = self.lines.front().map(|l| l.id);
+        let older: Vec<LogLine> = lines
+            .into_iter()
+            .filter(|l| first.is_none_or(|f| l.id < f))
+            .collect();
+        let n = older.len();
+        if n == 0 {
+            return;
+        }
+        let shown_older: Vec<usize> = older
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| self.admits(l))
+            .map(|(i, _)| i)
+            .collect();
+        for line in older.into_iter().rev() {
+            self.lines.push_front(line);
+        }
+        for p in &mut self.shown {
+            *p += n;
+        }
+        let added = shown_older.len();
+        self.shown.splice(0..0, shown_older);
+        self.top += added;
+        self.found = self.found.map(|f| f + added);
+        if self.lines.len() > WINDOW {
+            self.lines.truncate(WINDOW);
+            let keep = self.shown.partition_point(|&p| p < WINDOW);
+            self.shown.truncate(keep);
+            self.later = true;
+            self.follow = false;
+            self.cursor = self.lines.back().map(|l| l.id);
+        }
+    }
+
+    /// The id of the window's first line, when the store has earlier ones and none is on its
+    /// way: the cursor of the page to ask for.
+    pub fn wants_earlier(&self, height: usize) -> Option<u64> {
+        let at_top = self.first_visible(height) == 0;
+        (at_top && self.earlier && !self.loading)
+            .then(|| self.lines.front().map(|l| l.id))
+            .flatten()
     }
 
     fn admits(&self, line: &LogLine) -> bool {
@@ -233,101 +295,5 @@ fn at_time_of_day(day: DateTime<Utc>, time: NaiveTime, local: bool) -> Option<Da
             .map(|t| t.with_timezone(&Utc))
     } else {
         Some(day.date_naive().and_time(time).and_utc())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{RunId, TaskId, WorkflowId};
-
-    pub fn line(id: u64, stream: Stream, text: &str) -> LogLine {
-        LogLine {
-            id,
-            run_id: RunId::new("01R"),
-            workflow_id: WorkflowId::new("w"),
-            task_id: TaskId::new("t"),
-            attempt: 1,
-            stream,
-            seq: id,
-            ts: DateTime::from_timestamp(1_700_000_000 + id as i64, 0).unwrap_or_default(),
-            line: text.to_owned(),
-            try_no: 1,
-        }
-    }
-
-    #[test]
-    fn each_line_is_held_once_in_id_order() {
-        let mut view = LogView::of("01R");
-        assert_eq!(
-            view.extend((1..=5).map(|i| line(i, Stream::Stdout, "x"))),
-            5
-        );
-        // The live stream repeats lines the store already gave.
-        assert_eq!(
-            view.extend((4..=7).map(|i| line(i, Stream::Stdout, "x"))),
-            2
-        );
-        assert_eq!(view.len(), 7);
-        assert_eq!(view.get(6).map(|l| l.id), Some(7));
-    }
-
-    #[test]
-    fn the_window_drops_its_oldest_lines() {
-        let mut view = LogView::of("01R");
-        view.extend((1..=WINDOW as u64 + 1).map(|i| line(i, Stream::Stdout, "x")));
-        assert!(view.len() <= WINDOW);
-        assert_eq!(view.dropped as usize + view.len(), WINDOW + 1);
-        assert_eq!(
-            view.get(view.len() - 1).map(|l| l.id),
-            Some(WINDOW as u64 + 1)
-        );
-    }
-
-    #[test]
-    fn streams_toggle_and_search_wraps() {
-        let mut view = LogView::of("01R");
-        view.extend([
-            line(1, Stream::Stdout, "alpha"),
-            line(2, Stream::Stderr, "ERROR beta"),
-            line(3, Stream::Stdout, "gamma error"),
-        ]);
-        view.toggle_stream();
-        assert_eq!(view.len(), 2, "stdout only");
-        view.toggle_stream();
-        assert_eq!(view.len(), 1, "stderr only");
-        view.toggle_stream();
-        assert_eq!(view.len(), 3, "both");
-        view.search = Some("error".into());
-        assert!(view.step_search(true, 10));
-        let first = view.found;
-        assert!(view.step_search(true, 10));
-        assert_ne!(view.found, first, "the next match");
-        assert!(view.step_search(true, 10));
-        assert_eq!(view.found, first, "wrapped around");
-        assert!(!view.follow, "a search stops following");
-        view.search = Some("nowhere".into());
-        assert!(!view.step_search(false, 10));
-    }
-
-    #[test]
-    fn scrolling_up_pauses_following_until_the_end_key() {
-        let mut view = LogView::of("01R");
-        view.extend((1..=100).map(|i| line(i, Stream::Stdout, "x")));
-        assert_eq!(view.first_visible(10), 90);
-        view.scroll(-5, 10);
-        assert!(!view.follow);
-        assert_eq!(view.first_visible(10), 85);
-        view.extend((101..=110).map(|i| line(i, Stream::Stdout, "x")));
-        assert_eq!(
-            view.first_visible(10),
-            85,
-            "new lines do not move a paused view"
-        );
-        view.to_end();
-        assert_eq!(view.first_visible(10), 100);
-        assert!(view.jump_to_time(&line(50, Stream::Stdout, "").ts.to_rfc3339(), false));
-        assert_eq!(view.first_visible(10), 49);
-        assert!(!view.jump_to_time("not a time", false));
     }
 }

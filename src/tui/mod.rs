@@ -11,6 +11,8 @@ mod app;
 mod form;
 mod keys;
 mod logs;
+#[cfg(test)]
+mod logs_tests;
 mod net;
 mod prompt;
 mod state;

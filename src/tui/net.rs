@@ -24,6 +24,9 @@ pub const POLL: Duration = Duration::from_secs(1);
 pub const RUNS: u32 = 500;
 /// How often the agents list is read while the agents view is open.
 const AGENTS_EVERY: Duration = Duration::from_secs(5);
+/// Lines read in one request: the end of a run's output when it is opened, and each page
+/// back from there.
+const PAGE: u32 = 5000;
 /// Output is read at most this often while lines pour in.
 const LOGS_EVERY: Duration = Duration::from_millis(100);
 
@@ -83,6 +86,18 @@ impl Worker {
                     previous.abort();
                 }
                 self.logs = run.map(|run| tokio::spawn(follow(client, tx, run)));
+            }
+            Command::LogsBefore { run, before } => {
+                tokio::spawn(async move {
+                    let event = match client.logs_before(&run, Some(before), PAGE).await {
+                        Ok(lines) => {
+                            let more = lines.len() == PAGE as usize;
+                            Event::Earlier { run, lines, more }
+                        }
+                        Err(e) => Event::Done(Err(format!("earlier lines of {run}: {e}"))),
+                    };
+                    let _ = tx.send(Action::Net(event));
+                });
             }
             Command::Query(sql) => {
                 tokio::spawn(async move {
@@ -299,7 +314,16 @@ async fn follow(client: Client, tx: mpsc::UnboundedSender<Action>, run: String) 
             run_id: run.clone(),
             task: None,
         };
-        let mut cursor = None;
+        // The newest lines first: a long output opens at its end, older pages come on scroll.
+        let tail = client.logs_before(&run, None, PAGE).await?;
+        let mut cursor = tail.last().map(|l| l.id);
+        send(Event::Lines {
+            run: run.clone(),
+            workflow: Some(workflow.clone()),
+            earlier: tail.len() == PAGE as usize,
+            lines: tail,
+            complete: false,
+        });
         loop {
             loop {
                 let page = client.logs(&query, cursor).await?;
@@ -313,6 +337,7 @@ async fn follow(client: Client, tx: mpsc::UnboundedSender<Action>, run: String) 
                     workflow: Some(workflow.clone()),
                     lines: page.lines,
                     complete: false,
+                    earlier: false,
                 });
                 if !more {
                     break;
@@ -324,6 +349,7 @@ async fn follow(client: Client, tx: mpsc::UnboundedSender<Action>, run: String) 
                     workflow: Some(workflow.clone()),
                     lines: Vec::new(),
                     complete: true,
+                    earlier: false,
                 });
                 return Ok::<(), ClientError>(());
             }

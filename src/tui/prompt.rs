@@ -44,7 +44,7 @@ pub fn overlay_key(app: &mut App, overlay: Overlay, key: KeyEvent) -> Vec<Comman
                 app.overlay = Some(Overlay::Filter(input));
             }
             return match app.view {
-                View::Runs => app.watch_selected_run(),
+                View::Runs | View::Workflows => app.watch_for_view(),
                 _ => Vec::new(),
             };
         }

@@ -105,6 +105,14 @@ pub enum Event {
         workflow: Option<String>,
         lines: Vec<LogLine>,
         complete: bool,
+        /// With the first lines: the store has older ones.
+        earlier: bool,
+    },
+    /// Older lines of the followed run, paged back (`more`: older ones remain).
+    Earlier {
+        run: String,
+        lines: Vec<LogLine>,
+        more: bool,
     },
     Query(Result<QueryResult, String>),
     /// An action's outcome for the status line: Ok(message) or Err(the principal's error).
@@ -145,6 +153,11 @@ pub enum Command {
     WatchSchedule(Option<String>),
     /// Follow this run's output (none: stop).
     FollowLogs(Option<String>),
+    /// The page of the followed run's lines before this id.
+    LogsBefore {
+        run: String,
+        before: u64,
+    },
     /// Copy to the terminal's clipboard (OSC 52): done by the draw loop, not the network.
     Copy(String),
 }

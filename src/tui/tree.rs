@@ -62,6 +62,7 @@ pub fn rows(app: &App) -> Vec<Row> {
     entries.sort_by_key(|e| sort_key(&e.0));
     let mut rows = Vec::new();
     let mut open: Vec<String> = Vec::new();
+    let mut counts: std::collections::HashMap<String, usize> = Default::default();
     for (segs, id, invalid) in entries {
         let folders = &segs[..segs.len().saturating_sub(1)];
         let common = open.iter().zip(folders).take_while(|(a, b)| a == b).count();
@@ -79,12 +80,9 @@ pub fn rows(app: &App) -> Vec<Row> {
                 });
             }
         }
-        for row in rows.iter_mut() {
-            if let Row::Folder { path, count, .. } = row {
-                if id.starts_with(&format!("{path}.")) {
-                    *count += 1;
-                }
-            }
+        // Entries come in folder order: the open folders are the last rows of their paths.
+        for n in 1..=folders.len() {
+            *counts.entry(folders[..n].join(".")).or_insert(0) += 1;
         }
         if is_hidden(app, folders) {
             continue;
@@ -94,6 +92,11 @@ pub fn rows(app: &App) -> Vec<Row> {
             Some(index) => Row::Invalid { index, depth },
             None => Row::Workflow { id, depth },
         });
+    }
+    for row in rows.iter_mut() {
+        if let Row::Folder { path, count, .. } = row {
+            *count = counts.get(path.as_str()).copied().unwrap_or(0);
+        }
     }
     rows
 }

@@ -2,6 +2,7 @@
 //! paging). One header line (the principal, or how long it has been unreachable), the view
 //! tabs, the view, and a status line that also holds the `:`, `/` prompts.
 
+mod dag;
 mod lists;
 mod panes;
 mod workflows;
@@ -127,6 +128,16 @@ pub fn human(ms: i64) -> String {
     }
 }
 
+/// `42s`, `3m05s`, `2h10m`, `3d04h`.
+pub fn uptime(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
+        3600..86_400 => format!("{}h{:02}m", secs / 3600, secs / 60 % 60),
+        _ => format!("{}d{:02}h", secs / 86_400, secs / 3600 % 24),
+    }
+}
+
 /// A bordered block with a title.
 pub fn block(title: String, focused: bool) -> Block<'static> {
     let block = Block::default().borders(Borders::ALL).title(title);
@@ -163,9 +174,9 @@ fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
                 Span::styled(format!("store {}", st.store), fg(app, Color::Red))
             };
             spans.push(Span::raw(format!(
-                "· v{} · up {} · queue {} · running {} · agents {}/{} · ",
+                "· {} · up {} · queue {} · running {} · agents {}/{} · ",
                 st.version,
-                human(st.uptime_secs as i64 * 1000),
+                uptime(st.uptime_secs),
                 st.queue_length,
                 st.runs_active,
                 st.agents_alive,
@@ -173,7 +184,7 @@ fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
             )));
             spans.push(store);
             if let Some(role) = app.data.role {
-                spans.push(Span::raw(format!(" · as {role}")));
+                spans.push(Span::raw(format!(" · {role}")));
             }
         }
         (_, None) => spans.push(Span::raw("connecting...")),
@@ -250,10 +261,20 @@ fn help(frame: &mut Frame, app: &App) {
         .iter()
         .filter(|(_, _, views)| views.is_empty() || views.contains(&app.view))
         .map(|(keys, what, _)| {
-            Line::from(vec![
+            let mut spans = vec![
                 Span::styled(format!("{keys:>9}  "), bold()),
                 Span::raw(*what),
-            ])
+            ];
+            let refused = super::keys::needs(keys)
+                .zip(app.data.role)
+                .filter(|(allowed, role)| !allowed.contains(role));
+            if let Some((_, role)) = refused {
+                spans.push(Span::styled(
+                    format!("  (disabled: a {role} credential may not)"),
+                    fg(app, Color::DarkGray),
+                ));
+            }
+            Line::from(spans)
         })
         .collect();
     let area = centred(frame, 96, rows.len() as u16 + 2);

@@ -52,9 +52,9 @@ pub fn logs(frame: &mut Frame, app: &App, area: Rect) {
         })
         .collect();
     let stream = match logs.stream {
-        None => "stdout+stderr",
-        Some(Stream::Stdout) => "stdout",
-        Some(Stream::Stderr) => "stderr",
+        None => "out+err",
+        Some(Stream::Stdout) => "stdout only",
+        Some(Stream::Stderr) => "stderr only",
     };
     let state = if logs.complete {
         "ended"
@@ -63,10 +63,11 @@ pub fn logs(frame: &mut Frame, app: &App, area: Rect) {
     } else {
         "paused (G follows)"
     };
-    let dropped = if logs.dropped > 0 {
-        format!(" · {} earlier lines out of the window", logs.dropped)
-    } else {
-        String::new()
+    let dropped = match (logs.earlier, logs.later) {
+        (_, true) => " · G: back to the end",
+        (true, _) if logs.loading => " · loading earlier lines",
+        (true, _) => " · ↑ earlier lines",
+        _ => "",
     };
     let search = logs
         .search
@@ -79,7 +80,7 @@ pub fn logs(frame: &mut Frame, app: &App, area: Rect) {
         .map(|t| format!(" task {t} ·"))
         .unwrap_or_default();
     let title = format!(
-        " Logs of {run} ({}) ·{task} {} lines · {stream} · {state}{search}{dropped} ",
+        " {run} ({}) ·{task} {} lines · {stream} · {state}{search}{dropped} ",
         logs.workflow.as_deref().unwrap_or("?"),
         logs.len()
     );
@@ -108,7 +109,7 @@ pub fn principal(frame: &mut Frame, app: &App, area: Rect) {
                 "version",
                 format!("{} (protocol {})", st.version, st.protocol),
             ));
-            lines.push(fact("uptime", super::human(st.uptime_secs as i64 * 1000)));
+            lines.push(fact("uptime", super::uptime(st.uptime_secs)));
             lines.push(fact(
                 "queue",
                 format!("{} waiting, {} running", st.queue_length, st.runs_active),

@@ -14,15 +14,12 @@ use crate::tui::app::{App, View};
 use crate::tui::tree::{self, Row as TreeRow};
 
 /// The last results of a workflow, newest last, as coloured marks.
-fn sparkline<'a>(app: &App, workflow: &str) -> (Vec<Span<'a>>, Option<RunStatus>) {
-    let mut recent: Vec<RunStatus> = app
-        .data
-        .runs
-        .iter()
-        .filter(|r| r.workflow_id.as_str() == workflow)
-        .take(10)
-        .map(|r| r.status)
-        .collect();
+fn sparkline<'a>(
+    app: &App,
+    recent: &std::collections::HashMap<&str, Vec<RunStatus>>,
+    workflow: &str,
+) -> (Vec<Span<'a>>, Option<RunStatus>) {
+    let mut recent = recent.get(workflow).cloned().unwrap_or_default();
     let last = recent.first().copied();
     recent.reverse();
     let marks = recent
@@ -41,14 +38,27 @@ fn sparkline<'a>(app: &App, workflow: &str) -> (Vec<Span<'a>>, Option<RunStatus>
 
 pub fn workflows(frame: &mut Frame, app: &App, area: Rect) {
     let [list, detail] =
-        Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(area);
+        Layout::horizontal([Constraint::Percentage(65), Constraint::Percentage(35)]).areas(area);
     let rows_data = tree::rows(app);
-    // Below 70 columns of list the schedule and the recent results are left out.
-    let wide = list.width >= 70;
+    // Each workflow's last ten results, newest first, in one pass over the runs.
+    let mut recent: std::collections::HashMap<&str, Vec<RunStatus>> = Default::default();
+    for r in &app.data.runs {
+        let statuses = recent.entry(r.workflow_id.as_str()).or_default();
+        if statuses.len() < 10 {
+            statuses.push(r.status);
+        }
+    }
+    // Narrower than 70 columns the recent results are left out, than 50 the schedule too.
+    let drop: &[usize] = match list.width {
+        70.. => &[],
+        50..70 => &[5],
+        _ => &[5, 1],
+    };
     let narrow = |mut cells: Vec<Cell<'static>>| {
-        if !wide && cells.len() == 6 {
-            cells.remove(5);
-            cells.remove(1);
+        if cells.len() == 6 {
+            for i in drop {
+                cells.remove(*i);
+            }
         }
         cells
     };
@@ -73,7 +83,7 @@ pub fn workflows(frame: &mut Frame, app: &App, area: Rect) {
                 .schedules
                 .iter()
                 .find(|s| s.workflow_id.as_str() == id);
-            let (marks, last) = sparkline(app, id);
+            let (marks, last) = sparkline(app, &recent, id);
             let name = id.rsplit('.').next().unwrap_or(id);
             let broken = listing.is_some_and(|l| {
                 l.invalid
@@ -129,11 +139,9 @@ pub fn workflows(frame: &mut Frame, app: &App, area: Rect) {
         Constraint::Length(9),
         Constraint::Length(10),
     ];
-    if !wide {
-        for i in [5, 1] {
-            header.remove(i);
-            widths.remove(i);
-        }
+    for i in drop {
+        header.remove(*i);
+        widths.remove(*i);
     }
     let t = table(
         app,
@@ -146,15 +154,14 @@ pub fn workflows(frame: &mut Frame, app: &App, area: Rect) {
         list,
     );
     frame.render_widget(t, list);
-    let chosen = tree::selected_workflow(app).and_then(|id| {
-        listing?
-            .workflows
-            .iter()
-            .find(|w| w.id.as_str() == id)
-            .cloned()
-    });
-    let text = match (&chosen, rows_data.get(app.selection(View::Workflows))) {
-        (Some(w), _) => workflow_detail(app, w),
+    let chosen = match rows_data.get(app.selection(View::Workflows)) {
+        Some(TreeRow::Workflow { id, .. }) => {
+            listing.and_then(|l| l.workflows.iter().find(|w| w.id.as_str() == id))
+        }
+        _ => None,
+    };
+    let text = match (chosen, rows_data.get(app.selection(View::Workflows))) {
+        (Some(w), _) => workflow_detail(app, w, detail),
         (None, Some(TreeRow::Invalid { index, .. })) => listing
             .and_then(|l| l.invalid.get(*index))
             .map(|f| f.errors.iter().map(|e| Line::from(e.clone())).collect())
@@ -173,7 +180,7 @@ pub fn workflows(frame: &mut Frame, app: &App, area: Rect) {
 
 /// Description, file, params, policies and the task DAG as an indented tree coloured by the
 /// last run's task states (when that run is the one in detail).
-fn workflow_detail<'a>(app: &App, w: &Workflow) -> Vec<Line<'a>> {
+fn workflow_detail<'a>(app: &App, w: &Workflow, area: Rect) -> Vec<Line<'a>> {
     let mut lines = vec![Line::from(Span::styled(w.name.clone(), bold()))];
     if let Some(d) = &w.description {
         lines.push(Line::from(d.clone()));
@@ -209,6 +216,17 @@ fn workflow_detail<'a>(app: &App, w: &Workflow) -> Vec<Line<'a>> {
                 .map(|t| t.status)
         })
     };
+    // Boxes and edges when they fit beside the lines above, else an indented tree.
+    let room = (area.height as usize).saturating_sub(lines.len() + 2);
+    // A mark for the state too, readable without colour.
+    let label = |id: &str| match state_of(id) {
+        Some(s) => (format!("{id} {}", mark(s)), fg(app, task_colour(s))),
+        None => (id.to_owned(), Default::default()),
+    };
+    if let Some(drawn) = super::dag::boxes(w, area.width.saturating_sub(2) as usize, room, label) {
+        lines.extend(drawn);
+        return lines;
+    }
     // Roots first, each task under the task it depends on first.
     let mut stack: Vec<(usize, &crate::model::Task)> = w
         .tasks
@@ -244,4 +262,19 @@ fn workflow_detail<'a>(app: &App, w: &Workflow) -> Vec<Line<'a>> {
         }
     }
     lines
+}
+
+/// A task state as one character: ✓ completed (or reused), ✗ failed or crashed, ● running,
+/// ↻ retrying, ○ pending, ↷ skipped, ■ cancelled.
+fn mark(s: crate::model::TaskStatus) -> char {
+    use crate::model::TaskStatus as T;
+    match s {
+        T::Completed | T::Reused => '✓',
+        T::Failed | T::Crashed => '✗',
+        T::Running => '●',
+        T::Retrying => '↻',
+        T::Pending => '○',
+        T::Skipped => '↷',
+        T::Cancelled => '■',
+    }
 }

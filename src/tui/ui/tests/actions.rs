@@ -96,6 +96,13 @@ fn cancel_confirms_and_a_viewer_is_told_why_not() {
         text.contains("disabled: a viewer credential may not pause schedules"),
         "{text}"
     );
+    // The help says which keys the credential may not use.
+    key(&mut app, KeyCode::Char('?'));
+    let help = render(&mut app, 120, 30);
+    assert!(
+        help.contains("pause / resume the selected schedule  (disabled: a viewer credential"),
+        "{help}"
+    );
 }
 
 #[test]

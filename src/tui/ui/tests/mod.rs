@@ -230,11 +230,24 @@ fn runs_view_with_the_selected_runs_tasks() {
 #[test]
 fn workflows_view_is_a_tree_by_folder_with_the_dag() {
     let mut app = app();
-    failed_detail(&mut app);
     let commands = key(&mut app, KeyCode::Char('1'));
-    assert!(commands.is_empty());
-    key(&mut app, KeyCode::Down); // etl/ -> etl.daily
+    assert_eq!(
+        commands,
+        vec![Command::WatchRun(None)],
+        "a folder has no run"
+    );
+    // etl/ -> etl.daily: its latest run is watched, for the DAG's colours.
+    let commands = key(&mut app, KeyCode::Down);
+    assert_eq!(commands, vec![Command::WatchRun(Some("01B".into()))]);
+    failed_detail(&mut app);
     insta::assert_snapshot!(render(&mut app, 120, 24));
+    // With room, the DAG is drawn as boxes and edges.
+    let tall = render(&mut app, 140, 36);
+    assert!(
+        tall.contains("│ extract ✓ │") && tall.contains("│ load ✗ │"),
+        "{tall}"
+    );
+    insta::assert_snapshot!("workflows_dag_boxes", tall);
     // Folding the folder hides its workflows.
     key(&mut app, KeyCode::Up);
     key(&mut app, KeyCode::Enter);
@@ -279,6 +292,7 @@ fn logs_view_follows_searches_and_filters_streams() {
         workflow: Some("hello".into()),
         lines: lines.collect(),
         complete: false,
+        earlier: false,
     }));
     key(&mut app, KeyCode::Char('/'));
     keys(&mut app, "NEEDLE");
