@@ -193,10 +193,7 @@ fn needs(request: &ControlRequest) -> &'static [Role] {
 
 /// The request's wire name, for messages.
 pub fn kind(request: &ControlRequest) -> String {
-    serde_json::to_value(request)
-        .ok()
-        .and_then(|v| v.get("type")?.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "request".into())
+    request.name().to_owned()
 }
 
 #[cfg(test)]

@@ -202,6 +202,38 @@ pub enum ControlRequest {
     },
 }
 
+impl ControlRequest {
+    /// Its wire name (`"type"`), without serialising it.
+    pub fn name(&self) -> &'static str {
+        use ControlRequest as C;
+        match self {
+            C::Trigger { .. } => "trigger",
+            C::ListRuns { .. } => "list_runs",
+            C::ShowRun { .. } => "show_run",
+            C::Rerun { .. } => "rerun",
+            C::Explain { .. } => "explain",
+            C::Cancel { .. } => "cancel",
+            C::Logs { .. } => "logs",
+            C::QueryLogs { .. } => "query_logs",
+            C::ListAgents => "list_agents",
+            C::Status => "status",
+            C::ListWorkflows => "list_workflows",
+            C::ShowWorkflow { .. } => "show_workflow",
+            C::ReloadWorkflows => "reload_workflows",
+            C::Whoami => "whoami",
+            C::ListSchedules => "list_schedules",
+            C::SetSchedulePaused { .. } => "set_schedule_paused",
+            C::ScheduleHistory { .. } => "schedule_history",
+            C::Failpoint { .. } => "failpoint",
+            C::Query { .. } => "query",
+            C::Report { .. } => "report",
+            C::Gc { .. } => "gc",
+            C::Warnings { .. } => "warnings",
+            C::Audit { .. } => "audit",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ControlReply {

@@ -292,3 +292,35 @@ fn timestamps_have_milliseconds() {
         "{json}"
     );
 }
+
+#[test]
+fn every_control_request_is_named_as_on_the_wire() {
+    let mut all: Vec<ControlRequest> = requests()
+        .into_iter()
+        .filter_map(|r| match r {
+            Request::Control(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    // The rest, from their wire form.
+    for json in [
+        r#"{"type":"reload_workflows"}"#,
+        r#"{"type":"whoami"}"#,
+        r#"{"type":"list_schedules"}"#,
+        r#"{"type":"set_schedule_paused","workflow":"w","paused":true}"#,
+        r#"{"type":"schedule_history","workflow":"w"}"#,
+        r#"{"type":"failpoint","name":"store_stall","duration_ms":1}"#,
+        r#"{"type":"query","sql":"SELECT 1"}"#,
+        r#"{"type":"report"}"#,
+        r#"{"type":"gc"}"#,
+        r#"{"type":"warnings","after":3}"#,
+        r#"{"type":"audit"}"#,
+    ] {
+        all.push(serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}")));
+    }
+    assert_eq!(all.len(), 23, "one of each request");
+    for request in all {
+        let wire = serde_json::to_value(&request).unwrap_or_default();
+        assert_eq!(Some(request.name()), wire["type"].as_str(), "{request:?}");
+    }
+}
