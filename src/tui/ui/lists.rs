@@ -2,7 +2,7 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Color;
-use ratatui::widgets::{Cell, Row, Table};
+use ratatui::widgets::{Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
 use super::{block, bold, fg, run_colour, scroll_start, selected, task_colour, time, took};
@@ -112,6 +112,29 @@ pub fn runs(frame: &mut Frame, app: &App, area: Rect) {
 
 fn run_detail(frame: &mut Frame, app: &App, area: Rect) {
     let detail = app.data.detail.as_ref();
+    // With room, the run's DAG beside its tasks, coloured live (the workflow as loaded now).
+    let workflow = detail.and_then(|d| {
+        let listing = app.data.workflows.as_ref()?;
+        listing
+            .workflows
+            .iter()
+            .find(|w| w.id == d.summary.workflow_id)
+    });
+    let area = match workflow {
+        Some(w) if area.width >= 130 => {
+            let [table, dag] =
+                Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
+                    .areas(area);
+            let (width, height) = (dag.width.saturating_sub(2), dag.height.saturating_sub(2));
+            let lines = super::workflows::dag_lines(app, w, detail, width, height as usize);
+            frame.render_widget(
+                Paragraph::new(lines).block(block(" DAG ".into(), false)),
+                dag,
+            );
+            table
+        }
+        _ => area,
+    };
     let title = match detail {
         Some(d) => format!(
             " {} {} · {} · {} ",

@@ -208,25 +208,44 @@ fn workflow_detail<'a>(app: &App, w: &Workflow, area: Rect) -> Vec<Line<'a>> {
         .detail
         .as_ref()
         .filter(|d| d.summary.workflow_id == w.id);
+    let room = (area.height as usize).saturating_sub(lines.len() + 2);
+    lines.extend(dag_lines(
+        app,
+        w,
+        states,
+        area.width.saturating_sub(2),
+        room,
+    ));
+    lines
+}
+
+/// A workflow's task DAG coloured and marked by `run`'s task states: boxes and edges when
+/// they fit in `width` x `height`, else an indented tree (each task under its first
+/// dependency).
+pub(super) fn dag_lines(
+    app: &App,
+    w: &Workflow,
+    run: Option<&crate::protocol::control::RunDetail>,
+    width: u16,
+    height: usize,
+) -> Vec<Line<'static>> {
     let state_of = |id: &str| {
-        states.and_then(|d| {
+        run.and_then(|d| {
             d.tasks
                 .iter()
                 .find(|t| t.task_id.as_str() == id)
                 .map(|t| t.status)
         })
     };
-    // Boxes and edges when they fit beside the lines above, else an indented tree.
-    let room = (area.height as usize).saturating_sub(lines.len() + 2);
     // A mark for the state too, readable without colour.
     let label = |id: &str| match state_of(id) {
         Some(s) => (format!("{id} {}", mark(s)), fg(app, task_colour(s))),
         None => (id.to_owned(), Default::default()),
     };
-    if let Some(drawn) = super::dag::boxes(w, area.width.saturating_sub(2) as usize, room, label) {
-        lines.extend(drawn);
-        return lines;
+    if let Some(drawn) = super::dag::boxes(w, width as usize, height, label) {
+        return drawn;
     }
+    let mut lines = Vec::new();
     // Roots first, each task under the task it depends on first.
     let mut stack: Vec<(usize, &crate::model::Task)> = w
         .tasks

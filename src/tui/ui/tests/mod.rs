@@ -225,6 +225,13 @@ fn runs_view_with_the_selected_runs_tasks() {
     key(&mut app, KeyCode::Down);
     failed_detail(&mut app);
     insta::assert_snapshot!(render(&mut app, 110, 24));
+    // Wide enough, the run's DAG beside its tasks, marked by their states.
+    let wide = render(&mut app, 150, 44);
+    assert!(
+        wide.contains("│ load ✗ │") && wide.contains("│ report ↷ │"),
+        "{wide}"
+    );
+    insta::assert_snapshot!("runs_with_dag", wide);
 }
 
 #[test]
