@@ -369,6 +369,7 @@ fn crowd(queued: u64) -> anyhow::Result<(f64, f64, usize)> {
                         agent_id: id.clone(),
                         running: Vec::new(),
                         free_slots: 0,
+                        spool: 0,
                     });
                     let _ = agent.request(beat).await;
                 }

@@ -88,6 +88,7 @@ fn app() -> anyhow::Result<App> {
             last_heartbeat: app.now - Duration::seconds(2),
             version: "0.1.0".into(),
             labels: Default::default(),
+            spool_depth: 0,
         })
         .collect();
     let schedules = (0..500)

@@ -212,7 +212,7 @@ pub async fn run(
     let heartbeat_task = tokio::spawn(heartbeat(
         client.clone(),
         info.clone(),
-        running.clone(),
+        (running.clone(), reporter.clone()),
         interval,
         (reregister.clone(), registered),
         heartbeat_stop.clone(),
@@ -264,6 +264,7 @@ pub async fn run(
             agent_id: agent_id.clone(),
             running: running.list(),
             free_slots: 0,
+            spool: reporter.unacknowledged(),
         }))
         .await;
     tracker.close();
@@ -319,7 +320,7 @@ async fn register(
 async fn heartbeat(
     client: Client,
     info: AgentInfo,
-    running: Running,
+    (running, reporter): (Running, Reporter),
     interval: Duration,
     (reregister, registered): (Arc<Notify>, tokio::sync::watch::Sender<u64>),
     shutdown: CancellationToken,
@@ -341,6 +342,7 @@ async fn heartbeat(
             agent_id: info.id.clone(),
             running: list,
             free_slots: free,
+            spool: reporter.unacknowledged(),
         });
         match client.request(request).await {
             Ok(Response::Agent(AgentReply::HeartbeatAck { known: true, stop })) => {

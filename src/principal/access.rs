@@ -227,6 +227,7 @@ mod tests {
                 agent_id: AgentId::new(id),
                 running: vec![],
                 free_slots: 1,
+                spool: 0,
             })
         };
         assert!(permitted(Role::Agent, "web1", &heartbeat("web1@host-a")).is_ok());

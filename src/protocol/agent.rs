@@ -26,6 +26,9 @@ pub enum AgentRequest {
         #[serde(default)]
         running: Vec<AttemptRef>,
         free_slots: u32,
+        /// Records in the agent's spool not yet acknowledged by the principal.
+        #[serde(default)]
+        spool: u64,
     },
     /// Long poll: answered as soon as a run can be assigned, at most `free_slots` of them, or
     /// with an empty list after a while so the agent knows the principal is still there.

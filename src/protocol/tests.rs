@@ -55,6 +55,7 @@ fn requests() -> Vec<Request> {
             agent_id: AgentId::new("a@h"),
             running: vec![attempt],
             free_slots: 1,
+            spool: 0,
         }),
         Request::Agent(AgentRequest::PullWork {
             agent_id: AgentId::new("a@h"),

@@ -27,6 +27,9 @@ pub struct AgentView {
     /// Its labels: `key` to value (empty for a flag such as `gpu`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Records waiting in its spool for the principal, as its last heartbeat said.
+    #[serde(default)]
+    pub spool_depth: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -124,6 +124,7 @@ fn an_agent_runs_work_only_under_its_own_name_and_pins_the_principal() {
             agent_id: cdktr::model::AgentId::new("web1@somewhere"),
             running: vec![],
             free_slots: 1,
+            spool: 0,
         });
         match client.request(heartbeat).await {
             Err(ClientError::Remote(e)) => assert_eq!(e.code, ErrorCode::Forbidden, "{e}"),

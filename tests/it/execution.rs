@@ -475,6 +475,7 @@ fn a_run_the_agent_never_received_is_queued_again_and_completed_elsewhere() {
             agent_id: id.clone(),
             running: vec![],
             free_slots: 0,
+            spool: 0,
         });
         (api.run(&run_id).summary.status == RunStatus::Queued).then_some(())
     });

@@ -25,6 +25,8 @@ pub struct Entry {
     pub runs: BTreeSet<RunId>,
     pub state: AgentState,
     pub pull: Option<Pull>,
+    /// Records its last heartbeat said were waiting in its spool.
+    pub spool: u64,
 }
 
 pub struct Pull {
@@ -59,6 +61,7 @@ impl Registry {
             runs: BTreeSet::new(),
             state: AgentState::Alive,
             pull: None,
+            spool: 0,
         });
         let restarted = entry.state == AgentState::Alive && entry.info.instance != info.instance;
         entry.info = info;
@@ -77,7 +80,7 @@ impl Registry {
     pub fn heartbeat(
         &mut self,
         id: &AgentId,
-        free_slots: u32,
+        (free_slots, spool): (u32, u64),
         now: Instant,
         at: DateTime<Utc>,
     ) -> bool {
@@ -85,6 +88,7 @@ impl Registry {
             Some(e) if e.state == AgentState::Alive => {
                 e.last_seen = now;
                 e.last_seen_at = at;
+                e.spool = spool;
                 if let Some(pull) = e.pull.as_mut() {
                     pull.free_slots = free_slots;
                 }
@@ -265,6 +269,7 @@ impl Registry {
                 last_heartbeat: e.last_seen_at,
                 version: e.info.version.clone(),
                 labels: e.info.labels.clone(),
+                spool_depth: e.spool,
             })
             .collect()
     }

@@ -41,10 +41,11 @@ impl Coordinator {
                 agent_id,
                 running,
                 free_slots,
+                spool,
             } => {
                 let known = self.agents.heartbeat(
                     &agent_id,
-                    free_slots,
+                    (free_slots, spool),
                     self.clock.now(),
                     self.clock.utc(),
                 );

@@ -211,6 +211,7 @@ pub fn agents(frame: &mut Frame, app: &App, area: Rect) {
             Cell::from(a.state.to_string()).style(fg(app, colour)),
             Cell::from(format!("{} ago", super::human(age))),
             Cell::from(format!("{}/{}", a.running, a.slots)),
+            Cell::from(a.spool_depth.to_string()),
             Cell::from(labels.join(",")),
             Cell::from(a.version.clone()),
         ]);
@@ -223,12 +224,21 @@ pub fn agents(frame: &mut Frame, app: &App, area: Rect) {
     let t = table(
         app,
         View::Agents,
-        &["AGENT", "STATE", "HEARTBEAT", "SLOTS", "LABELS", "VERSION"],
+        &[
+            "AGENT",
+            "STATE",
+            "HEARTBEAT",
+            "SLOTS",
+            "SPOOL",
+            "LABELS",
+            "VERSION",
+        ],
         &[
             Constraint::Fill(2),
             Constraint::Length(6),
             Constraint::Length(12),
             Constraint::Length(6),
+            Constraint::Length(7),
             Constraint::Fill(1),
             Constraint::Length(8),
         ],

@@ -294,7 +294,13 @@ async fn heartbeat_loss_crashes_the_agents_runs() {
         agent_id: agent.clone(),
         running,
         free_slots: 1,
+        spool: 7,
     });
+    assert_eq!(
+        f.c.agents.views()[0].spool_depth,
+        7,
+        "its spool, as it said"
+    );
     f.clock.advance(TIMEOUT / 2 + Duration::from_millis(1));
     f.c.expire(f.clock.now());
     f.c.store.flush();

@@ -148,6 +148,7 @@ pub(super) fn app() -> App {
                 last_heartbeat: at(18),
                 version: "0.1.0".into(),
                 labels: [("gpu".to_owned(), String::new())].into(),
+                spool_depth: 0,
             },
             AgentView {
                 agent_id: AgentId::new("old@host"),
@@ -160,6 +161,7 @@ pub(super) fn app() -> App {
                 last_heartbeat: at(0),
                 version: "0.1.0".into(),
                 labels: Default::default(),
+                spool_depth: 1200,
             },
         ]),
         Event::Runs(runs.clone()),
