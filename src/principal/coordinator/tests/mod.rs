@@ -57,13 +57,10 @@ struct Fixture {
 fn fixture(workflows: &[Workflow], recovered: Recovered) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let (store, guard) = Store::open(&dir.path().join("c.duckdb")).unwrap();
+    let workflows = workflows.iter().map(|w| (w.id.clone(), w.clone()));
     let catalog = Catalog {
-        generation: 0,
-        workflows: workflows
-            .iter()
-            .map(|w| (w.id.clone(), w.clone()))
-            .collect(),
-        files: Vec::new(),
+        workflows: workflows.collect(),
+        ..Default::default()
     };
     let (catalog_tx, catalog_rx) = watch::channel(std::sync::Arc::new(catalog));
     let clock = Clock::manual(start());
