@@ -9,13 +9,20 @@ fn local_times() -> bool {
     *LOCAL.get_or_init(|| std::io::IsTerminal::is_terminal(&std::io::stdout()))
 }
 
+/// The date and time format of tables: `2025-01-20 09:30:00`.
+pub const DATE_TIME: &str = "%Y-%m-%d %H:%M:%S";
+
 /// `2025-01-20 09:30:00`, in the zone [`zone`] names.
 pub fn clock(t: &Option<DateTime<Utc>>) -> String {
-    let format = "%Y-%m-%d %H:%M:%S";
-    match t {
-        None => "-".into(),
-        Some(t) if local_times() => t.with_timezone(&chrono::Local).format(format).to_string(),
-        Some(t) => t.format(format).to_string(),
+    t.map_or_else(|| "-".into(), |t| in_zone(t, local_times(), DATE_TIME))
+}
+
+/// `t` written with `format` in the local zone (`local`) or in UTC.
+pub fn in_zone(t: DateTime<Utc>, local: bool, format: &str) -> String {
+    if local {
+        t.with_timezone(&chrono::Local).format(format).to_string()
+    } else {
+        t.format(format).to_string()
     }
 }
 

@@ -16,7 +16,7 @@ mod keys_cmd;
 mod listen_cmd;
 mod live;
 mod logs_cmd;
-mod output;
+pub(crate) mod output;
 mod query_cmd;
 mod report_cmd;
 mod run_cmd;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use super::logs::LogView;
-use super::state::WARNINGS_KEPT;
+use super::state::{words_match, WARNINGS_KEPT};
 pub use super::state::{Action, Command, Conn, Data, Event, Message, Overlay, Pane, View};
 use crate::protocol::control::{AgentView, RunSummary, ScheduleView};
 
@@ -281,7 +281,8 @@ impl App {
         vec![Command::WatchRun(id)]
     }
 
-    fn filter(&self, view: View) -> String {
+    /// The view's filter text, lower case.
+    pub fn filter(&self, view: View) -> String {
         self.filters
             .get(&view)
             .map(|f| f.to_lowercase())
@@ -308,7 +309,7 @@ impl App {
                     r.agent.as_ref().map(|a| a.as_str()).unwrap_or("")
                 )
                 .to_lowercase();
-                filter.split_whitespace().all(|w| text.contains(w))
+                words_match(&filter, &text)
             })
             .collect()
     }
@@ -320,7 +321,7 @@ impl App {
             .iter()
             .filter(|a| {
                 let text = format!("{} {} {}", a.agent_id, a.state, a.host).to_lowercase();
-                filter.split_whitespace().all(|w| text.contains(w))
+                words_match(&filter, &text)
             })
             .collect()
     }

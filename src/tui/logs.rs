@@ -21,8 +21,6 @@ pub struct LogView {
     lines: VecDeque<LogLine>,
     /// Positions in `lines` of the lines shown (the stream filter applied).
     shown: Vec<usize>,
-    /// Lines that left the window at its start.
-    pub dropped: u64,
     /// The store holds lines before the window's first (scrolling up pages them in).
     pub earlier: bool,
     /// Lines after the window's last were let go (scrolled far back): `G` reloads the end.
@@ -96,7 +94,6 @@ impl LogView {
 
     fn drop_front(&mut self, n: usize) {
         self.lines.drain(..n);
-        self.dropped += n as u64;
         self.earlier = true;
         let gone = self.shown.partition_point(|&p| p < n);
         self.shown.drain(..gone);

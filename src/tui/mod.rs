@@ -48,12 +48,6 @@ impl Drop for TerminalGuard {
     }
 }
 
-/// Whether colours are wanted: not with NO_COLOR set (https://no-color.org) or TERM=dumb.
-pub fn colour_wanted() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        && std::env::var("TERM").map_or(true, |t| t != "dumb")
-}
-
 /// Runs the cockpit until the user quits.
 pub async fn run(config: &Config) -> anyhow::Result<()> {
     let client = Client::from_config(&config.client)?;
@@ -72,7 +66,8 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
     let mut worker = net::Worker::start(client, tx);
     let mut app = App::new(config.client.principal.clone());
     app.local = true;
-    app.colour = colour_wanted();
+    // The CLI's rule: never with NO_COLOR or TERM=dumb.
+    app.colour = crate::cli::output::colour();
     app.own_log = true;
     let mut tick = tokio::time::interval(TICK);
     loop {

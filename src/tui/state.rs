@@ -188,3 +188,8 @@ pub enum Pane {
     List,
     Detail,
 }
+
+/// Whether `text` contains every word of `filter` (both lower case): how `/` filters a list.
+pub fn words_match(filter: &str, text: &str) -> bool {
+    filter.split_whitespace().all(|w| text.contains(w))
+}

@@ -29,14 +29,10 @@ pub fn rows(app: &App) -> Vec<Row> {
     let Some(listing) = &app.data.workflows else {
         return Vec::new();
     };
-    let filter = app
-        .filters
-        .get(&View::Workflows)
-        .map(|f| f.to_lowercase())
-        .unwrap_or_default();
+    let filter = app.filter(View::Workflows);
     let passes = |id: &str| {
         let id = id.to_lowercase();
-        filter.split_whitespace().all(|w| id.contains(w))
+        super::state::words_match(&filter, &id)
     };
     // (sort key, row): the key is the path of folders with a marker that puts folders
     // before the workflows beside them.

@@ -3,11 +3,11 @@
 
 use std::io::{Read, Write};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::common::cluster::{wait_for, Api, Principal};
+use crate::common::cluster::{wait_for, wait_showing, Api, Principal};
 use crate::common::Workspace;
 
 struct Tmux(String);
@@ -59,30 +59,24 @@ impl Tmux {
 
     /// Waits until the screen shows every one of `wanted`; returns the screen.
     fn wait(&self, wanted: &[&str], limit: Duration) -> String {
-        let mut last = String::new();
-        let started = Instant::now();
-        while started.elapsed() < limit {
-            last = self.capture();
-            if wanted.iter().all(|w| last.contains(w)) {
-                return last;
+        wait_showing(limit, &format!("the screen to show {wanted:?}"), || {
+            let screen = self.capture();
+            match wanted.iter().all(|w| screen.contains(w)) {
+                true => Ok(screen),
+                false => Err(screen),
             }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("the screen never showed {wanted:?}:\n{last}");
+        })
     }
 
-    /// Waits until one line of the screen shows every one of `wanted`.
+    /// Waits until one line of the screen shows every one of `wanted`; returns that line.
     fn wait_line(&self, wanted: &[&str], limit: Duration) -> String {
-        let mut last = String::new();
-        let started = Instant::now();
-        while started.elapsed() < limit {
-            last = self.capture();
-            if let Some(line) = last.lines().find(|l| wanted.iter().all(|w| l.contains(w))) {
-                return line.to_owned();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("no line of the screen showed {wanted:?}:\n{last}");
+        wait_showing(limit, &format!("a line showing {wanted:?}"), || {
+            let screen = self.capture();
+            let line = screen
+                .lines()
+                .find(|l| wanted.iter().all(|w| l.contains(w)));
+            line.map(str::to_owned).ok_or(screen)
+        })
     }
 }
 

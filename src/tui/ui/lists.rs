@@ -44,58 +44,63 @@ pub(super) fn table<'a>(
         .block(block(format!("{title}{filter} "), app.pane == Pane::List))
 }
 
+/// `items` without those at the indices `drop` (highest first): the columns a narrow
+/// terminal leaves out, taken from the header, the widths and every row alike.
+pub(super) fn without<T>(mut items: Vec<T>, drop: &[usize]) -> Vec<T> {
+    for i in drop {
+        items.remove(*i);
+    }
+    items
+}
+
 pub fn runs(frame: &mut Frame, app: &App, area: Rect) {
     let [list, detail] =
         Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(area);
     let runs = app.visible_runs();
     // Below 110 columns the trigger and the agent are left out (the detail has them).
-    let wide = list.width >= 110;
-    let narrow = |mut cells: Vec<Cell<'static>>| {
-        if !wide {
-            cells.remove(6);
-            cells.remove(2);
-        }
-        cells
-    };
+    let drop: &[usize] = if list.width >= 110 { &[] } else { &[6, 2] };
     let make = |i: usize| {
         let r = runs[i];
-        Row::new(narrow(vec![
-            Cell::from(r.workflow_id.to_string()),
-            Cell::from(r.run_id.to_string()),
-            Cell::from(r.trigger.to_string()),
-            Cell::from(r.status.as_str()).style(fg(app, run_colour(r.status))),
-            Cell::from(time(app, r.started_at.or(Some(r.queued_at)))),
-            Cell::from(took(app, r.started_at, r.finished_at)),
-            Cell::from(
-                r.agent
-                    .as_ref()
-                    .map_or_else(|| "-".into(), |a| a.to_string()),
-            ),
-        ]))
+        Row::new(without(
+            vec![
+                Cell::from(r.workflow_id.to_string()),
+                Cell::from(r.run_id.to_string()),
+                Cell::from(r.trigger.to_string()),
+                Cell::from(r.status.as_str()).style(fg(app, run_colour(r.status))),
+                Cell::from(time(app, r.started_at.or(Some(r.queued_at)))),
+                Cell::from(took(app, r.started_at, r.finished_at)),
+                Cell::from(
+                    r.agent
+                        .as_ref()
+                        .map_or_else(|| "-".into(), |a| a.to_string()),
+                ),
+            ],
+            drop,
+        ))
     };
     let started = if app.local {
         "STARTED"
     } else {
         "STARTED (UTC)"
     };
-    let mut header = vec![
-        "WORKFLOW", "RUN", "TRIGGER", "STATUS", started, "TOOK", "AGENT",
-    ];
-    let mut widths = vec![
-        Constraint::Fill(2),
-        Constraint::Length(26),
-        Constraint::Length(10),
-        Constraint::Length(10),
-        Constraint::Length(19),
-        Constraint::Length(7),
-        Constraint::Fill(1),
-    ];
-    if !wide {
-        for i in [6, 2] {
-            header.remove(i);
-            widths.remove(i);
-        }
-    }
+    let header = without(
+        vec![
+            "WORKFLOW", "RUN", "TRIGGER", "STATUS", started, "TOOK", "AGENT",
+        ],
+        drop,
+    );
+    let widths = without(
+        vec![
+            Constraint::Fill(2),
+            Constraint::Length(26),
+            Constraint::Length(10),
+            Constraint::Length(10),
+            Constraint::Length(19),
+            Constraint::Length(7),
+            Constraint::Fill(1),
+        ],
+        drop,
+    );
     let t = table(
         app,
         View::Runs,

@@ -16,6 +16,7 @@ use ratatui::Frame;
 
 use super::app::{App, Conn, Overlay, View};
 use super::keys::HELP;
+use crate::cli::format::{in_zone, DATE_TIME};
 use crate::model::{RunStatus, TaskStatus};
 
 pub fn draw(frame: &mut Frame, app: &mut App) {
@@ -90,23 +91,12 @@ pub fn task_colour(s: TaskStatus) -> Color {
 
 /// `2026-12-07 09:30:00` in the cockpit's zone.
 pub fn time(app: &App, t: Option<DateTime<Utc>>) -> String {
-    let format = "%Y-%m-%d %H:%M:%S";
-    match t {
-        None => "-".into(),
-        Some(t) if app.local => t.with_timezone(&chrono::Local).format(format).to_string(),
-        Some(t) => t.format(format).to_string(),
-    }
+    t.map_or_else(|| "-".into(), |t| in_zone(t, app.local, DATE_TIME))
 }
 
 /// `09:30:00`, the time of day only.
 pub fn clock(app: &App, t: DateTime<Utc>) -> String {
-    if app.local {
-        t.with_timezone(&chrono::Local)
-            .format("%H:%M:%S")
-            .to_string()
-    } else {
-        t.format("%H:%M:%S").to_string()
-    }
+    in_zone(t, app.local, "%H:%M:%S")
 }
 
 /// How long from `start` to `end` (to now while it runs).
@@ -119,12 +109,9 @@ pub fn took(app: &App, start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>)
 
 /// `850ms`, `4.2s`, `3m05s`, `2h10m`.
 pub fn human(ms: i64) -> String {
-    let ms = ms.max(0);
     match ms {
-        0..1_000 => format!("{ms}ms"),
-        1_000..60_000 => format!("{:.1}s", ms as f64 / 1000.0),
-        60_000..3_600_000 => format!("{}m{:02}s", ms / 60_000, ms / 1000 % 60),
-        _ => format!("{}h{:02}m", ms / 3_600_000, ms / 60_000 % 60),
+        3_600_000.. => format!("{}h{:02}m", ms / 3_600_000, ms / 60_000 % 60),
+        _ => crate::cli::format::format_ms(ms),
     }
 }
 

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Wrap};
 use ratatui::Frame;
 
-use super::lists::table;
+use super::lists::{table, without};
 use super::{block, bold, fg, run_colour, task_colour};
 use crate::model::{RunStatus, Workflow};
 use crate::tui::app::{App, View};
@@ -54,14 +54,6 @@ pub fn workflows(frame: &mut Frame, app: &App, area: Rect) {
         50..70 => &[5],
         _ => &[5, 1],
     };
-    let narrow = |mut cells: Vec<Cell<'static>>| {
-        if cells.len() == 6 {
-            for i in drop {
-                cells.remove(*i);
-            }
-        }
-        cells
-    };
     let listing = app.data.workflows.as_ref();
     let make = |i: usize| match &rows_data[i] {
         TreeRow::Folder {
@@ -94,27 +86,30 @@ pub fn workflows(frame: &mut Frame, app: &App, area: Rect) {
             if broken {
                 label.push(Span::styled(" (file invalid)", fg(app, Color::Red)));
             }
-            Row::new(narrow(vec![
-                Cell::from(Line::from(label)),
-                Cell::from(
-                    schedule
-                        .map(|s| s.cron.clone())
-                        .unwrap_or_else(|| "-".into()),
-                ),
-                Cell::from(
-                    schedule
-                        .and_then(|s| s.next_fire)
-                        .map_or("-".into(), |t| super::clock(app, t)),
-                ),
-                Cell::from(if schedule.is_some_and(|s| s.paused) {
-                    "paused"
-                } else {
-                    ""
-                }),
-                Cell::from(last.map_or("-", |s| s.as_str()))
-                    .style(last.map_or_else(Default::default, |s| fg(app, run_colour(s)))),
-                Cell::from(Line::from(marks)),
-            ]))
+            Row::new(without(
+                vec![
+                    Cell::from(Line::from(label)),
+                    Cell::from(
+                        schedule
+                            .map(|s| s.cron.clone())
+                            .unwrap_or_else(|| "-".into()),
+                    ),
+                    Cell::from(
+                        schedule
+                            .and_then(|s| s.next_fire)
+                            .map_or("-".into(), |t| super::clock(app, t)),
+                    ),
+                    Cell::from(if schedule.is_some_and(|s| s.paused) {
+                        "paused"
+                    } else {
+                        ""
+                    }),
+                    Cell::from(last.map_or("-", |s| s.as_str()))
+                        .style(last.map_or_else(Default::default, |s| fg(app, run_colour(s)))),
+                    Cell::from(Line::from(marks)),
+                ],
+                drop,
+            ))
         }
         TreeRow::Invalid { index, depth } => {
             let file = listing.and_then(|l| l.invalid.get(*index));
@@ -130,19 +125,21 @@ pub fn workflows(frame: &mut Frame, app: &App, area: Rect) {
     };
     let count = listing.map_or(0, |l| l.workflows.len());
     let invalid = listing.map_or(0, |l| l.invalid.len());
-    let mut header = vec!["WORKFLOW", "SCHEDULE", "NEXT", "", "LAST", "RECENT"];
-    let mut widths = vec![
-        Constraint::Fill(1),
-        Constraint::Length(16),
-        Constraint::Length(8),
-        Constraint::Length(6),
-        Constraint::Length(9),
-        Constraint::Length(10),
-    ];
-    for i in drop {
-        header.remove(*i);
-        widths.remove(*i);
-    }
+    let header = without(
+        vec!["WORKFLOW", "SCHEDULE", "NEXT", "", "LAST", "RECENT"],
+        drop,
+    );
+    let widths = without(
+        vec![
+            Constraint::Fill(1),
+            Constraint::Length(16),
+            Constraint::Length(8),
+            Constraint::Length(6),
+            Constraint::Length(9),
+            Constraint::Length(10),
+        ],
+        drop,
+    );
     let t = table(
         app,
         View::Workflows,

@@ -19,14 +19,30 @@ use super::Workspace;
 
 /// Polls `check` until it returns Some, or panics with `what` after `limit`.
 pub fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    wait_showing(limit, what, || check().ok_or_else(String::new))
+}
+
+/// Polls `check` until it returns Ok, or panics after `limit` with `what` and what the last
+/// check saw (its Err).
+pub fn wait_showing<T>(
+    limit: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
     let deadline = Instant::now() + limit;
     loop {
-        if let Some(v) = check() {
-            return v;
-        }
+        let seen = match check() {
+            Ok(v) => return v,
+            Err(seen) => seen,
+        };
         assert!(
             Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
+            "timed out after {limit:?} waiting for {what}{}{seen}",
+            if seen.is_empty() {
+                ""
+            } else {
+                "; last seen:\n"
+            }
         );
         std::thread::sleep(Duration::from_millis(25));
     }
